@@ -1,0 +1,13 @@
+"""The config schema: one dataclass per config-group option, and the validator.
+
+YAML files under ``conf/`` hold the values; the dataclasses here say which keys exist, their
+types and their allowed ranges.  ``validate(cfg)`` checks a composed config before any work
+starts and raises :class:`ConfigError` with one line naming the key, the value and what is
+allowed.  Each group's schemas live in the module of the same name (``schema/model.py``...);
+importing this package registers them all.
+"""
+from gen.schema.base import ConfigError, GROUPS, register, validate
+
+from gen.schema import corruption, dataset, measure, model, optimizer, run, trainer  # noqa: F401  (register)
+
+__all__ = ["ConfigError", "GROUPS", "register", "validate"]

@@ -1,0 +1,143 @@
+"""Validation machinery shared by every group's schema.
+
+A schema is a dataclass (written without ``from __future__ import annotations``, so that its
+annotations are real types); range limits sit in each field's metadata (``ge``, ``gt``, ``le``,
+``lt``, ``choices``) through :func:`spec`.  Nested dataclasses (``optimizer.sam``) are checked
+recursively.
+"""
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+GROUPS: dict[str, dict[str, type]] = {}
+
+
+class ConfigError(ValueError):
+    """Bad user input: one line naming the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"invalid config: {key}={_show(value)}: {allowed}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=False)
+    return str(value)
+
+
+def spec(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None,
+         choices=None, default_factory: Any = dataclasses.MISSING, help: str = ""):
+    """A dataclass field with range limits that :func:`validate` enforces."""
+    limits = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items() if v is not None}
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"limits": limits, "help": help})
+
+
+def register(group: str, name: str):
+    """Class decorator: the schema of option ``name`` of config group ``group``."""
+    def wrap(cls):
+        GROUPS.setdefault(group, {})[name] = cls
+        return cls
+    return wrap
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every group of a composed config against its schema; raise ConfigError."""
+    for group, options in GROUPS.items():
+        if group == "":
+            check_node(cfg, options["root"], "", top_level=True)
+            continue
+        node = cfg.get(group)
+        if node is None:
+            raise ConfigError(group, None, f"the '{group}' group is missing; choose one of {sorted(options)}")
+        name = node.get("name")
+        schema = options.get(name) or options.get("*")  # "*": one schema for every option
+        if schema is None:
+            raise ConfigError(f"{group}.name", name, f"one of {sorted(options)}")
+        check_node(node, schema, group)
+
+
+def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = False) -> None:
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node.keys():
+        if key not in fields:
+            if top_level and key in GROUPS:
+                continue
+            raise ConfigError(_join(prefix, key), OmegaConf.select(node, str(key), throw_on_missing=False),
+                              f"unknown key; {prefix or 'the top level'} accepts {sorted(fields)}")
+    for name, field in fields.items():
+        key = _join(prefix, name)
+        if name not in node:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise ConfigError(key, "<missing>", "this key is required")
+            continue
+        value = node[name]
+        _check_value(key, value, field.type, field.metadata.get("limits", {}))
+
+
+def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return
+        annotation = options[0]
+        origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, DictConfig):
+            raise ConfigError(key, value, f"expected a mapping with keys {[f.name for f in dataclasses.fields(annotation)]}")
+        check_node(value, annotation, key)
+        return
+    if origin in (list, tuple):
+        if not isinstance(value, ListConfig):
+            raise ConfigError(key, value, "expected a list")
+        (item_type, *_) = typing.get_args(annotation) or (Any,)
+        for i, item in enumerate(value):
+            _check_value(f"{key}[{i}]", item, item_type, {})
+        _check_limits(key, value, limits)
+        return
+    if origin is dict or annotation is dict:
+        if not isinstance(value, DictConfig):
+            raise ConfigError(key, value, "expected a mapping")
+        return
+    if value is None:
+        raise ConfigError(key, value, f"expected {_type_name(annotation)}, not null")
+    _check_scalar_type(key, value, annotation)
+    _check_limits(key, value, limits)
+
+
+def _check_scalar_type(key: str, value: Any, annotation: Any) -> None:
+    if annotation is Any:
+        return
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(annotation, True)
+    if not ok:
+        raise ConfigError(key, value, f"expected {_type_name(annotation)}")
+
+
+def _check_limits(key: str, value: Any, limits: dict) -> None:
+    if "choices" in limits and value not in limits["choices"]:
+        raise ConfigError(key, value, f"one of {list(limits['choices'])}")
+    bounds = {"ge": (lambda v, b: v >= b, "≥"), "gt": (lambda v, b: v > b, ">"),
+              "le": (lambda v, b: v <= b, "≤"), "lt": (lambda v, b: v < b, "<")}
+    for name, (holds, sign) in bounds.items():
+        if name in limits and not holds(value, limits[name]):
+            parts = [f"{s} {limits[n]}" for n, (_, s) in bounds.items() if n in limits]
+            raise ConfigError(key, value, "must be " + " and ".join(parts))
+
+
+def _type_name(annotation: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _join(prefix: str, key: Any) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)

@@ -1,0 +1,30 @@
+"""Schema of the ``trainer`` group: batches, stopping rule, cadence, device."""
+from dataclasses import dataclass, field
+
+from gen.schema.base import register, spec
+
+
+@dataclass
+class StopConfig:
+    # train_error: stop when train error < threshold; train_loss: when train loss < threshold;
+    # interpolation: REFERENCE.md's rule (train CE < 0.01 or train accuracy > 99.7%); none: max epochs.
+    rule: str = spec("none", choices=["none", "train_error", "train_loss", "interpolation"])
+    threshold: float = spec(0.01, ge=0)
+
+
+@register("trainer", "default")
+@dataclass
+class TrainerConfig:
+    name: str = "default"
+    batch_size: int = spec(64, ge=1)
+    max_epochs: int = spec(100, ge=1)
+    max_steps: int | None = spec(None, ge=1)
+    stop: StopConfig = field(default_factory=StopConfig)
+    eval_every: int = spec(1, ge=1)            # epochs between full train/test evaluations
+    eval_batch_size: int = spec(4096, ge=1)    # no-grad batches for evaluation
+    checkpoint_every: int = spec(0, ge=0)      # epochs between checkpoints; 0: only on preemption
+    device: str = spec("auto", choices=["auto", "cpu", "cuda"])
+    precision: str = spec("32", choices=["32", "bf16", "16"])
+    save_weights: bool = True
+    progress: bool = True                      # tqdm bar per epoch
+    ensemble: int = spec(1, ge=1)
