@@ -24,7 +24,7 @@ class TrainerConfig:
     eval_batch_size: int = spec(4096, ge=1)    # no-grad batches for evaluation
     checkpoint_every: int = spec(0, ge=0)      # epochs between checkpoints; 0: only on preemption
     device: str = spec("auto", choices=["auto", "cpu", "cuda"])
-    precision: str = spec("32", choices=["32", "bf16", "16"])
+    precision: str = spec("32", choices=["32", "bf16"])  # bf16: autocast mixed precision
     save_weights: bool = True
     progress: bool = True                      # tqdm bar per epoch
     ensemble: int = spec(1, ge=1)

@@ -1,0 +1,188 @@
+"""One run, start to finish: ``train(cfg)`` is what ``launch.py`` calls for every job.
+
+1. validate the config; 2. skip if the run folder already holds a result; 3. load data as tensors
+on the device; 4. build model and optimizer (resuming from a checkpoint if one is there);
+5. train; 6. compute measures; 7. write metrics.json atomically as the last act.
+A run that raises records ``status: failed`` and re-raises, so the job exits non-zero.
+"""
+import logging
+import shutil
+import time
+import traceback
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from gen import checkpoint, measures, record
+from gen.data import load_data
+from gen.models import build_model
+from gen.objective import objective_for
+from gen.optim import build_optimizer, build_scheduler, uses_sam
+from gen.schema import ConfigError, validate
+from gen.train import Trainer, TrainingRecord
+
+log = logging.getLogger("gen")
+
+
+def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
+    """Run the job ``cfg`` describes in ``run_dir`` (default: Hydra's output dir) and return its metrics."""
+    run_dir = Path(run_dir or HydraConfig.get().runtime.output_dir)
+    validate(cfg)
+    measures.check_set(cfg.measure)
+    previous = record.read_status(run_dir)
+    if previous in record.RESULT_STATUSES and not cfg.rerun:
+        log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous)
+        return record.read_metrics(run_dir)
+    if cfg.rerun:
+        checkpoint.remove(run_dir)
+    fresh = not (run_dir / record.METRICS_FILE).exists() and not (run_dir / checkpoint.CHECKPOINT_FILE).exists()
+    started = time.perf_counter()
+    try:
+        metrics = _execute(cfg, run_dir, started)
+    except ConfigError:
+        if fresh:
+            _remove_fresh_run_dir(run_dir)
+        raise
+    except checkpoint.Interrupted as stop:
+        log.warning("%s; the checkpoint in %s resumes it", stop, run_dir)
+        raise
+    except Exception as error:
+        record.write_json_atomic(run_dir / record.METRICS_FILE, _failure(cfg, run_dir, error, started))
+        log.error("run failed: %s: %s (recorded in %s)", type(error).__name__, error, run_dir / record.METRICS_FILE)
+        raise
+    record.write_json_atomic(run_dir / record.METRICS_FILE, metrics)
+    checkpoint.remove(run_dir)
+    _log_summary(metrics)
+    return metrics
+
+
+def _execute(cfg: DictConfig, run_dir: Path, started: float) -> dict:
+    device = pick_device(cfg.trainer.device)
+    data = load_data(cfg.dataset, cfg.corruption, device)
+    data_seconds = time.perf_counter() - started
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, data).to(device)
+    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    objective = objective_for(data, _num_outputs(model, data))
+    optimizer = build_optimizer(cfg.optimizer, model)
+    scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    tracker = measures.trajectory.make_tracker(cfg.measure, model)
+    trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
+                      generator, tracker, run_dir)
+
+    saved = checkpoint.load(run_dir)
+    if saved is not None:
+        init_state = saved["init_state"]
+        trainer.load_state_dict(saved)
+        log.info("resuming %s from epoch %d, step %d", run_dir, trainer.record.epoch, trainer.record.step)
+    trainer.extra_state = {"init_state": init_state}
+    if cfg.trainer.save_weights:
+        torch.save(init_state, run_dir / "init.pt")
+
+    checkpoint.install_signal_handlers()
+    result = trainer.fit()
+    if cfg.trainer.save_weights:
+        torch.save(model.state_dict(), run_dir / "model.pt")
+
+    if result.status == "diverged":  # measures of a non-finite network mean nothing
+        measured = measures.MeasureResults.skipped(cfg.measure, "training diverged")
+    else:
+        measured = measures.compute_measures(cfg.measure, model, init_state, data, result)
+    timing = {"total_s": time.perf_counter() - started, "data_s": data_seconds, "train_s": result.seconds,
+              "measures_s": measured.total_seconds, "measure_s": measured.seconds,
+              "train_samples_per_s": result.samples_seen / result.seconds if result.seconds > 0 else None}
+    return _metrics(cfg, run_dir, model, data, result, measured, timing, device)
+
+
+def _metrics(cfg, run_dir, model, data, result: TrainingRecord, measured, timing, device) -> dict:
+    last = result.final
+    has_acc = last["train_acc"] is not None
+    final = {"train_acc": last["train_acc"], "train_loss": last["train_loss"], "test_acc": last["test_acc"],
+             "test_loss": last["test_loss"],
+             "train_error": 1 - last["train_acc"] if has_acc else None,
+             "test_error": 1 - last["test_acc"] if has_acc else None,
+             "gen_gap": last["train_acc"] - last["test_acc"] if has_acc else None,
+             "loss_gap": last["test_loss"] - last["train_loss"],
+             "epochs": result.epoch, "steps": result.step}
+    notes = list(measured.notes)
+    if result.status == "diverged":
+        notes.append(f"training diverged (non-finite loss) in epoch {result.epoch}")
+    metrics = _header(cfg, run_dir, result.status)
+    metrics.update({
+        "model": {"name": cfg.model.name, "num_params": sum(p.numel() for p in model.parameters())},
+        "data": {"name": data.name, "train_size": len(data.x_train), "test_size": len(data.x_test),
+                 "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+                 "corrupted_fraction": data.corrupted.float().mean().item()},
+        "final": final, "interpolation": result.interpolation, "measures": measured.values,
+        "history": result.history, "timing": timing, "env": record.environment(device), "notes": notes,
+    })
+    if result.split_acc is not None:
+        metrics["split_acc"] = result.split_acc
+    return metrics
+
+
+def _header(cfg: DictConfig, run_dir: Path, status: str) -> dict:
+    return {"schema": record.SCHEMA_VERSION, "run_id": run_dir.name, "status": status,
+            "config": OmegaConf.to_container(cfg, resolve=True), "overrides": _overrides(),
+            "experiment": _choice("experiment"), "seed": cfg.seed}
+
+
+def _failure(cfg: DictConfig, run_dir: Path, error: Exception, started: float) -> dict:
+    failed = _header(cfg, run_dir, "failed")
+    failed["error"] = {"type": type(error).__name__, "message": str(error),
+                       "traceback_tail": traceback.format_exc().strip().splitlines()[-12:]}
+    failed["timing"] = {"total_s": time.perf_counter() - started}
+    failed["env"] = record.environment(torch.device("cpu"))
+    failed["notes"] = [f"failed: {type(error).__name__}: {error}"]
+    return failed
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device", name, "CUDA is not available on this machine; use auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _num_outputs(model: torch.nn.Module, data) -> int:
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        out = model(data.x_train[:2])
+        model.train(was_training)
+    return out.shape[-1]
+
+
+def _overrides() -> list[str]:
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # not under Hydra (tests calling train() directly)
+        return []
+
+
+def _choice(group: str) -> str | None:
+    try:
+        return HydraConfig.get().runtime.choices.get(group)
+    except ValueError:
+        return None
+
+
+def _remove_fresh_run_dir(run_dir: Path) -> None:
+    """Bad input leaves nothing behind: drop a folder holding only Hydra's bookkeeping."""
+    leftovers = {p.name for p in run_dir.iterdir()} if run_dir.exists() else set()
+    if leftovers <= {".hydra", "launch.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _log_summary(metrics: dict) -> None:
+    f = metrics["final"]
+    acc = "" if f["train_acc"] is None else \
+        f" train_acc={f['train_acc']:.4f} test_acc={f['test_acc']:.4f} gap={f['gen_gap']:.4f}"
+    log.info("%s %s: epochs=%d steps=%d train_loss=%.4g test_loss=%.4g%s (%.1fs, %.0f samples/s)",
+             metrics["status"], metrics["run_id"], f["epochs"], f["steps"], f["train_loss"], f["test_loss"], acc,
+             metrics["timing"]["total_s"], metrics["timing"]["train_samples_per_s"] or 0)

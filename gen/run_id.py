@@ -1,0 +1,29 @@
+"""A run's id: a short hash of its resolved config, so a relaunched sweep maps each job to the
+same folder.  Registered as the OmegaConf resolver ``${run_id:}`` used by ``hydra.run.dir``."""
+import hashlib
+import json
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+# Keys that say how to run, not what to compute: changing them must not move a run's folder.
+NOT_IN_ID = ("hydra", "rerun", "name", "analysis")
+NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size")
+
+
+def run_id(cfg: DictConfig) -> str:
+    content = {k: OmegaConf.to_container(cfg[k], resolve=True) 
+               if isinstance(cfg[k], (DictConfig, ListConfig)) else cfg[k]
+               for k in cfg.keys() if k not in NOT_IN_ID}
+    trainer = content.get("trainer")
+    if isinstance(trainer, dict):
+        content["trainer"] = {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def register_resolver() -> None:
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", lambda *, _root_: run_id(_root_), use_cache=False)
+
+
+register_resolver()

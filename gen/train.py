@@ -1,0 +1,258 @@
+"""The training loop: minibatches sliced from tensors already on the device.
+
+One epoch is one shuffle (a single gather of the whole training set) followed by contiguous
+slices, so no per-sample Python and no DataLoader sit in the hot path.  Every ``eval_every``
+epochs the whole train and test sets are evaluated in large no-grad batches; those rows form the
+history, drive the stopping rule and the interpolation record.
+"""
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from gen import checkpoint
+from gen.data.bundle import DataBundle
+from gen.objective import Objective
+
+log = logging.getLogger(__name__)
+
+# REFERENCE.md, S2: interpolation is train cross-entropy < 0.01 or train accuracy > 99.7%.
+INTERPOLATION_LOSS = 0.01
+INTERPOLATION_ACC = 0.997
+
+
+@dataclass
+class TrainingRecord:
+    """What training produced, for measures and metrics.json."""
+    history: list[dict] = field(default_factory=list)
+    interpolation: dict = field(default_factory=lambda: {"reached": False, "epoch": None, "step": None,
+                                                         "seconds": None, "test_error": None})
+    status: str = "completed"   # completed | diverged
+    epoch: int = 0               # finished epochs
+    step: int = 0
+    seconds: float = 0.0         # training time, evaluations excluded
+    samples_seen: int = 0
+    split_acc: dict | None = None
+    tracker: Any = None
+    last_tracker_row: dict = field(default_factory=dict)  # the tracker's values for the last epoch
+    train_size: int = 0
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1]
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, data: DataBundle, objective: Objective, optimizer, scheduler,
+                 sam: bool, cfg: DictConfig, generator: torch.Generator, tracker=None,
+                 run_dir: Path | None = None):
+        self.model, self.data, self.objective = model, data, objective
+        self.optimizer, self.scheduler, self.sam = optimizer, scheduler, sam
+        self.cfg, self.generator, self.run_dir = cfg, generator, run_dir
+        self.record = TrainingRecord(tracker=tracker, train_size=len(data.x_train))
+        self.extra_state: dict = {}                   # saved with every checkpoint as is (e.g. init weights)
+        self.epoch_perm: torch.Tensor | None = None   # the current epoch's shuffle, while it runs
+        self.batch_index = 0                          # next batch of the current epoch
+        self.track_split = bool(data.corrupted.any())
+        device_type = data.x_train.device.type
+        self.autocast = (lambda: torch.autocast(device_type, dtype=torch.bfloat16)) \
+            if cfg.precision == "bf16" else contextlib.nullcontext
+
+    # ---- the loop -------------------------------------------------------------------------
+    def fit(self) -> TrainingRecord:
+        record = self.record
+        if not record.history:
+            self._evaluate_row()
+        bar = tqdm(total=self.cfg.max_epochs, initial=record.epoch, desc="epochs", unit="ep",
+                   disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
+        with bar:
+            while not self._should_stop():
+                if not self._run_epoch():
+                    record.status = "diverged"
+                    break
+                if record.epoch % self.cfg.eval_every == 0 or self._out_of_budget():
+                    row = self._evaluate_row()
+                    bar.set_postfix(loss=f"{row['train_loss']:.3g}", acc=_fmt(row["train_acc"]),
+                                    test=_fmt(row["test_acc"]))
+                bar.update(1)
+                self._maybe_checkpoint()
+        if record.history[-1]["step"] != record.step:  # the last epochs were not evaluated
+            self._evaluate_row()
+        return record
+
+    def _run_epoch(self) -> bool:
+        """One pass over the training set; False if the loss became NaN/inf."""
+        data, cfg, record = self.data, self.cfg, self.record
+        n = len(data.x_train)
+        if self.epoch_perm is None:
+            self.epoch_perm = torch.randperm(n, generator=self.generator).to(data.x_train.device)
+            self.batch_index = 0
+        x, y = data.x_train[self.epoch_perm], data.y_train[self.epoch_perm]
+        bs = cfg.batch_size
+        loss_sum = torch.zeros((), device=x.device)
+        self.model.train()
+        start = time.perf_counter()
+        for i in range(self.batch_index * bs, n, bs):
+            xb, yb = x[i:i + bs], y[i:i + bs]
+            loss, outputs = self._step(xb, yb)
+            loss_sum += loss.detach()
+            record.step += 1
+            record.samples_seen += len(xb)
+            self.batch_index += 1
+            if record.tracker is not None:
+                record.tracker.after_step(self.model, self.optimizer.param_groups[0]["lr"], outputs, yb)
+            if checkpoint.requested():
+                record.seconds += time.perf_counter() - start
+                self._save_checkpoint()
+                raise checkpoint.Interrupted(f"preempted at epoch {record.epoch + 1}, step {record.step}")
+            if self._out_of_budget():
+                break
+        record.seconds += time.perf_counter() - start
+        record.epoch += 1
+        self.epoch_perm = None
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if record.tracker is not None:
+            record.last_tracker_row = record.tracker.end_epoch()
+        return bool(torch.isfinite(loss_sum))
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor):
+        outputs_seen = []
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                out = self.model(xb)
+                loss = self.objective.loss(out.float(), yb)
+            loss.backward()
+            outputs_seen.append(out.detach())
+            return loss
+
+        loss = closure()
+        if self.sam:
+            self.optimizer.step(closure)
+        else:
+            self.optimizer.step()
+        return loss, outputs_seen[0]
+
+    # ---- evaluation, stopping ---------------------------------------------------------------
+    def _evaluate_row(self) -> dict:
+        data, record = self.data, self.record
+        train_loss, train_correct = evaluate(self.model, data.x_train, data.y_train, self.objective,
+                                             self.cfg.eval_batch_size, self.autocast)
+        test_loss, test_correct = evaluate(self.model, data.x_test, data.y_test, self.objective,
+                                           self.cfg.eval_batch_size, self.autocast)
+        row = {"epoch": record.epoch, "step": record.step, "train_loss": train_loss,
+               "train_acc": _mean(train_correct), "test_loss": test_loss, "test_acc": _mean(test_correct),
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": record.seconds}
+        if self.track_split and train_correct is not None:
+            record.split_acc = {"train_clean": _mean(train_correct[~data.corrupted]),
+                                "train_corrupted": _mean(train_correct[data.corrupted])}
+            row.update({f"split_acc.{k}": v for k, v in record.split_acc.items()})
+        if record.tracker is not None and record.epoch > 0:
+            row.update(record.last_tracker_row)
+        record.history.append(row)
+        self._note_interpolation(row)
+        return row
+
+    def _note_interpolation(self, row: dict) -> None:
+        interp = self.record.interpolation
+        if interp["reached"] or row["train_acc"] is None:
+            return
+        if row["train_loss"] < INTERPOLATION_LOSS or row["train_acc"] > INTERPOLATION_ACC:
+            interp.update(reached=True, epoch=row["epoch"], step=row["step"], seconds=row["seconds"],
+                          test_error=1.0 - row["test_acc"])
+
+    def _should_stop(self) -> bool:
+        record, cfg = self.record, self.cfg
+        if record.epoch >= cfg.max_epochs or self._out_of_budget():
+            return True
+        last = record.history[-1]
+        if record.epoch == 0 or last["step"] != record.step:
+            return False  # only decide on a fresh evaluation
+        rule, threshold = cfg.stop.rule, cfg.stop.threshold
+        if rule == "train_error" and last["train_acc"] is not None:
+            return 1.0 - last["train_acc"] < threshold
+        if rule == "train_loss":
+            return last["train_loss"] < threshold
+        if rule == "interpolation":
+            return record.interpolation["reached"]
+        return False
+
+    def _out_of_budget(self) -> bool:
+        return self.cfg.max_steps is not None and self.record.step >= self.cfg.max_steps
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _maybe_checkpoint(self) -> None:
+        every = self.cfg.checkpoint_every
+        if self.run_dir is not None and every and self.record.epoch % every == 0:
+            self._save_checkpoint()
+
+    def _save_checkpoint(self) -> None:
+        if self.run_dir is not None:
+            checkpoint.save(self.run_dir, self.state_dict())
+
+    def state_dict(self) -> dict:
+        record = self.record
+        return {
+            **self.extra_state,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng": checkpoint.rng_states(self.generator),
+            "epoch_perm": self.epoch_perm, "batch_index": self.batch_index,
+            "tracker": record.tracker.state_dict() if record.tracker is not None else None,
+            "record": {k: getattr(record, k) for k in ("history", "interpolation", "status", "epoch", "step",
+                                                        "seconds", "samples_seen", "split_acc",
+                                                        "last_tracker_row")},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        checkpoint.restore_rng_states(state["rng"], self.generator)
+        perm = state["epoch_perm"]
+        self.epoch_perm = perm.to(self.data.x_train.device) if perm is not None else None
+        self.batch_index = state["batch_index"]
+        if self.record.tracker is not None:
+            self.record.tracker.load_state_dict(state["tracker"])
+        for key, value in state["record"].items():
+            setattr(self.record, key, value)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Objective, batch_size: int,
+             autocast=contextlib.nullcontext):
+    """Mean loss and per-sample correctness (None for regression) over (x, y), in eval mode."""
+    was_training = model.training
+    model.eval()
+    losses, correct = [], []
+    for i in range(0, len(x), batch_size):
+        with autocast():
+            out = model(x[i:i + batch_size])
+        out = out.float()
+        losses.append(objective.loss(out, y[i:i + batch_size], reduction="none"))
+        c = objective.correct(out, y[i:i + batch_size])
+        if c is not None:
+            correct.append(c)
+    model.train(was_training)
+    loss = torch.cat(losses).mean().item() if losses else float("nan")
+    return loss, (torch.cat(correct) if correct else None)
+
+
+def _mean(correct: torch.Tensor | None) -> float | None:
+    if correct is None or correct.numel() == 0:
+        return None
+    return correct.float().mean().item()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

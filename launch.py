@@ -1,0 +1,25 @@
+"""The one entry point: compose the config with Hydra, then hand it to gen.
+
+    python launch.py                                       # one run with the defaults
+    python launch.py -m model.hidden_units=8,32 seed=0,1   # a sweep
+    python launch.py -m experiment=quickstart              # a study preset
+"""
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+import gen.run_id  # noqa: F401  (registers the ${run_id:} resolver used by the run folders)
+from gen.cli import run_with_clear_errors
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    from gen.run import train  # imported after composition: `--cfg job` and `--help` stay fast
+
+    metrics = train(cfg)
+    return metrics["final"]["test_acc"]
+
+
+if __name__ == "__main__":
+    sys.exit(run_with_clear_errors(main, sys.argv[1:]))

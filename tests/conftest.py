@@ -1,0 +1,48 @@
+"""Shared fixtures: compose configs like launch.py does, and run launch.py in a subprocess."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import gen.run_id  # noqa: F401  (the ${run_id:} resolver)
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "conf"
+LAUNCH = REPO / "launch.py"
+
+# Tiny settings that keep any run to a second or two on CPU.
+TINY = ["trainer.max_epochs=2", "trainer.progress=false", "dataset.train_size=200", "model.hidden_units=16"]
+
+
+def compose_config(overrides: list[str] = (), return_hydra_config: bool = False):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def launch(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python launch.py ARGS`` in ``cwd`` (runs land in cwd/outputs)."""
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR") if full_env["HYDRA_FULL_ERROR"] == "0" else None
+    return subprocess.run([sys.executable, str(LAUNCH), *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def metrics_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("metrics.json"))
+
+
+def read_metrics(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def run_in(tmp_path):
+    """``run_in(args)`` launches in a fresh folder and returns (process, folder)."""
+    def _run(args, **kwargs):
+        proc = launch(args, tmp_path, **kwargs)
+        return proc, tmp_path
+    return _run
