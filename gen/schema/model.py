@@ -1,12 +1,91 @@
-"""Schemas of the ``model`` group, one per architecture."""
-from dataclasses import dataclass
+"""Schemas of the ``model`` group, one per architecture (see conf/model/*.yaml)."""
+from dataclasses import dataclass, field
+from typing import Any
 
 from gen.schema.base import register, spec
 
 
+@dataclass
+class ModelCommon:
+    _target_: str
+    name: str
+
+
 @register("model", "fc")
 @dataclass
-class FCConfig:
-    _target_: str
-    name: str = "fc"
+class FCConfig(ModelCommon):
     hidden_units: int = spec(512, ge=1)
+
+
+@register("model", "mlp")
+@register("model", "mlp1")
+@register("model", "mlp3")
+@dataclass
+class MLPConfig(ModelCommon):
+    depth: int = spec(2, ge=1, help="hidden layers")
+    width: int = spec(512, ge=1, help="units per hidden layer")
+
+
+@register("model", "alexnet_small")
+@dataclass
+class AlexNetSmallConfig(ModelCommon):
+    channels: list[int] = field(default_factory=lambda: [64, 64])
+    hidden: list[int] = field(default_factory=lambda: [384, 192])
+
+
+@register("model", "inception_small")
+@register("model", "inception_small_nobn")
+@dataclass
+class InceptionSmallConfig(ModelCommon):
+    batch_norm: bool = True
+
+
+@register("model", "vgg")
+@register("model", "vgg11")
+@register("model", "vgg16")
+@dataclass
+class VGGConfig(ModelCommon):
+    layers: list[Any] = field(default_factory=list)  # channel counts and "M" (2×2 max-pool)
+    batch_norm: bool = False
+    head_width: int = spec(512, ge=1)
+    head_batch_norm: bool = True
+    dropout: float = spec(0.0, ge=0, lt=1)
+
+
+@register("model", "nin")
+@dataclass
+class NiNConfig(ModelCommon):
+    depth: int = spec(2, ge=1, help="NiN blocks")
+    width: int = spec(4, ge=1, help="channel multiplier: 25 × width channels")
+    batch_norm: bool = True
+    dropout: float = spec(0.0, ge=0, lt=1)
+
+
+@register("model", "simple_batch")
+@register("model", "middle_batch")
+@register("model", "complex_batch")
+@dataclass
+class BatchNetConfig(ModelCommon):
+    layers: list[Any] = field(default_factory=list)  # channel counts and "M" (2×2 max-pool)
+    padding: int = spec(1, ge=0)
+    hidden: int = spec(512, ge=1)
+
+
+@register("model", "steady_mlp")
+@dataclass
+class SteadyMLPConfig(ModelCommon):
+    hidden: list[int] = field(default_factory=lambda: [32, 32, 32])
+
+
+@register("model", "steady_cnn")
+@dataclass
+class SteadyCNNConfig(ModelCommon):
+    channels: list[int] = field(default_factory=lambda: [96, 384])
+    hidden: int = spec(384, ge=1)
+
+
+@register("model", "resnet18")
+@dataclass
+class ResNet18Config(ModelCommon):
+    batch_norm: bool = True
+    small_input_stem: bool = True
