@@ -14,9 +14,11 @@ sample corrupted at ``prob=0.2`` is also corrupted, identically, at ``prob=0.5``
 - ``gaussian``: each image replaced by Gaussian noise with the clean training set's per-channel
   mean and std.
 
-Pixel corruptions pick each image independently with probability ``prob`` (default 1) and
-permute positions, the same way in every channel.  "Channel" is dimension 1: the colour channel
-of ``[N, C, H, W]`` images, each feature of flat ``[N, D]`` data.  They act on the tensors the
+Pixel corruptions pick each image independently with probability ``prob`` (default 1).  The
+permutations reorder the H·W pixel positions of ``[N, C, H, W]`` images, the same way in every
+channel of an image; for flat ``[N, D]`` data they reorder the D features.  The gaussian noise
+takes the mean and std of each channel (dimension 1): per colour channel for images, per feature
+for flat data.  They act on the tensors the
 model sees, i.e. after resizing, cropping and normalisation, so the gaussian noise matches the
 mean and std of exactly those tensors.  (Normalisation is per-channel affine, so this is the same
 noise as drawing in raw pixel space with raw statistics and normalising afterwards.)
@@ -34,6 +36,7 @@ import torch
 from omegaconf import DictConfig
 
 from gen.data.bundle import DataBundle
+from gen.data.transforms import channel_stats
 from gen.schema import ConfigError
 
 LABEL_KINDS = ("labels", "random_labels")
@@ -117,8 +120,8 @@ def _corrupt_images(data: DataBundle, cfg: DictConfig) -> DataBundle:
 
 
 def _positions(x: torch.Tensor) -> int:
-    """Pixel positions per channel: H·W for images, 1 for flat data (features are channels)."""
-    return int(np.prod(x.shape[2:])) if x.dim() > 2 else 1
+    """Positions a permutation reorders: H·W pixels for images, the D features of flat data."""
+    return _as_positions(x).shape[2]
 
 
 def _as_positions(x: torch.Tensor) -> torch.Tensor:
@@ -143,12 +146,6 @@ def permute_each(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         index = permutations.unsqueeze(1).expand(-1, block.shape[1], -1)
         out[start:start + PERMUTATION_CHUNK] = block.gather(2, index)
     return out.reshape(x.shape)
-
-
-def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (dimension 1) mean and population std over all samples and positions."""
-    per_channel = x.transpose(0, 1).reshape(x.shape[1], -1).double()
-    return per_channel.mean(dim=1), per_channel.std(dim=1, correction=0)
 
 
 def gaussian_like(shape: torch.Size, mean: torch.Tensor, std: torch.Tensor,

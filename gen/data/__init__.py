@@ -2,34 +2,39 @@
 
 The pipeline, in order (each step in its own module):
 
-1. ``sources``: the clean dataset, decoded once into tensors (cached in-process and, for
-   torchvision sets, on disk);
-2. ``subset.select_classes``: keep ``dataset.classes``, relabelled 0..k−1;
-3. ``subset.take_train_subset``: a seeded, class-stratified ``dataset.train_size`` subset;
-4. ``gen.corruption.corrupt``: the randomization test, seeded by ``corruption.seed``;
-5. move to the device.
+1. ``sources.load_clean``: the clean dataset decoded into tensors, resized and cropped (cached in
+   process, and on disk for the torchvision sets);
+2. ``subset.select_classes``: keep ``dataset.classes``, relabelled 0..k−1 in the order given;
+3. ``transforms.to_float``: images as float32 in [0, 1] (uint8 / 255; digits' 0..16 / 16);
+4. ``transforms.normalize``: per-channel (x − mean) / std, given or computed on the training split;
+5. ``subset.take_train_subset``: a seeded, class-stratified ``dataset.train_size`` subset;
+6. ``gen.corruption.corrupt``: the randomization test, seeded by ``corruption.seed``;
+7. move to the device.
 """
 import torch
 from omegaconf import DictConfig
 
-from gen.corruption import corrupt
-from gen.data import digits, synthetic
+from gen import corruption
+from gen.data import sources
 from gen.data.bundle import DataBundle
-from gen.data.subset import select_classes, take_train_subset
+from gen.data.subset import check_classes, select_classes, take_train_subset
+from gen.data.transforms import normalize, to_float
 from gen.schema import ConfigError
-
-LOADERS = {"digits": digits.load, "synthetic": synthetic.load}
 
 
 def load_data(dataset_cfg: DictConfig, corruption_cfg: DictConfig, device: torch.device | str) -> DataBundle:
     """The dataset ``dataset_cfg`` with corruption ``corruption_cfg`` applied, on ``device``."""
-    loader = LOADERS.get(dataset_cfg.name)
-    if loader is None:
-        raise ConfigError("dataset.name", dataset_cfg.name, f"one of {sorted(LOADERS)}")
-    data = loader(dataset_cfg)
-    data = select_classes(data, dataset_cfg.get("classes"))
+    source = sources.SOURCES.get(dataset_cfg.name)
+    if source is None:
+        raise ConfigError("dataset.name", dataset_cfg.name, f"one of {sorted(sources.SOURCES)}")
+    classes = dataset_cfg.get("classes")
+    check_classes(classes, source.num_classes(dataset_cfg), dataset_cfg.name)   # fail before decoding
+    data = sources.load_clean(dataset_cfg)
+    data = select_classes(data, classes)
+    data = to_float(data)
+    data = normalize(data, dataset_cfg.get("normalize", False), dataset_cfg.get("mean"), dataset_cfg.get("std"))
     data = take_train_subset(data, dataset_cfg.get("train_size"), dataset_cfg.data_seed)
-    data = corrupt(data, corruption_cfg)
+    data = corruption.corrupt(data, corruption_cfg)
     return data.to(torch.device(device))
 
 

@@ -50,19 +50,28 @@ def take_train_subset(data: DataBundle, size: int | None, seed: int) -> DataBund
                                corrupted=data.corrupted[index])
 
 
+def check_classes(classes: list[int] | None, num_classes: int, dataset: str) -> None:
+    """Raise ConfigError unless ``classes`` is null or ≥ 2 distinct indices of ``dataset``'s classes."""
+    if classes is None:
+        return
+    classes = list(classes)
+    if num_classes == 0:
+        raise ConfigError("dataset.classes", classes, f"only for classification; {dataset} is regression")
+    if len(set(classes)) != len(classes):
+        raise ConfigError("dataset.classes", classes, "distinct class indices (no repeats)")
+    if len(classes) < 2:
+        raise ConfigError("dataset.classes", classes, "at least two classes")
+    if any(not 0 <= c < num_classes for c in classes):
+        raise ConfigError("dataset.classes", classes,
+                          f"class indices in 0..{num_classes - 1} ({dataset} has {num_classes} classes)")
+
+
 def select_classes(data: DataBundle, classes: list[int] | None) -> DataBundle:
     """Keep only samples of ``classes`` and relabel them 0..k−1 in the order given."""
     if classes is None:
         return data
     classes = list(classes)
-    if len(set(classes)) != len(classes):
-        raise ConfigError("dataset.classes", classes, "distinct class indices (no repeats)")
-    if len(classes) < 2:
-        raise ConfigError("dataset.classes", classes, "at least two classes")
-    bad = [c for c in classes if not 0 <= c < data.num_classes]
-    if bad:
-        raise ConfigError("dataset.classes", classes,
-                          f"class indices in 0..{data.num_classes - 1} ({data.name} has {data.num_classes} classes)")
+    check_classes(classes, data.num_classes, data.name)
     # new_label[old] = position of old in `classes`, −1 for classes dropped.
     new_label = torch.full((data.num_classes,), -1, dtype=torch.long)
     new_label[torch.tensor(classes)] = torch.arange(len(classes))

@@ -1,4 +1,4 @@
-"""Schemas of the ``corruption`` group."""
+"""Schemas of the ``corruption`` group (Zhang et al.'s randomization tests; see gen/corruption.py)."""
 from dataclasses import dataclass
 
 from gen.schema.base import register, spec
@@ -7,8 +7,8 @@ from gen.schema.base import register, spec
 @dataclass
 class CorruptionCommon:
     name: str
-    apply_to: str = spec("train", choices=["train", "both"])
-    seed: int = spec(0, ge=0)  # the corruption's own seed, independent of the training seed
+    apply_to: str = spec("train", choices=["train", "both"], help="corrupt the training split, or both splits")
+    seed: int = spec(0, ge=0, help="the corruption's own seed, independent of the training seed")
 
 
 @register("corruption", "none")
@@ -17,8 +17,37 @@ class NoCorruption(CorruptionCommon):
     pass
 
 
+@register("corruption", "labels")
+@dataclass
+class LabelNoise(CorruptionCommon):
+    prob: float = spec(0.5, ge=0, le=1, help="each training label is replaced with this probability")
+    exclude_true: bool = spec(False, help="false: draw from all classes (Zhang); true: from the other classes")
+
+
 @register("corruption", "random_labels")
 @dataclass
-class RandomLabels(CorruptionCommon):
-    prob: float = spec(1.0, ge=0, le=1)
-    exclude_true: bool = False
+class RandomLabels(LabelNoise):
+    prob: float = spec(1.0, choices=[1.0], help="always 1; use corruption=labels for other values")
+
+
+@dataclass
+class PixelCorruption(CorruptionCommon):
+    prob: float = spec(1.0, ge=0, le=1, help="each image is corrupted with this probability")
+
+
+@register("corruption", "shuffled_pixels")
+@dataclass
+class ShuffledPixels(PixelCorruption):
+    pass
+
+
+@register("corruption", "random_pixels")
+@dataclass
+class RandomPixels(PixelCorruption):
+    pass
+
+
+@register("corruption", "gaussian")
+@dataclass
+class GaussianPixels(PixelCorruption):
+    pass

@@ -1,0 +1,91 @@
+"""The torchvision image datasets, read from ``dataset.root`` through torchvision's own classes.
+
+Each set is decoded once into ``uint8 [N, C, H, W]`` tensors (no PIL, no per-sample transforms);
+``sources`` caches the result.  Where the files are expected (as torchvision lays them out):
+
+- mnist:         ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte
+- fashion_mnist: ROOT/FashionMNIST/raw/ (same names)
+- cifar10:       ROOT/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
+- cifar100:      ROOT/cifar-100-python/{train, test, meta}
+- svhn:          ROOT/{train_32x32.mat, test_32x32.mat}
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.datasets as tvd
+
+from gen.data.bundle import DataBundle
+from gen.schema import ConfigError
+
+
+@dataclass(frozen=True)
+class VisionSet:
+    tv_class: type
+    num_classes: int
+
+    def files(self, root: Path) -> list[Path]:
+        """The files torchvision reads for the train and test splits."""
+        cls = self.tv_class
+        if issubclass(cls, tvd.MNIST):
+            folder = root / cls.__name__ / "raw"
+            return [folder / Path(name).stem for name, _ in cls.resources]   # the .gz names, unpacked
+        if issubclass(cls, tvd.CIFAR10):
+            folder = root / cls.base_folder
+            return [folder / name for name, _ in cls.train_list + cls.test_list] + [folder / cls.meta["filename"]]
+        if cls is tvd.SVHN:
+            return [root / cls.split_list[split][1] for split in ("train", "test")]
+        raise TypeError(f"no file layout known for {cls.__name__}")
+
+    def open(self, root: Path, train: bool, download: bool):
+        if self.tv_class is tvd.SVHN:
+            return self.tv_class(str(root), split="train" if train else "test", download=download)
+        return self.tv_class(str(root), train=train, download=download)
+
+
+SETS = {
+    "mnist": VisionSet(tvd.MNIST, 10),
+    "fashion_mnist": VisionSet(tvd.FashionMNIST, 10),
+    "cifar10": VisionSet(tvd.CIFAR10, 10),
+    "cifar100": VisionSet(tvd.CIFAR100, 100),
+    "svhn": VisionSet(tvd.SVHN, 10),
+}
+
+
+def root_of(cfg) -> Path:
+    return Path(cfg.root).expanduser().resolve()
+
+
+def source_files(name: str, cfg) -> list[Path]:
+    return SETS[name].files(root_of(cfg))
+
+
+def decode(name: str, cfg) -> DataBundle:
+    """Train and test splits of ``name`` as ``uint8 [N, C, H, W]`` images and int64 labels."""
+    spec, root = SETS[name], root_of(cfg)
+    missing = [f for f in spec.files(root) if not f.is_file()]
+    if missing and not cfg.download:
+        raise ConfigError("dataset.root", cfg.root,
+                          f"{name} files not found (expected {missing[0]}{' and others' if len(missing) > 1 else ''}); "
+                          f"put the {spec.tv_class.__name__} files there, or set dataset.download=true (needs internet)")
+    try:
+        train, test = spec.open(root, True, cfg.download), spec.open(root, False, cfg.download)
+    except (RuntimeError, OSError) as error:  # torchvision's checksum failure, or a failed download
+        raise ConfigError("dataset.root", cfg.root, f"torchvision could not load {name} from {root}: "
+                                                    f"{str(error).splitlines()[0]} (download=true needs internet)") from error
+    x_train, y_train = _tensors(train)
+    x_test, y_test = _tensors(test)
+    return DataBundle(name, "classification", x_train, y_train, x_test, y_test, num_classes=spec.num_classes,
+                      corrupted=torch.zeros(len(y_train), dtype=torch.bool))
+
+
+def _tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """A torchvision dataset's decoded arrays as ``uint8 [N, C, H, W]`` and ``int64 [N]``."""
+    if isinstance(dataset, tvd.MNIST):          # data: uint8 tensor [N, H, W]
+        images, labels = dataset.data.unsqueeze(1), dataset.targets
+    elif isinstance(dataset, tvd.CIFAR10):      # data: uint8 array [N, H, W, C]
+        images, labels = torch.from_numpy(dataset.data).permute(0, 3, 1, 2), torch.tensor(dataset.targets)
+    else:                                       # SVHN: uint8 array [N, C, H, W], labels with 10 → 0
+        images, labels = torch.from_numpy(np.asarray(dataset.data)), torch.from_numpy(dataset.labels)
+    return images.contiguous(), labels.long().contiguous()
