@@ -59,11 +59,11 @@ def check_classes(classes: list[int] | None, num_classes: int, dataset: str) -> 
         raise ConfigError("dataset.classes", classes, f"only for classification; {dataset} is regression")
     if len(set(classes)) != len(classes):
         raise ConfigError("dataset.classes", classes, "distinct class indices (no repeats)")
-    if len(classes) < 2:
-        raise ConfigError("dataset.classes", classes, "at least two classes")
     if any(not 0 <= c < num_classes for c in classes):
         raise ConfigError("dataset.classes", classes,
                           f"class indices in 0..{num_classes - 1} ({dataset} has {num_classes} classes)")
+    if len(classes) < 2:
+        raise ConfigError("dataset.classes", classes, "at least two classes")
 
 
 def select_classes(data: DataBundle, classes: list[int] | None) -> DataBundle:
