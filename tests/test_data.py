@@ -11,7 +11,7 @@ import fake_datasets as fake
 from conftest import compose_config, launch, metrics_files
 from gen.data import cache, load_data, sinusoid, vision
 from gen.data.subset import stratified_indices
-from gen.data.transforms import center_crop, resize
+from gen.data.transforms import center_crop, channel_stats, resize
 from gen.models import build_model
 from gen.schema import ConfigError, validate
 
@@ -171,6 +171,21 @@ def test_normalize_with_computed_statistics_centres_the_training_split():
     data = load(["dataset=digits", "dataset.classes=[0,1,2]", "dataset.normalize=true"])
     x = data.x_train.double()
     assert abs(x.mean().item()) < 1e-6 and abs(x.std(correction=0).item() - 1) < 1e-6
+
+
+def test_uint8_channel_statistics_from_histograms_match_float64_brute_force():
+    x = torch.randint(0, 256, (50, 3, 5, 7), dtype=torch.uint8)
+    x[:, 2] = 9                                                     # a constant channel: std 0
+    mean, std = channel_stats(x)
+    brute = x.double().transpose(0, 1).reshape(3, -1)
+    assert torch.allclose(mean, brute.mean(1), rtol=1e-12) and torch.allclose(std, brute.std(1, correction=0), atol=1e-9)
+
+
+def test_normalize_with_computed_statistics_on_a_uint8_set(tmp_path):
+    fake.write_cifar10(tmp_path, n_train=300)
+    data = load(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.normalize=true"])
+    per_channel = data.x_train.double().transpose(0, 1).reshape(3, -1)
+    assert per_channel.mean(1).abs().max() < 1e-5 and (per_channel.std(1, correction=0) - 1).abs().max() < 1e-5
 
 
 def test_normalize_with_given_statistics_is_x_minus_mean_over_std():

@@ -5,11 +5,11 @@ The pipeline, in order (each step in its own module):
 1. ``sources.load_clean``: the clean dataset decoded into tensors, resized and cropped (cached in
    process, and on disk for the torchvision sets);
 2. ``subset.select_classes``: keep ``dataset.classes``, relabelled 0..k−1 in the order given;
-3. ``transforms.to_float``: images as float32 in [0, 1] (uint8 / 255; digits' 0..16 / 16);
-4. ``transforms.normalize``: per-channel (x − mean) / std, given or computed on the training split;
-5. ``subset.take_train_subset``: a seeded, class-stratified ``dataset.train_size`` subset;
-6. ``gen.corruption.corrupt``: the randomization test, seeded by ``corruption.seed``;
-7. move to the device.
+3. ``transforms.to_model_inputs``: float32 images in [0, 1] (uint8 / 255; digits come as 0..16 / 16)
+   and, with ``dataset.normalize``, per-channel (x − mean) / std, given or computed on the training split;
+4. ``subset.take_train_subset``: a seeded, class-stratified ``dataset.train_size`` subset;
+5. ``gen.corruption.corrupt``: the randomization test, seeded by ``corruption.seed``;
+6. move to the device.
 """
 import torch
 from omegaconf import DictConfig
@@ -18,7 +18,7 @@ from gen import corruption
 from gen.data import sources
 from gen.data.bundle import DataBundle
 from gen.data.subset import check_classes, select_classes, take_train_subset
-from gen.data.transforms import normalize, to_float
+from gen.data.transforms import to_model_inputs
 from gen.schema import ConfigError
 
 
@@ -31,8 +31,7 @@ def load_data(dataset_cfg: DictConfig, corruption_cfg: DictConfig, device: torch
     check_classes(classes, source.num_classes(dataset_cfg), dataset_cfg.name)   # fail before decoding
     data = sources.load_clean(dataset_cfg)
     data = select_classes(data, classes)
-    data = to_float(data)
-    data = normalize(data, dataset_cfg.get("normalize", False), dataset_cfg.get("mean"), dataset_cfg.get("std"))
+    data = to_model_inputs(data, dataset_cfg.get("normalize", False), dataset_cfg.get("mean"), dataset_cfg.get("std"))
     data = take_train_subset(data, dataset_cfg.get("train_size"), dataset_cfg.data_seed)
     data = corruption.corrupt(data, corruption_cfg)
     return data.to(torch.device(device))

@@ -43,31 +43,47 @@ def resize_and_crop(data: DataBundle, size: int | None, crop: int | None) -> Dat
     return dataclasses.replace(data, x_train=apply(data.x_train), x_test=apply(data.x_test))
 
 
-def to_float(data: DataBundle) -> DataBundle:
-    """Fresh float32 copies of the inputs, uint8 images scaled to [0, 1] (as ToTensor), and of the
-    targets: the result never shares memory with the cached clean data."""
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (dimension 1) mean and population std of ``[N, C, ...]`` data over samples and
+    positions, in float64 and on ``x``'s own scale.  uint8 data is counted in a 256-bin histogram
+    per channel: exact, and without a float copy of the whole set."""
+    if x.dtype == torch.uint8:
+        levels = torch.arange(256, dtype=torch.float64)
+        counts = torch.stack([torch.bincount(x[:, c].reshape(-1), minlength=256) for c in range(x.shape[1])]).double()
+        mean = counts @ levels / counts.sum(1)
+        var = counts @ levels.pow(2) / counts.sum(1) - mean.pow(2)
+        return mean, var.clamp_min(0).sqrt()
+    per_channel = x.transpose(0, 1).reshape(x.shape[1], -1).double()
+    return per_channel.mean(dim=1), per_channel.std(dim=1, correction=0)
+
+
+def to_model_inputs(data: DataBundle, normalize: bool, mean: list[float] | None,
+                    std: list[float] | None) -> DataBundle:
+    """Fresh float32 inputs for the model: uint8 images scaled to [0, 1] (as ToTensor does), then,
+    with ``normalize``, (x − mean) / std per channel.  Targets are copied too, so the result never
+    shares memory with the cached clean data.
+
+    ``mean``/``std`` given: used as they are (on the [0, 1] scale, like torchvision's Normalize);
+    null: computed from the training split (after class selection, before any train_size subset,
+    so every subset size sees the same scaling).
+    """
+    is_uint8 = data.x_train.dtype == torch.uint8
+    mean, std = _normalization(data, normalize, mean, std, scale=1 / 255 if is_uint8 else 1.0)
+    shape = (1, -1) + (1,) * (data.x_train.dim() - 2)
+    mean, std = mean.float().view(shape), std.float().view(shape)
+
     def convert(x: torch.Tensor) -> torch.Tensor:
-        return x.float().div_(255) if x.dtype == torch.uint8 else x.float().clone()
+        fresh = x.float().div_(255) if is_uint8 else x.float().clone()   # the one copy; then in place
+        return fresh.sub_(mean).div_(std) if normalize else fresh
 
     return dataclasses.replace(data, x_train=convert(data.x_train), x_test=convert(data.x_test),
                                y_train=data.y_train.clone(), y_test=data.y_test.clone(),
                                corrupted=data.corrupted.clone())
 
 
-def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (dimension 1) mean and population std of ``[N, C, ...]`` data over samples and
-    positions, in float64."""
-    per_channel = x.transpose(0, 1).reshape(x.shape[1], -1).double()
-    return per_channel.mean(dim=1), per_channel.std(dim=1, correction=0)
-
-
-def normalize(data: DataBundle, enabled: bool, mean: list[float] | None, std: list[float] | None) -> DataBundle:
-    """(x − mean) / std per channel, on both splits.
-
-    ``mean``/``std`` given: used as they are (on the [0, 1] scale, like torchvision's Normalize);
-    null: computed from the training split (after class selection, before any train_size subset,
-    so every subset size sees the same scaling).
-    """
+def _normalization(data: DataBundle, enabled: bool, mean, std, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel (mean, std) on the [0, 1] scale: (0, 1) without normalisation."""
+    channels = data.x_train.shape[1]
     if mean is not None or std is not None:
         if not enabled:
             raise ConfigError("dataset.mean" if mean is not None else "dataset.std", mean if mean is not None else std,
@@ -76,17 +92,13 @@ def normalize(data: DataBundle, enabled: bool, mean: list[float] | None, std: li
             raise ConfigError("dataset.mean" if mean is None else "dataset.std", None,
                               "give both dataset.mean and dataset.std, or neither (computed from the data)")
     if not enabled:
-        return data
-    mean, std = (list(v) if v is not None else None for v in (mean, std))
-    channels = data.x_train.shape[1]
+        return torch.zeros(channels, dtype=torch.float64), torch.ones(channels, dtype=torch.float64)
     if mean is None:
-        mean, std = (t.tolist() for t in channel_stats(data.x_train))
-        std = [s if s > 0 else 1.0 for s in std]   # a constant channel stays constant
+        mean, std = (t * scale for t in channel_stats(data.x_train))
+        return mean, torch.where(std > 0, std, 1.0)        # a constant channel stays constant
     for key, values in (("dataset.mean", mean), ("dataset.std", std)):
         if len(values) != channels:
             raise ConfigError(key, list(values), f"one value per channel ({channels} for {data.name})")
     if min(std) <= 0:
         raise ConfigError("dataset.std", list(std), "every std must be > 0")
-    shape = (1, channels) + (1,) * (data.x_train.dim() - 2)
-    mean_t, std_t = torch.tensor(mean).view(shape), torch.tensor(std).view(shape)
-    return dataclasses.replace(data, x_train=(data.x_train - mean_t) / std_t, x_test=(data.x_test - mean_t) / std_t)
+    return torch.tensor(list(mean), dtype=torch.float64), torch.tensor(list(std), dtype=torch.float64)
