@@ -1,0 +1,70 @@
+"""The ranking of measures drawn: τ, Ψ, CMI and sign-error per measure (J/PGDL/D's tables as bars),
+and the distribution of sign-errors over environments per hyperparameter (D)."""
+from pathlib import Path
+
+import numpy as np
+import seaborn as sns
+
+from analysis.figures import style
+from analysis.rank import Ranking
+
+SCORES = {"kendall_tau": ("Kendall τ", (-1, 1)), "psi": ("granulated Ψ", (-1, 1)),
+          "cmi": ("conditional MI (J/PGDL)", (0, 1)), "sign_error_max": ("robust sign-error, worst (D)", (0, 1))}
+
+
+def draw_ranking(ranking: Ranking, out_dir: Path) -> list[Path]:
+    if not len(ranking.table):
+        return []
+    paths = [_scores(ranking, out_dir / "rank.png")]
+    if len(ranking.sign_errors):
+        paths.append(_sign_errors(ranking, out_dir / "rank_sign_errors.png"))
+    return paths
+
+
+def _scores(ranking: Ranking, path: Path) -> Path:
+    table = ranking.table
+    labels = [style.label(f"measures.{m}") for m in table["measure"]]
+    y = np.arange(len(table))
+    fig, axes = style.new_figure(len(SCORES), width=3.0, height=1.4 + 0.36 * len(table), sharey=True)
+    for ax, (key, (title, limits)) in zip(axes.flat, SCORES.items()):
+        values = table[key].astype(float).to_numpy()
+        ax.barh(y, np.nan_to_num(values), color=["C0" if v >= 0 else "C3" for v in np.nan_to_num(values)])
+        for yi, v in zip(y, values):
+            _annotate(ax, yi, v, limits)
+        if key == "sign_error_max" and "sign_error_mean" in table:
+            ax.plot(table["sign_error_mean"].astype(float), y, "k|", markersize=14)
+            title += "\n(bar: worst environment, |: mean)"
+        ax.axvline(0, color="0.3", linewidth=0.8)
+        ax.set(xlim=limits, title=title, yticks=y, yticklabels=labels)
+    axes.flat[0].invert_yaxis()  # shared y: the best measure on top in every panel
+    axes.flat[0].set_ylabel("measure (sorted by |τ|)")
+    fig.suptitle(f"measures vs the generalization gap ({ranking.gap}) over {int(table['runs'].max())} runs")
+    return style.save(fig, path)
+
+
+def _annotate(ax, y: float, value: float, limits: tuple) -> None:
+    """The number at its bar's end: outside where there is room, else inside in white."""
+    if np.isnan(value):
+        ax.text(0, y, " n/a", va="center", ha="left", fontsize="small", color="0.4")
+        return
+    end = limits[1] if value >= 0 else limits[0]
+    room = abs(value) < 0.75 * abs(end) if end else True
+    outward = "left" if value >= 0 else "right"
+    ha = outward if room else {"left": "right", "right": "left"}[outward]
+    ax.text(value, y, f" {value:.2f} ", va="center", ha=ha, fontsize="small", color="0.1" if room else "white")
+
+
+def _sign_errors(ranking: Ranking, path: Path) -> Path:
+    errors = ranking.sign_errors.assign(measure_label=lambda t: t["measure"].map(lambda m: style.label(f"measures.{m}")))
+    order = [style.label(f"measures.{m}") for m in ranking.table["measure"]
+             if m in set(ranking.sign_errors["measure"])]
+    axes_names = list(dict.fromkeys(errors["axis"]))
+    fig, axes = style.new_figure(len(axes_names), width=3.6, height=0.9 + 0.32 * len(order), sharey=True)
+    for ax, axis in zip(axes.flat, axes_names):
+        rows = errors[errors["axis"] == axis]
+        sns.boxplot(rows, x="sign_error", y="measure_label", order=order, color="0.85", fliersize=0, ax=ax)
+        sns.stripplot(rows, x="sign_error", y="measure_label", order=order, size=3, color="C0", alpha=0.6, ax=ax)
+        ax.set(xlim=(-0.05, 1.05), xlabel="sign-error per environment", ylabel="",
+               title=f"varying {style.label(axis)}")
+    fig.suptitle("robust sign-error distributions (Dziugaite et al. 2020): 0 = always the gap's sign")
+    return style.save(fig, path)

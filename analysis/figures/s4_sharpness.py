@@ -1,0 +1,74 @@
+"""S4 (minimum sharpness and SAM across optimizers): does a flatter minimum mean a smaller gap?
+
+Figures: minimum sharpness vs the generalization gap, one panel per architecture with its Kendall τ;
+bars of test accuracy, gap and sharpness by optimizer, with and without SAM.
+"""
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from analysis import rank
+from analysis.figures import style
+from analysis.figures.common import Context, Skip
+
+SHARPNESS = ("measures.min_sharpness", "measures.sharpness_worst", "measures.hessian_trace",
+             "measures.hessian_top_eig")
+
+
+def sharpness_vs_gap(ctx: Context):
+    """Minimum sharpness vs generalization gap per architecture, with Kendall τ (S4)."""
+    sharpness = _sharpness_key(ctx)
+    gap = rank.gap_column(ctx.runs)
+    if gap is None:
+        raise Skip("no generalization gap")
+    runs = ctx.runs.assign(x=pd.to_numeric(ctx.runs[sharpness], errors="coerce"),
+                           y=style.display_values(ctx.runs, gap)).dropna(subset=["x", "y"])
+    panels = style.facets(runs, "model.name")
+    fig, axes = style.new_figure(len(panels), width=4.6, height=3.8)
+    for ax, (title, rows) in zip(axes.flat, panels):
+        tau, _ = rank.kendall_tau(rows["x"].to_numpy(float), rows["y"].to_numpy(float))
+        sns.scatterplot(rows, x="x", y="y", hue=_hue(rows), style="sam" if "sam" in rows else None, s=60, ax=ax,
+                        legend=ax is axes.flat[-1])
+        style.set_log_x(ax, sharpness, rows["x"])
+        ax.set(xlabel=style.label(sharpness), ylabel=style.label(gap))
+        ax.set_title(f"{title.split(' = ')[-1] or 'all runs'}: Kendall τ = {tau:.2f}", fontsize="medium")
+    style.legend_outside(axes.flat[-1])
+    return style.save(fig, ctx.path("s4_sharpness_vs_gap"))
+
+
+def optimizer_bars(ctx: Context):
+    """Test accuracy, gap and sharpness by optimizer, with and without SAM (S4)."""
+    ctx.need("optimizer.name")
+    gap = rank.gap_column(ctx.runs)
+    keys = ["final.test_acc"] + ([gap] if gap else [])
+    keys += [k for k in SHARPNESS[:1] if k in ctx.runs and ctx.runs[k].notna().any()]
+    archs = style.facets(ctx.runs, "model.name")
+    fig, axes = style.new_figure(len(keys), len(archs), width=4.0, height=3.3)
+    order = sorted(ctx.runs["optimizer.name"].dropna().unique())
+    hue_order = [h for h in ("without SAM", "with SAM") if "sam" in ctx.runs and h in set(ctx.runs["sam"])]
+    for r, (title, rows) in enumerate(archs):
+        for c, key in enumerate(keys):
+            ax = axes[r, c]
+            data = rows.assign(y=style.display_values(rows, key))
+            sns.barplot(data, x="optimizer.name", y="y", hue="sam" if hue_order else None, order=order,
+                        hue_order=hue_order or None, errorbar=style.BAND, ax=ax, legend=(r, c) == (0, len(keys) - 1))
+            ax.set(xlabel=style.label("optimizer.name"), ylabel=style.label(key), title=title)
+            if key in SHARPNESS and (data["y"] > 0).all():
+                ax.set_yscale("log")
+            ax.tick_params(axis="x", labelrotation=30)
+    style.legend_outside(axes[0, len(keys) - 1])
+    return style.save(fig, ctx.path("s4_optimizers"))
+
+
+FIGURES = {"s4": [sharpness_vs_gap, optimizer_bars]}
+
+
+def _sharpness_key(ctx: Context) -> str:
+    for key in SHARPNESS:
+        if key in ctx.runs and np.isfinite(pd.to_numeric(ctx.runs[key], errors="coerce")).sum() >= 2:
+            return key
+    raise Skip("no sharpness measure recorded (measure=sharpness adds min_sharpness)")
+
+
+def _hue(rows: pd.DataFrame) -> str | None:
+    return "optimizer.name" if "optimizer.name" in rows else None

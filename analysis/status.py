@@ -1,0 +1,151 @@
+"""Find the run folders below sweep folders and say what state each run is in.
+
+A run folder is a folder that holds a ``metrics.json`` or Hydra's ``.hydra/``.  Its state:
+
+- ``completed``, ``diverged``, ``failed``: what its ``metrics.json`` records (DESIGN.md, schema 1);
+- ``unreadable``: a ``metrics.json`` that is not valid JSON or has no known status;
+- ``running``: no result yet, but something in the folder (checkpoint, log, lock) changed recently;
+- ``missing``: no result and no sign of life — the job never finished (killed, lost, not yet started).
+
+Only ``completed`` runs are results; ``diverged`` runs are reported beside them.
+"""
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+STATUSES = ("completed", "diverged", "failed", "running", "missing", "unreadable")
+RECORDED_STATUSES = ("completed", "diverged", "failed")
+RECENT_SECONDS = 15 * 60  # a folder touched this recently belongs to a job that is still alive
+SKIPPED_DIRS = ("analysis",)  # our own output folder inside a sweep
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    status: str
+    metrics: dict | None = None
+    reason: str = ""          # the error line, the parse error, or why a run counts as unfinished
+    log: Path | None = None   # the run's own log file, where there is one
+
+    @property
+    def run_id(self) -> str:
+        return (self.metrics or {}).get("run_id") or self.path.name
+
+
+def scan(roots: list[Path], now: float | None = None) -> list[RunFolder]:
+    """Every run folder below ``roots`` (a root may itself be a run folder), sorted by path."""
+    now = time.time() if now is None else now
+    folders = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"no such folder: {root}")
+        for path, names in _run_dirs(root):
+            folders.append(_classify(path, names, now))
+    return sorted(folders, key=lambda f: str(f.path))
+
+
+def _run_dirs(root: Path):
+    """Yield (run folder, names in it), walking with os.scandir and not descending into runs."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        names = {e.name for e in entries}
+        if METRICS_FILE in names or ".hydra" in names:
+            yield Path(folder), names
+            continue
+        stack.extend(e.path for e in entries
+                     if e.is_dir() and not e.name.startswith(".") and e.name not in SKIPPED_DIRS)
+
+
+def _classify(path: Path, names: set[str], now: float) -> RunFolder:
+    log = _log_file(path, names)
+    if METRICS_FILE not in names:
+        if _recently_touched(path, names, now):
+            return RunFolder(path, "running", reason="no metrics.json yet; the folder changed recently", log=log)
+        return RunFolder(path, "missing", reason="no metrics.json: the job never finished", log=log)
+    try:
+        metrics = json.loads((path / METRICS_FILE).read_bytes())
+    except (OSError, ValueError) as error:
+        return RunFolder(path, "unreadable", reason=f"metrics.json: {error}", log=log)
+    status = metrics.get("status") if isinstance(metrics, dict) else None
+    if status not in RECORDED_STATUSES:
+        return RunFolder(path, "unreadable", reason=f"metrics.json: unknown status {status!r}", log=log)
+    if status == "failed":
+        if _relaunched(path, names, now):
+            return RunFolder(path, "running", metrics, "failed before; a relaunch is training now", log)
+        return RunFolder(path, "failed", metrics, error_line(metrics), log)
+    if status == "diverged":
+        return RunFolder(path, "diverged", metrics, _diverged_reason(metrics), log)
+    return RunFolder(path, "completed", metrics, log=log)
+
+
+def error_line(metrics: dict) -> str:
+    """``Type: first line of the message`` from a failed run's ``error`` record."""
+    error = metrics.get("error") or {}
+    message = str(error.get("message") or "").strip().splitlines()
+    line = f"{error.get('type') or 'error'}: {message[0] if message else ''}".rstrip(": ")
+    return line if error else "failed (no error recorded)"
+
+
+def _diverged_reason(metrics: dict) -> str:
+    notes = [n for n in metrics.get("notes") or [] if "diverged" in str(n)]
+    return notes[0] if notes else "training diverged"
+
+
+def _log_file(path: Path, names: set[str]) -> Path | None:
+    logs = sorted(n for n in names if n.endswith((".log", ".out", ".err")))
+    return path / logs[0] if logs else None
+
+
+def _recently_touched(path: Path, names: set[str], now: float) -> bool:
+    """A lock file, or any file (checkpoint, log, Hydra's config) modified in the last minutes."""
+    if any(n.endswith(".lock") for n in names):
+        return True
+    candidates = [path / n for n in names if n != ".hydra"] + [path / ".hydra"]
+    return any(_mtime(p) > now - RECENT_SECONDS for p in candidates)
+
+
+def _relaunched(path: Path, names: set[str], now: float) -> bool:
+    """A failed run whose checkpoint is newer than its record and recent: a relaunch has taken it up."""
+    if CHECKPOINT_FILE not in names:
+        return False
+    checkpoint = _mtime(path / CHECKPOINT_FILE)
+    return checkpoint > _mtime(path / METRICS_FILE) and checkpoint > now - RECENT_SECONDS
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def counts(folders: list[RunFolder]) -> dict[str, int]:
+    found = Counter(f.status for f in folders)
+    return {status: found.get(status, 0) for status in STATUSES}
+
+
+def describe(folders: list[RunFolder], roots: list[Path]) -> str:
+    """The text ``python -m analysis status`` prints: counts, then every run that is not a result."""
+    lines = [f"{', '.join(str(r) for r in roots)}: {len(folders)} run folders"]
+    for status, n in counts(folders).items():
+        lines.append(f"  {status:<11}{n:>6}")
+    for status in ("failed", "unreadable", "diverged", "running", "missing"):
+        chosen = [f for f in folders if f.status == status]
+        if not chosen:
+            continue
+        lines.append(f"{status}:")
+        for folder in chosen:
+            where = f"  (log: {folder.log})" if folder.log and status in ("failed", "running") else ""
+            lines.append(f"  {folder.path}  {folder.reason}{where}")
+    return "\n".join(lines)

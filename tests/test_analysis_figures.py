@@ -1,0 +1,156 @@
+"""Each study's figures are drawn from small sweeps written as real run folders (metrics.json,
+.hydra/), as the presets would leave them, and come out as non-empty PNGs."""
+import numpy as np
+import pytest
+
+from analysis.cli import main
+from analysis.collect import collect
+from analysis.figures import detect_studies, draw_figures
+from analysis.testing import make_config, make_history, write_multirun_yaml, write_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def s1_width_sweep(root, name="neyshabur_width"):
+    rng = np.random.default_rng(0)
+    for h in (4, 16, 64, 256):
+        for corruption in ("none", "random_labels"):
+            for seed in (0, 1):
+                random = corruption != "none"
+                margin = (0.5 if random else 2.0) * (1 + 0.1 * rng.standard_normal())
+                write_run(root, make_config(name, **{"model.hidden_units": h, "corruption.name": corruption,
+                                                     "seed": seed}),
+                          train_acc=1.0, test_acc=0.1 if random else 0.9 + 0.01 * np.log2(h) + 0.01 * rng.random(),
+                          measures={"num_params": 74 * h, "margin": margin, "l2": h ** 0.5 / margin ** 2,
+                                    "spectral": h / margin ** 2})
+    return root
+
+
+def s1_size_sweep(root):
+    for n in (100, 300, 1000):
+        for corruption in ("none", "random_labels"):
+            random = corruption != "none"
+            write_run(root, make_config("neyshabur_size", **{"dataset.train_size": n, "corruption.name": corruption}),
+                      train_size=n, test_acc=0.1 if random else 0.7 + 0.05 * np.log10(n),
+                      measures={"margin": 1.0, "l2": n * (3 if random else 1)})
+    return root
+
+
+def s2_sweep(root):
+    """Zhang's label-noise study: corruption levels × two models, with split accuracy and interpolation."""
+    for model in ("mlp1", "alexnet_small"):
+        for p in (0.0, 0.5, 1.0):
+            for seed in (0, 1):
+                name = "none" if p == 0 else "labels"
+                config = make_config("zhang_label_noise", **{"model.name": model, "corruption.name": name,
+                                                             "corruption.prob": p, "seed": seed})
+                epochs = int(12 + 12 * p) + seed
+                history = make_history(epochs, 50, 1.0, 0.9 - 0.8 * p, rate=1.0 / (1 + p))
+                for row in history:
+                    row["split_acc.train_clean"] = row["train_acc"]
+                    row["split_acc.train_corrupted"] = row["train_acc"] ** 3 if p > 0 else None
+                write_run(root, config, history=history,
+                          split_acc={"train_clean": 1.0, "train_corrupted": 1.0 if p > 0 else None},
+                          measures={"margin": 1.0 - 0.5 * p + 0.01 * seed, "l2": 1 + p + 0.01 * seed})
+    return root
+
+
+def s2_randomization_sweep(root):
+    for corruption in ("none", "random_labels", "shuffled_pixels", "random_pixels", "gaussian"):
+        write_run(root, make_config("zhang_randomization", **{"corruption.name": corruption}),
+                  epochs=20, test_acc=0.9 if corruption == "none" else 0.1)
+    return root
+
+
+def s2_bn_sweep(root):
+    for model in ("inception_small", "inception_small_nobn"):
+        for seed in (0, 1):
+            write_run(root, make_config("zhang_bn_ablation", **{"model.name": model, "seed": seed}), epochs=15,
+                      test_acc=0.85 if model == "inception_small" else 0.8)
+    return root
+
+
+def s4_sweep(root):
+    rng = np.random.default_rng(1)
+    for model in ("simple_batch", "middle_batch"):
+        for optimizer in ("sgd", "adam", "adagrad"):
+            for sam in (False, True):
+                sharp = 10 ** rng.uniform(0, 3)
+                write_run(root, make_config("sharpness_optimizers", **{"model.name": model, "optimizer.name": optimizer,
+                                                                        "optimizer.sam.enabled": sam}),
+                          test_acc=0.95 - 0.03 * np.log10(sharp), measures={"min_sharpness": sharp, "margin": 1.0})
+    return root
+
+
+def s5_sweep(root):
+    rng = np.random.default_rng(2)
+    for f in (0.25, 0.5, 1.0):
+        for seed in (0, 1, 2):
+            epochs = 10
+            per_epoch = list(f * np.exp(-np.arange(epochs) / 5) + 0.01 * rng.random(epochs))
+            history = make_history(epochs, 100, 0.5, 0.5, bias_trajectory_epoch=per_epoch,
+                                   lipschitz=list(f * (1 + np.arange(epochs) / 5)))
+            for row in history:
+                row["train_acc"] = row["test_acc"] = None
+            config = make_config("steady_sinusoid", **{"dataset.name": "sinusoid", "dataset.f": f, "seed": seed})
+            write_run(root, config, history=history,
+                      measures={"bias_trajectory": sum(per_epoch), "bias_variance": f * rng.random(),
+                                "bias_distance_init": f + 0.1 * rng.random(), "lipschitz": f * 3})
+    return root
+
+
+STUDIES = {"s1_width": (s1_width_sweep, ["s1_error_vs_hidden_units", "s1_measures_vs_hidden_units"]),
+           "s1_size": (s1_size_sweep, ["s1_error_vs_train_size", "s1_measures_vs_train_size"]),
+           "s2": (s2_sweep, ["s2_loss_vs_step", "s2_time_to_interpolation", "s2_test_error_at_interpolation",
+                             "s3_split_accuracy_vs_corruption", "s3_split_accuracy_vs_epoch"]),
+           "s2_randomization": (s2_randomization_sweep, ["s2_loss_vs_step"]),
+           "s2_bn": (s2_bn_sweep, ["s2_batch_norm_ablation"]),
+           "s4": (s4_sweep, ["s4_sharpness_vs_gap", "s4_optimizers"]),
+           "s5": (s5_sweep, ["s5_trajectory", "s5_violins", "s5_lipschitz_vs_epoch"])}
+
+
+def assert_png(path):
+    assert path.exists(), path
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 5000, path
+
+
+@pytest.mark.parametrize("study", list(STUDIES))
+def test_each_study_draws_its_figures(tmp_path, study):
+    make, expected = STUDIES[study]
+    sweep = make(tmp_path / "sweep")
+    collection = collect([sweep])
+    drawn = draw_figures(collection.runs, collection.history, tmp_path / "figures")
+    written = {d.path.stem: d.path for d in drawn if d.path is not None}
+    assert set(expected) <= set(written), [(d.name, d.skipped) for d in drawn]
+    for name in expected:
+        assert_png(written[name])
+
+
+def test_studies_are_inferred_from_what_varies(tmp_path):
+    """Without a preset name, the varying keys choose the figures."""
+    sweep = tmp_path / "sweep"
+    for h in (8, 32):
+        for p in (0.0, 1.0):
+            write_run(sweep, make_config("default", **{"model.hidden_units": h, "corruption.name": "labels",
+                                                       "corruption.prob": p}))
+    collection = collect([sweep])
+    assert detect_studies(collection.runs, collection.history) == ["s1_width", "s2"]
+    write_run(tmp_path / "s4", make_config("my_sweep", **{"optimizer.name": "adam"}))
+    write_run(tmp_path / "s4", make_config("my_sweep", **{"optimizer.name": "sgd"}))
+    collection = collect([tmp_path / "s4"])
+    assert detect_studies(collection.runs, collection.history) == ["s4"]
+
+
+def test_generic_plot_of_run_and_history_columns(tmp_path, capsys):
+    sweep = s1_width_sweep(tmp_path / "sweep")
+    out = tmp_path / "out"
+    assert main(["plot", str(sweep), "--out", str(out), "--x", "model.hidden_units", "--y", "final.test_error",
+                 "--hue", "corruption.name"]) == 0
+    assert main(["plot", str(sweep), "--out", str(out), "--x", "epoch", "--y", "train_loss",
+                 "--hue", "model.hidden_units", "--col", "corruption.name"]) == 0
+    printed = capsys.readouterr().out
+    assert_png(out / "figures" / "plot_final.test_error_vs_model.hidden_units_by_corruption.name.png")
+    assert_png(out / "figures" / "plot_train_loss_vs_epoch_by_model.hidden_units_per_corruption.name.png")
+    assert "wrote" in printed
+    assert main(["plot", str(sweep), "--out", str(out), "--x", "epoch", "--y", "no_such_column"]) == 2
