@@ -1,0 +1,176 @@
+"""The measure rankings on synthetic tables with known answers, and each score against a value
+worked by hand or computed another way (brute force over pairs)."""
+import itertools
+import math
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import rank
+
+AXES = ["model.hidden_units", "optimizer.lr", "trainer.batch_size"]
+
+
+def grid_table(seed: int = 0) -> pd.DataFrame:
+    """A 4 × 3 × 2 grid, three seeds each; the gap grows with every hyperparameter, plus noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for h, lr, bs, s in itertools.product([8, 32, 128, 512], [0.01, 0.03, 0.1], [32, 128], [0, 1, 2]):
+        gap = 0.05 * np.log2(h) + 0.5 * lr + 0.0005 * bs + 0.02 * rng.standard_normal()
+        rows.append({"model.hidden_units": h, "optimizer.lr": lr, "trainer.batch_size": bs, "seed": s,
+                     "trainer.progress": s % 2 == 0, "final.gen_gap": gap, "data.test_size": 10000})
+    table = pd.DataFrame(rows)
+    table["measures.gap_itself"] = table["final.gen_gap"]
+    table["measures.exp_gap"] = np.exp(3 * table["final.gen_gap"])  # monotone: same ranks
+    table["measures.negative"] = -table["final.gen_gap"]
+    table["measures.noise"] = np.random.default_rng(seed + 100).standard_normal(len(table))
+    return table
+
+
+@pytest.fixture(scope="module")
+def ranking():
+    table = grid_table()
+    result = rank.rank_measures(table, AXES + ["seed", "trainer.progress"])
+    return result, result.table.set_index("measure")
+
+
+def test_a_measure_equal_to_the_gap_scores_perfectly(ranking):
+    result, table = ranking
+    for name in ("gap_itself", "exp_gap"):
+        row = table.loc[name]
+        assert row["kendall_tau"] == pytest.approx(1.0)
+        assert row["psi"] == pytest.approx(1.0)
+        assert row["cmi"] == pytest.approx(1.0)
+        assert row["sign_error_max"] == 0.0 and row["sign_error_mean"] == 0.0
+        for axis in AXES:
+            assert row[f"psi[{axis}]"] == pytest.approx(1.0)
+    assert result.gap == "final.gen_gap"
+    assert list(result.axes) == AXES  # seed and how-to-run keys are not hyperparameters
+
+
+def test_its_negative_scores_minus_one_and_always_the_wrong_sign(ranking):
+    _, table = ranking
+    row = table.loc["negative"]
+    assert row["kendall_tau"] == pytest.approx(-1.0)
+    assert row["psi"] == pytest.approx(-1.0)
+    assert row["cmi"] == pytest.approx(1.0)  # information has no sign
+    assert row["sign_error_max"] == 1.0 and row["sign_error_mean"] == 1.0
+
+
+def test_a_random_measure_scores_near_zero(ranking):
+    _, table = ranking
+    row = table.loc["noise"]
+    assert abs(row["kendall_tau"]) < 0.2
+    assert abs(row["psi"]) < 0.2
+    assert row["cmi"] < 0.05
+    assert 0.3 < row["sign_error_mean"] < 0.7
+
+
+def test_table_is_sorted_by_absolute_tau(ranking):
+    result, _ = ranking
+    taus = result.table["kendall_tau"].abs().to_numpy()
+    assert list(taus) == sorted(taus, reverse=True)
+    assert result.table["measure"].iloc[-1] == "noise"
+
+
+def test_kendall_tau_by_hand():
+    # pairs of (1,2,3,4) vs (1,3,2,4): 5 concordant, 1 discordant → (5 − 1) / 6
+    tau, _ = rank.kendall_tau(np.array([1.0, 2, 3, 4]), np.array([1.0, 3, 2, 4]))
+    assert tau == pytest.approx(4 / 6)
+    assert math.isnan(rank.kendall_tau(np.array([1.0, 1.0]), np.array([1.0, 2.0]))[0])
+
+
+def test_granulated_psi_by_hand():
+    """2 × 2 grid.  Along a: τ = +1 where b = 0 and −1 where b = 1, so ψ_a = 0; along b: τ = +1 at
+    both values of a, so ψ_b = 1; Ψ = (0 + 1) / 2."""
+    a = np.array([0, 1, 0, 1])
+    b = np.array([0, 0, 1, 1])
+    gap = np.array([0.0, 1.0, 2.0, 3.0])
+    measure = np.array([0.0, 1.0, 3.0, 2.0])
+    psi, per_axis = rank.granulated_psi(measure, gap, {"a": a, "b": b})
+    assert per_axis == {"a": pytest.approx(0.0), "b": pytest.approx(1.0)}
+    assert psi == pytest.approx(0.5)
+
+
+def brute_force_cmi(m, g, codes, max_set=2):
+    """J's K(μ) by counting over every ordered pair of runs with Python dicts."""
+    n = len(m)
+    sign = lambda v: int(v > 0) - int(v < 0)  # noqa: E731
+    best = math.inf
+    for size in range(max_set + 1):
+        for subset in itertools.combinations(codes, size):
+            triples = Counter()
+            for i in range(n):
+                for j in range(n):
+                    if i != j:
+                        u = (tuple(codes[a][i] for a in subset), tuple(codes[a][j] for a in subset))
+                        triples[(u, sign(m[i] - m[j]), sign(g[i] - g[j]))] += 1
+            total = sum(triples.values())
+            p_u, p_ua, p_ub = Counter(), Counter(), Counter()
+            for (u, va, vb), c in triples.items():
+                p_u[u] += c / total
+                p_ua[(u, va)] += c / total
+                p_ub[(u, vb)] += c / total
+            cmi = sum(c / total * math.log((c / total) * p_u[u] / (p_ua[(u, va)] * p_ub[(u, vb)]))
+                      for (u, va, vb), c in triples.items())
+            h = -sum(p * math.log(p / p_u[u]) for (u, _), p in p_ub.items())
+            if h > 1e-12:
+                best = min(best, cmi / h)
+    return best
+
+
+def test_cmi_matches_brute_force_over_pairs():
+    rng = np.random.default_rng(3)
+    codes = {"a": np.repeat([0, 1, 2], 6), "b": np.tile([0, 1], 9), "c": np.tile([0, 0, 1], 6)}
+    g = codes["a"] + 0.5 * codes["b"] + 0.3 * rng.standard_normal(18)
+    m = g + 0.8 * rng.standard_normal(18)
+    assert rank.conditional_mutual_information(m, g, codes) == pytest.approx(brute_force_cmi(m, g, codes), abs=1e-9)
+    assert rank.conditional_mutual_information(g, g, codes) == pytest.approx(1.0)
+
+
+def test_sign_error_by_hand():
+    """One axis with three settings: environments (0,1) and (0,2) agree in sign, (1,2) disagrees."""
+    codes = {"h": np.array([0, 1, 2])}
+    gap = np.array([0.0, 0.1, 0.2])
+    measure = np.array([0.0, 2.0, 1.0])
+    envs = rank.environment_pairs(codes, seeds=None)
+    assert len(envs) == 3
+    errors = rank.robust_sign_error(measure, gap, envs, n_test=10000)
+    assert sorted(errors["sign_error"]) == [0.0, 0.0, 1.0]
+    # with 10 test samples a gap difference of 0.1 is not significant: w = 0, every pair dropped
+    assert rank.robust_sign_error(measure, gap, envs, n_test=10).empty
+
+
+def test_sign_error_weight_formula():
+    # w = max(0, 1 − 2 exp(−2 n (Δ/2)²))²; n = 100, Δ = 0.3: 1 − 2e^{−4.5}
+    expected = (1 - 2 * math.exp(-4.5)) ** 2
+    assert rank.sign_error_weight(np.array([0.3]), 100)[0] == pytest.approx(expected)
+    assert rank.sign_error_weight(np.array([0.0]), 100)[0] == 0.0
+
+
+def test_environments_couple_runs_by_seed():
+    codes = {"h": np.array([0, 0, 1, 1])}
+    envs = rank.environment_pairs(codes, seeds=np.array([0, 1, 0, 1]))
+    assert sorted(zip(envs["i"], envs["j"])) == [(0, 2), (1, 3)]
+
+
+def test_columns_that_change_together_are_one_axis():
+    """Switching corruption options moves corruption.name and corruption.prob at once: one axis,
+    named by the column of the finest partition."""
+    table = pd.DataFrame({"corruption.name": ["none", "labels", "labels", "none", "labels", "labels"],
+                          "corruption.prob": [0.0, 0.5, 1.0, 0.0, 0.5, 1.0],
+                          "model.hidden_units": [8, 8, 8, 16, 16, 16], "seed": [0, 1, 2, 3, 4, 5],
+                          "name": ["x"] * 6})
+    axes = rank.hyperparameter_axes(table, list(table.columns))
+    assert axes == {"corruption.prob": ["corruption.name", "corruption.prob"],
+                    "model.hidden_units": ["model.hidden_units"]}
+
+
+def test_regression_sweeps_rank_against_the_loss_gap():
+    table = pd.DataFrame({"final.gen_gap": [None] * 4, "final.loss_gap": [0.1, 0.2, 0.3, 0.4],
+                          "dataset.f": [0.25, 0.5, 0.75, 1.0], "measures.m": [1.0, 2.0, 3.0, 4.0]})
+    result = rank.rank_measures(table, ["dataset.f"])
+    assert result.gap == "final.loss_gap"
+    assert result.table.loc[0, "kendall_tau"] == pytest.approx(1.0)
