@@ -1,11 +1,14 @@
 """The dataset zoo (gen/data/): sources, subsets, transforms, caches, and their errors."""
 import math
+import urllib.error
 
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.cifar
 import torchvision.transforms as T
 from PIL import Image
+from torchvision.datasets.utils import check_integrity
 
 import fake_datasets as fake
 from conftest import compose_config, launch, metrics_files
@@ -252,6 +255,22 @@ def test_missing_files_say_where_and_that_download_needs_internet(tmp_path):
     assert "\n" not in message and message.startswith("invalid config: dataset.root=")
     assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in message and "download=true" in message
     assert "internet" in message
+
+
+def test_a_failed_download_says_it_needs_internet(tmp_path, monkeypatch):
+    def offline(self):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    with pytest.raises(ConfigError, match=r"dataset\.download=true: downloading mnist into .* needs internet"):
+        load(["dataset=mnist", f"dataset.root={tmp_path}", "dataset.download=true"])
+
+
+def test_files_failing_torchvisions_checksum_are_one_clear_line(tmp_path, monkeypatch):
+    fake.write_cifar10(tmp_path)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", check_integrity)   # the real check
+    with pytest.raises(ConfigError, match=r"dataset\.root=.*torchvision could not load cifar10 .*corrupted"):
+        load(["dataset=cifar10", f"dataset.root={tmp_path}"])
 
 
 # ---- caches ------------------------------------------------------------------------------------

@@ -72,8 +72,11 @@ def decode(name: str, cfg) -> DataBundle:
     try:
         train, test = spec.open(root, True, cfg.download), spec.open(root, False, cfg.download)
     except (RuntimeError, OSError) as error:  # torchvision's checksum failure, or a failed download
-        raise ConfigError("dataset.root", cfg.root, f"torchvision could not load {name} from {root}: "
-                                                    f"{str(error).splitlines()[0]} (download=true needs internet)") from error
+        reason = str(error).splitlines()[0].rstrip(": ") or type(error).__name__
+        if missing:
+            raise ConfigError("dataset.download", "true", f"downloading {name} into {root} failed ({reason}); "
+                                                        f"download=true needs internet, or put the files there") from error
+        raise ConfigError("dataset.root", cfg.root, f"torchvision could not load {name} from {root} ({reason})") from error
     x_train, y_train = _tensors(train)
     x_test, y_test = _tensors(test)
     return DataBundle(name, "classification", x_train, y_train, x_test, y_test, num_classes=spec.num_classes,
