@@ -93,6 +93,10 @@ def test_sinusoid_hides_cos_cos_of_a_2d_point_in_a_rotated_scaled_space():
     x, y = points[:, 0], points[:, 1]
     expected = torch.cos(2 * math.pi * 0.75 * x) * torch.cos(2 * math.pi * 0.75 * y)
     assert torch.allclose(data.y_train.squeeze(1).double(), expected, atol=1e-5)
+    # train_size on a regression set: a seeded random subset of the points.
+    subset = load(["dataset=sinusoid", "dataset.f=0.75", "dataset.train_size=40"])
+    rows = {tuple(r) for r in data.x_train.tolist()}
+    assert len(subset.x_train) == 40 and all(tuple(r) in rows for r in subset.x_train.tolist())
 
 
 # ---- subsets and classes -----------------------------------------------------------------------

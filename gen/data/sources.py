@@ -6,7 +6,6 @@ the torchvision sets, whose decoding is the slow part.  Per-run choices (classes
 subset, corruption) come after, in ``gen.data.load_data``.
 """
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +24,8 @@ class Source:
 
 
 def _vision(name: str) -> Source:
-    return Source(lambda cfg: vision.decode(name, cfg), keys=("root",),
+    # The key gets the resolved root and the files' signatures instead of raw config keys.
+    return Source(lambda cfg: vision.decode(name, cfg), keys=(),
                   num_classes=lambda cfg: vision.SETS[name].num_classes, on_disk=True)
 
 
@@ -41,16 +41,20 @@ SOURCES: dict[str, Source] = {
 CACHED_TRANSFORMS = ("resize", "crop")
 
 
-def cache_key(name: str, cfg: DictConfig) -> dict:
+def cache_key(name: str, cfg: DictConfig) -> dict | None:
+    """What decides the clean tensors of ``cfg``; None when they cannot be cached yet (a source
+    file is missing: decoding will download it or raise a clear error)."""
     source = SOURCES[name]
     key = {"dataset": name}
     for k in source.keys + CACHED_TRANSFORMS:
         value = cfg.get(k)
         key[k] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
     if source.on_disk:
+        files = vision.source_files(name, cfg)
+        if not all(f.is_file() for f in files):
+            return None
         key["root"] = str(vision.root_of(cfg))
-        # Stat only files that exist: missing ones make vision.decode raise its clear error.
-        key["files"] = cache.file_signature([f for f in vision.source_files(name, cfg) if f.is_file()])
+        key["files"] = cache.file_signature(files)
     return key
 
 
@@ -58,7 +62,10 @@ def load_clean(cfg: DictConfig) -> DataBundle:
     """The clean dataset ``cfg.name`` after resize and crop: uint8 images for torchvision sets,
     float for the others.  Shared with the caches: callers must copy before modifying."""
     name, source = cfg.name, SOURCES[cfg.name]
-    key = cache.digest(cache_key(name, cfg))
+    key_fields = cache_key(name, cfg)
+    if key_fields is None:
+        return _decode(source, cfg)
+    key = cache.digest(key_fields)
     data = cache.from_memory(key)
     if data is not None:
         return data
@@ -66,8 +73,12 @@ def load_clean(cfg: DictConfig) -> DataBundle:
     path = cache.disk_path(folder, name, key) if folder is not None else None
     data = cache.from_disk(path, name) if path is not None else None
     if data is None:
-        data = resize_and_crop(source.load(cfg), cfg.get("resize"), cfg.get("crop"))
+        data = _decode(source, cfg)
         if path is not None:
             cache.to_disk(path, data)
     cache.to_memory(key, data)
     return data
+
+
+def _decode(source: Source, cfg: DictConfig) -> DataBundle:
+    return resize_and_crop(source.load(cfg), cfg.get("resize"), cfg.get("crop"))
