@@ -29,21 +29,29 @@ log = logging.getLogger("gen")
 def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     """Run the job ``cfg`` describes in ``run_dir`` (default: Hydra's output dir) and return its metrics."""
     run_dir = Path(run_dir or HydraConfig.get().runtime.output_dir)
+    fresh = not (run_dir / record.METRICS_FILE).exists() and not (run_dir / checkpoint.CHECKPOINT_FILE).exists()
+    try:
+        return _run(cfg, run_dir)
+    except ConfigError:  # bad input leaves nothing behind
+        if fresh:
+            _remove_fresh_run_dir(run_dir)
+        raise
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
     measures.check_set(cfg.measure)
+    run_dir.mkdir(parents=True, exist_ok=True)
     previous = record.read_status(run_dir)
     if previous in record.RESULT_STATUSES and not cfg.rerun:
         log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous)
         return record.read_metrics(run_dir)
     if cfg.rerun:
         checkpoint.remove(run_dir)
-    fresh = not (run_dir / record.METRICS_FILE).exists() and not (run_dir / checkpoint.CHECKPOINT_FILE).exists()
     started = time.perf_counter()
     try:
         metrics = _execute(cfg, run_dir, started)
     except ConfigError:
-        if fresh:
-            _remove_fresh_run_dir(run_dir)
         raise
     except checkpoint.Interrupted as stop:
         log.warning("%s; the checkpoint in %s resumes it", stop, run_dir)

@@ -7,6 +7,8 @@ import torch.nn as nn
 
 from gen.optim import AdaShift, build_optimizer, build_scheduler, optimizer_options, unknown_optimizer_hint, uses_sam
 from gen.schema import ConfigError, validate
+from gen.schema.base import check_node
+from gen.schema.trainer import TrainerConfig
 from tests.conftest import CONF, compose_config
 
 OPTIMIZERS = optimizer_options()
@@ -213,3 +215,24 @@ def test_unknown_optimizer_hint_lists_options_and_explains_sam():
     assert "\n" not in hint and hint.startswith("invalid config: optimizer=sam: ")
     assert all(f"'{name}'" in hint for name in sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml")))
     assert "SAM is not an optimizer: add optimizer.sam.enabled=true to any of them" in hint
+
+
+# ---- study presets ------------------------------------------------------------------------------
+
+STUDY_TRAINERS = {  # REFERENCE.md, "Training protocols"
+    "s1": dict(batch_size=64, max_epochs=1000, rule="train_error", threshold=0.01),
+    "s2": dict(batch_size=128, rule="interpolation"),
+    "s4": dict(max_epochs=200, rule="train_loss", threshold=0.01, checkpoint_every=50),
+    "s5_mlp": dict(batch_size=1, max_epochs=3000, rule="none"),
+    "s5_cnn": dict(batch_size=1, max_epochs=100, rule="none"),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(STUDY_TRAINERS))
+def test_study_trainer_presets(preset):
+    trainer = compose_config([f"trainer={preset}"]).trainer
+    check_node(trainer, TrainerConfig, "trainer")  # every key known and in range
+    assert trainer.name == preset
+    for key, value in STUDY_TRAINERS[preset].items():
+        actual = trainer.stop[key] if key in ("rule", "threshold") else trainer[key]
+        assert actual == value, key

@@ -1,11 +1,46 @@
-"""Schema of the ``measure`` group: a named set of measures and their parameters.
+"""Schema of the ``measure`` group: a named set of measures and the parameters they share.
 
-Which names and parameters exist is the measure registry's business (gen/measures); it checks
-them when the set is resolved.
+Every set (``conf/measure/*.yaml``) lists every parameter below, so any of them can be
+overridden on the command line (``measure.params.margin_percentile=5``).  Which measure names
+exist is the measure registry's business: ``gen.measures.check_set`` checks them.
 """
 from dataclasses import dataclass, field
 
-from gen.schema.base import register
+from gen.schema.base import register, spec
+
+
+@dataclass
+class MeasureParams:
+    # --- shared by every measure -----------------------------------------------------------
+    margin_percentile: float = spec(10.0, ge=0, le=100, help="q: the margin is the q-th percentile of "
+                                                             "f(x)[y] - max_{j≠y} f(x)[j] (S1: 5, J: 10)")
+    max_samples: int = spec(10000, ge=1, help="measures evaluate on a fixed, seeded subsample of the train set")
+    seed: int = spec(0, ge=0, help="seed of the subsample and of every random draw a measure makes")
+    batch_size: int = spec(1000, ge=1, help="evaluation batch size (no-grad forward passes)")
+    # --- norms ---------------------------------------------------------------------------------
+    include_bias: bool = spec(False, help="norms and path sums include biases (appended as a column)")
+    conv_spectral: str = spec("fft", choices=["fft", "reshape"],
+                              help="spectral norm of a conv: exact operator norm via FFT (Sedghi et al.) "
+                                   "or the kernel reshaped to out × (in·k·k)")
+    # --- S1 sharpness --------------------------------------------------------------------------
+    sharpness_alpha: float = spec(5e-4, gt=0, help="worst-case box |ν_i| ≤ α(|w_i| + 1)")
+    sharpness_steps: int = spec(20, ge=1, help="projected gradient-ascent steps of every worst-case search")
+    expected_sigma: float | None = spec(None, gt=0, help="noise std of expected sharpness; null: S1's rule "
+                                                         "σ = expected_sigma_scale·(10·|mean w| + 1) per tensor")
+    expected_sigma_scale: float = spec(5e-4, gt=0)
+    expected_samples: int = spec(10, ge=1, help="Monte-Carlo samples of expected sharpness")
+    # --- J's flatness measures: σ (PAC-Bayes) and α (worst case) found by bisection -----------
+    flatness_target_drop: float = spec(0.1, gt=0, lt=1, help="train-accuracy drop the search aims for")
+    flatness_tolerance: float = spec(0.01, gt=0, help="the search stops within this of the target drop")
+    flatness_search_depth: int = spec(15, ge=1, help="bisection steps")
+    flatness_search_max: float = spec(2.0, gt=0, help="the bisection searches [0, this]")
+    flatness_mc_samples: int = spec(10, ge=1, help="Monte-Carlo samples per σ (PAC-Bayes)")
+    magnitude_eps: float = spec(1e-3, ge=0, help="ε of the magnitude-aware noise: variance σ'²·w² + ε²")
+    # --- curvature (S4) --------------------------------------------------------------------------
+    hessian_probes: int = spec(100, ge=1, help="Rademacher probes of Hutchinson's trace estimate")
+    power_iterations: int = spec(100, ge=1, help="most power iterations for the top Hessian eigenvalue")
+    power_tolerance: float = spec(1e-4, gt=0, help="power iteration stops at this relative change")
+    min_sharpness_iterations: int = spec(200, ge=1, help="L-BFGS iterations over the log layer scales")
 
 
 @register("measure", "*")
@@ -13,5 +48,4 @@ from gen.schema.base import register
 class MeasureSetConfig:
     name: str
     names: list[str] = field(default_factory=list)
-    params: dict = field(default_factory=dict)
-
+    params: MeasureParams = field(default_factory=MeasureParams)

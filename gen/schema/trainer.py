@@ -12,7 +12,7 @@ class StopConfig:
     threshold: float = spec(0.01, ge=0)
 
 
-@register("trainer", "default")
+@register("trainer", "*")  # every preset shares one schema
 @dataclass
 class TrainerConfig:
     name: str = "default"

@@ -1,0 +1,158 @@
+"""What every measure reads: the trained network's BatchNorm-folded twin, its weights at
+initialisation, the fixed training subsample, the margin, the training record and the parameters.
+
+Shared intermediate results (the folded twin, the layer list, the margin, σ of the PAC-Bayes
+search...) are computed once, on first use, and kept, together with a NotApplicable reason when
+they have none, so two measures never repeat the same work.
+"""
+import copy
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig, OmegaConf
+
+from gen.data.bundle import DataBundle
+from gen.measures.folding import FoldedNet, fold_batchnorm
+from gen.measures.layers import WeightLayer, weight_layers
+from gen.measures.registry import NotApplicable
+from gen.objective import Objective, objective_for
+from gen.schema.measure import MeasureParams
+
+
+def resolve_params(measure_cfg: DictConfig | dict | None) -> MeasureParams:
+    """The set's params over the schema's defaults."""
+    given = (measure_cfg or {}).get("params") or {}
+    if isinstance(given, DictConfig):
+        given = OmegaConf.to_container(given, resolve=True)
+    return MeasureParams(**given)
+
+
+class MeasureContext:
+    def __init__(self, model: nn.Module, init_state: dict | None, data: DataBundle, record: Any,
+                 params: MeasureParams):
+        self.model, self.init_state, self.data, self.record, self.params = model, init_state, data, record, params
+        self.device = data.x_train.device
+        self.train_size = getattr(record, "train_size", 0) or len(data.x_train)
+        self.notes: list[str] = []
+        self._memo: dict[str, Any] = {}
+
+    # ---- memoisation ---------------------------------------------------------------------------
+    def shared(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once; later calls return the value (or raise the same NotApplicable)."""
+        if key not in self._memo:
+            try:
+                self._memo[key] = compute()
+            except NotApplicable as reason:
+                self._memo[key] = reason
+        value = self._memo[key]
+        if isinstance(value, NotApplicable):
+            raise value
+        return value
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    # ---- data --------------------------------------------------------------------------------
+    @property
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed, seeded training subsample (labels as trained on, corrupted ones included)."""
+        def draw():
+            n = len(self.data.x_train)
+            keep = min(n, self.params.max_samples)
+            generator = torch.Generator().manual_seed(self.params.seed)
+            index = torch.randperm(n, generator=generator)[:keep].sort().values.to(self.device)
+            return self.data.x_train[index], self.data.y_train[index]
+        return self.shared("sample", draw)
+
+    @property
+    def objective(self) -> Objective:
+        def build():
+            with torch.no_grad():
+                width = self.folded.module(self.sample[0][:1]).shape[-1]
+            return objective_for(self.data, width)
+        return self.shared("objective", build)
+
+    def generator(self, purpose: str) -> torch.Generator:
+        """A generator on the data's device, seeded from ``seed`` and the purpose (fresh each call)."""
+        offset = sum(ord(c) * 31 ** i for i, c in enumerate(purpose)) % 2 ** 31
+        return torch.Generator(device=self.device).manual_seed(self.params.seed * 1_000_003 + offset)
+
+    # ---- the network -----------------------------------------------------------------------
+    @property
+    def folded(self) -> FoldedNet:
+        def fold():
+            folded = fold_batchnorm(self.model, self.data.x_train[:8])
+            for text in folded.notes:
+                self.note(text)
+            return folded
+        return self.shared("folded", fold)
+
+    @property
+    def twin(self) -> nn.Module:
+        """The eval-mode, BatchNorm-folded twin every measure evaluates (the trained model is untouched)."""
+        return self.folded.module
+
+    @property
+    def init_folded(self) -> FoldedNet:
+        def fold():
+            if self.init_state is None:
+                raise NotApplicable("no weights at initialisation were given")
+            init_model = copy.deepcopy(self.model)
+            init_model.load_state_dict(self.init_state)
+            return fold_batchnorm(init_model, self.data.x_train[:8])
+        return self.shared("init_folded", fold)
+
+    @property
+    def layers(self) -> list[WeightLayer]:
+        """W_1 … W_d of the folded twin; NotApplicable where a BatchNorm could not be folded."""
+        def find():
+            folded = self.folded
+            if folded.unfolded:
+                raise NotApplicable(f"BatchNorm {', '.join(folded.unfolded)} could not be folded into a "
+                                    f"neighbouring layer, so layer norms would miss its scale")
+            found = weight_layers(folded, self.sample[0])
+            if not found:
+                raise NotApplicable("the network has no Linear or Conv layers")
+            return found
+        return self.shared("layers", find)
+
+    @property
+    def init_layers(self) -> list[WeightLayer]:
+        """The same layers at initialisation (folded with the BatchNorm statistics of then)."""
+        def find():
+            folded = self.init_folded
+            if folded.unfolded:
+                raise NotApplicable(f"at initialisation, BatchNorm {', '.join(folded.unfolded)} could not be folded")
+            found = weight_layers(folded, self.sample[0])
+            if [layer.name for layer in found] != [layer.name for layer in self.layers]:
+                raise NotApplicable("the layers at initialisation do not match the trained network's")
+            return found
+        return self.shared("init_layers", find)
+
+    def parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The twin's trainable parameters (what perturbation measures perturb)."""
+        return [(name, p) for name, p in self.twin.named_parameters() if p.requires_grad]
+
+    def init_parameters(self) -> list[torch.Tensor]:
+        """The twin's trainable parameters at initialisation, in the order of ``parameters()``."""
+        init = dict(self.init_folded.module.named_parameters())
+        missing = [name for name, _ in self.parameters() if name not in init]
+        if missing:
+            raise NotApplicable(f"parameters {missing[:3]} have no counterpart at initialisation")
+        return [init[name].detach() for name, _ in self.parameters()]
+
+    # ---- the margin --------------------------------------------------------------------------
+    @property
+    def margin(self) -> float:
+        from gen.measures.margin import margin_percentile
+        return self.shared("margin", lambda: margin_percentile(self))
+
+    def positive_margin(self) -> float:
+        """γ for the measures that divide by it; NotApplicable when γ ≤ 0."""
+        gamma = self.margin
+        if gamma <= 0:
+            raise NotApplicable(f"the margin ({self.params.margin_percentile:g}th percentile) is {gamma:.4g} ≤ 0: "
+                                f"the network misclassifies that share of the sample")
+        return gamma
