@@ -55,8 +55,12 @@ def weight_layers(folded: FoldedNet, example: torch.Tensor) -> list[WeightLayer]
     else:
         names = [name for name, m in named.items() if isinstance(m, WEIGHT_LAYERS)]
     sizes: dict[str, tuple[int, ...]] = {}
-    hooks = [named[name].register_forward_pre_hook(
-        lambda module, args, name=name: sizes.setdefault(name, tuple(args[0].shape[2:]))) for name in names]
+
+    def record_size(name):
+        def hook(module, args):  # returns None: a pre-hook's return value would replace the input
+            sizes.setdefault(name, tuple(args[0].shape[2:]))
+        return hook
+    hooks = [named[name].register_forward_pre_hook(record_size(name)) for name in names]
     try:
         with torch.no_grad():
             folded.module(example[:1])
