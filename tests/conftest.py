@@ -46,3 +46,19 @@ def run_in(tmp_path):
         proc = launch(args, tmp_path, **kwargs)
         return proc, tmp_path
     return _run
+
+
+def measure_context(model, x, y, init_state=None, record=None, **params):
+    """A MeasureContext over the tensors (x, y) as the training set: classification for integer
+    labels, regression for float targets; ``params`` override the measure parameters."""
+    import torch
+
+    from gen.data.bundle import DataBundle
+    from gen.measures.context import MeasureContext
+    from gen.schema.measure import MeasureParams
+
+    classification = not y.is_floating_point()
+    num_classes = int(y.max()) + 1 if classification else 0
+    data = DataBundle("tiny", "classification" if classification else "regression", x, y, x, y,
+                      max(num_classes, 2) if classification else 0, torch.zeros(len(x), dtype=torch.bool))
+    return MeasureContext(model, init_state, data, record, MeasureParams(**params))

@@ -37,6 +37,10 @@ class FoldedNet:
 def fold_batchnorm(model: nn.Module, example: torch.Tensor | None = None) -> FoldedNet:
     """An eval-mode twin of ``model`` with every BatchNorm it can fold folded (``model`` is untouched)."""
     twin = copy.deepcopy(model).eval()
+    if isinstance(twin, WEIGHT_LAYERS + BATCHNORMS):
+        # Traced as the root, a lone layer becomes F.linear on get_attr nodes and no layer would be
+        # found; inside a container it stays a module.
+        twin = nn.Sequential(twin)
     batchnorms = [name for name, m in twin.named_modules() if isinstance(m, BATCHNORMS)]
     try:
         gm = trace(twin)

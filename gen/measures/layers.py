@@ -26,7 +26,8 @@ class WeightLayer:
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.module.weight.detach()
+        """The weight in float64: norms of wide layers lose digits in float32."""
+        return self.module.weight.detach().double()
 
     @property
     def width(self) -> int:
@@ -39,7 +40,7 @@ class WeightLayer:
         weight = self.weight if weight is None else weight
         matrix = weight.reshape(weight.shape[0], -1)
         if include_bias:
-            bias = bias if bias is not None else (self.module.bias.detach() if self.module.bias is not None
+            bias = bias if bias is not None else (self.module.bias.detach().double() if self.module.bias is not None
                                                   else torch.zeros_like(matrix[:, 0]))
             matrix = torch.cat([matrix, bias[:, None]], dim=1)
         return matrix
