@@ -10,15 +10,12 @@ import hydra
 from omegaconf import DictConfig
 
 import gen.run_id  # noqa: F401  (registers the ${run_id:} resolver used by the run folders)
-from gen.cli import run_with_clear_errors
+from gen.cli import run_job, run_with_clear_errors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from gen.run import train  # imported after composition: `--cfg job` and `--help` stay fast
-
-    metrics = train(cfg)
-    return metrics["final"]["test_acc"]
+    return run_job(cfg)  # in a multirun a failed run is recorded and the sweep goes on (gen/cli.py)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ A run folder is a folder that holds a ``metrics.json`` or Hydra's ``.hydra/``.  
 - ``completed``, ``diverged``, ``failed``: what its ``metrics.json`` records (DESIGN.md, schema 1);
 - ``unreadable``: a ``metrics.json`` that is not valid JSON or has no known status;
 - ``running``: no result yet, but something in the folder (checkpoint, log, lock) changed recently;
-- ``missing``: no result and no sign of life — the job never finished (killed, lost, not yet started).
+- ``missing``: no result and no sign of life — the job never finished (killed, lost, not yet started);
+  with a ``checkpoint.pt`` its reason says "interrupted": a relaunch resumes it.
 
 Only ``completed`` runs are results; ``diverged`` runs are reported beside them.
 """
@@ -70,9 +71,7 @@ def _run_dirs(root: Path):
 def _classify(path: Path, names: set[str], now: float) -> RunFolder:
     log = _log_file(path, names)
     if METRICS_FILE not in names:
-        if _recently_touched(path, names, now):
-            return RunFolder(path, "running", reason="no metrics.json yet; the folder changed recently", log=log)
-        return RunFolder(path, "missing", reason="no metrics.json: the job never finished", log=log)
+        return _unfinished(path, names, now, log)
     try:
         metrics = json.loads((path / METRICS_FILE).read_bytes())
     except (OSError, ValueError) as error:
@@ -87,6 +86,19 @@ def _classify(path: Path, names: set[str], now: float) -> RunFolder:
     if status == "diverged":
         return RunFolder(path, "diverged", metrics, _diverged_reason(metrics), log)
     return RunFolder(path, "completed", metrics, log=log)
+
+
+def _unfinished(path: Path, names: set[str], now: float, log: Path | None) -> RunFolder:
+    """No result yet: training now, or stopped (interrupted, killed, never started).  A checkpoint
+    means a relaunch resumes from it; a run is never taken for finished without its metrics.json."""
+    checkpointed = CHECKPOINT_FILE in names
+    if _recently_touched(path, names, now):
+        reason = ("no metrics.json yet; checkpoint.pt changed recently (training, or interrupted: "
+                  "a relaunch resumes it)" if checkpointed else "no metrics.json yet; the folder changed recently")
+        return RunFolder(path, "running", reason=reason, log=log)
+    reason = ("interrupted: a checkpoint.pt but no metrics.json; a relaunch resumes it" if checkpointed
+              else "no metrics.json: the job never finished")
+    return RunFolder(path, "missing", reason=reason, log=log)
 
 
 def error_line(metrics: dict) -> str:

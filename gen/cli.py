@@ -1,15 +1,26 @@
-"""Turn every bad-input failure of ``launch.py`` into one clear line and a non-zero exit.
+"""What ``launch.py`` does around Hydra: one clear line and a non-zero exit for every failure.
 
 Hydra prints multi-line reports for composition errors; we let them reach us (by setting
 HYDRA_FULL_ERROR for the duration of the call) and print one line instead.  A user who sets
 HYDRA_FULL_ERROR=1 still gets the full traceback.
+
+In a multirun a job whose run fails does not stop the sweep: the run records ``status: failed``
+in its metrics.json (gen.run) and the job returns normally, so every launcher goes on with the
+other jobs.  ``SweepSummary``, a Hydra callback in the main process, then lists the runs that
+failed in this sweep and the exit status is non-zero.  Bad input and preemption still stop the
+sweep: every job would fail the same way.
 """
 import os
 import re
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gen.overrides import check_group_choices
@@ -22,9 +33,13 @@ EXIT_FAILED = 1
 def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    _sweep_failures.clear()
     try:
         check_group_choices(argv)
         main()
+        if _sweep_failures:
+            return _fail(f"error: {len(_sweep_failures)} run(s) of this sweep failed (listed above); "
+                         f"relaunching the same command runs them again", EXIT_FAILED)
     except ConfigError as error:
         return _fail(f"error: {error}", EXIT_BAD_INPUT)
     except (HydraException, OmegaConfBaseException) as error:
@@ -58,3 +73,76 @@ def composition_message(error: BaseException) -> str:
 def _fail(line: str, code: int) -> int:
     print(line, file=sys.stderr)
     return code
+
+
+# ---- jobs and sweeps ---------------------------------------------------------------------------
+def run_job(cfg: DictConfig) -> float | None:
+    """The task function's body: train one run and return its test accuracy.
+
+    In a multirun a failed run returns None instead of raising: gen.run has recorded it (metrics.json
+    with the error, and the log), and the sweep goes on; ``SweepSummary`` reports it at the end."""
+    from gen.checkpoint import Interrupted
+    from gen.run import train
+
+    if not _in_multirun():
+        return train(cfg)["final"]["test_acc"]
+    try:
+        return train(cfg)["final"]["test_acc"]
+    except (ConfigError, Interrupted):
+        raise
+    except Exception:
+        return None
+
+
+def _in_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra
+        return False
+
+
+_sweep_failures: list[str] = []  # set in the main process by SweepSummary, read by run_with_clear_errors
+
+
+class SweepSummary(Callback):
+    """After a multirun, print the state of the sweep folder and every run that failed in this sweep
+    (its error line, log and metrics.json); a failure makes ``launch.py`` exit non-zero.
+
+    "In this sweep": a failed metrics.json written since the multirun started, so older failures
+    that this sweep did not relaunch are listed but do not change the exit status.  Scanning the
+    folder (not the jobs' return values) works with every launcher."""
+
+    def __init__(self) -> None:
+        self._before: dict[Path, int] = {}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._before = _record_stamps(Path(OmegaConf.select(config, "hydra.sweep.dir")))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from analysis import status
+
+        sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
+        folders = status.scan([sweep_dir]) if sweep_dir.is_dir() else []
+        failed = [f for f in folders if f.status in ("failed", "unreadable")
+                  and _stamp(f.path / status.METRICS_FILE) != self._before.get(f.path)]
+        print(status.describe(folders, [sweep_dir]), file=sys.stderr)
+        for folder in failed:
+            print(f"failed in this sweep: {folder.path / status.METRICS_FILE}", file=sys.stderr)
+        _sweep_failures.extend(str(f.path) for f in failed)
+
+    def __getstate__(self) -> dict:
+        return {"_before": {}}  # launchers ship callbacks to every job: leave the snapshot home
+
+
+def _record_stamps(sweep_dir: Path) -> dict[Path, int]:
+    """metrics.json modification times of the run folders below ``sweep_dir`` (cheap: no parsing)."""
+    if not sweep_dir.is_dir():
+        return {}
+    return {path.parent: _stamp(path) for path in sweep_dir.rglob("metrics.json")}
+
+
+def _stamp(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None

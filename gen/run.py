@@ -46,6 +46,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     if previous in record.RESULT_STATUSES and not cfg.rerun:
         log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous)
         return record.read_metrics(run_dir)
+    if checkpoint.requested():  # a sweep that was told to stop starts no more runs
+        raise checkpoint.Interrupted("stop requested (SIGTERM/SIGUSR) before this run started")
     if cfg.rerun:
         checkpoint.remove(run_dir)
     started = time.perf_counter()

@@ -1,0 +1,110 @@
+"""Preemption and resume with real processes and real signals.
+
+A run is started with ``python launch.py`` in a subprocess, checkpointing every epoch; once a
+checkpoint exists it is killed (SIGKILL: no chance to react; SIGTERM: what schedulers send, which
+must checkpoint and stop).  Relaunching the same command must resume and end with exactly the
+metrics.json of an uninterrupted run with the same seed (wall-clock seconds aside).
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis import status as run_status
+from tests.conftest import LAUNCH, launch, read_metrics
+
+# Each config takes a few seconds, so a kill lands mid-training; each exercises a different state.
+CONFIGS = {
+    # momentum buffers, an lr schedule, label corruption (split accuracies), interpolation record
+    "fc_digits": ["model.hidden_units=64", "dataset.train_size=600", "trainer.batch_size=4",
+                  "trainer.max_epochs=25", "optimizer=momentum", "optimizer/schedule=exponential",
+                  "corruption=labels", "corruption.prob=0.2"],
+    # batch 1 and the S5 trajectory tracker (per-step state inside the loop)
+    "steady_sinusoid": ["model=steady_mlp", "dataset=sinusoid", "trainer.batch_size=1", "trainer.max_epochs=80",
+                        "measure=trajectory"],
+}
+COMMON = ["trainer.checkpoint_every=1", "trainer.progress=false", "seed=7"]
+
+
+def comparable(metrics: dict) -> dict:
+    """The parts of a record that must not depend on interruptions: all but wall-clock seconds."""
+    no_seconds = lambda row: {k: v for k, v in row.items() if k != "seconds"}
+    return {"status": metrics["status"], "final": metrics["final"], "measures": metrics["measures"],
+            "history": [no_seconds(row) for row in metrics["history"]],
+            "interpolation": no_seconds(metrics["interpolation"]), "split_acc": metrics.get("split_acc")}
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(LAUNCH), *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen) -> None:
+    """Poll until ``path`` exists (the run is training); fail if the process ends first."""
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc={proc.returncode}) before {path.name} appeared:\n{proc.stdout.read()}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted runs of every config, keyed by name."""
+    results = {}
+    for name, args in CONFIGS.items():
+        folder = tmp_path_factory.mktemp(f"reference_{name}")
+        proc = launch(args + COMMON + [f"hydra.run.dir={folder / 'run'}"], cwd=folder)
+        assert proc.returncode == 0, proc.stderr
+        results[name] = read_metrics(folder / "run" / "metrics.json")
+    return results
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_uninterrupted_result(name, sig, reference, tmp_path):
+    run_dir = tmp_path / "run"
+    args = CONFIGS[name] + COMMON + [f"hydra.run.dir={run_dir}"]
+    proc = start(args, tmp_path)
+    wait_for(run_dir / "checkpoint.pt", proc)
+    proc.send_signal(sig)
+    output = proc.communicate(timeout=120)[0]
+
+    assert proc.returncode != 0, output
+    assert not (run_dir / "metrics.json").exists(), "an interrupted run must not leave a record"
+    assert (run_dir / "checkpoint.pt").exists()
+    if sig == signal.SIGTERM:  # it saw the signal: checkpointed where it stood and said so
+        assert "error: Interrupted: preempted at epoch" in output, output
+    (folder,) = run_status.scan([tmp_path])
+    assert folder.status in ("running", "missing") and "checkpoint" in folder.reason
+
+    again = launch(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stdout + again.stderr
+    resumed = read_metrics(run_dir / "metrics.json")
+    assert comparable(resumed) == comparable(reference[name])
+    assert not (run_dir / "checkpoint.pt").exists()
+
+
+def test_sigterm_stops_a_sweep_and_the_relaunch_finishes_it(tmp_path):
+    """SIGTERM to a local sweep: the running job checkpoints, no further job starts, exit non-zero;
+    the relaunch resumes that job and runs the rest."""
+    args = ["-m", *CONFIGS["fc_digits"], *COMMON, "seed=1,2", "analysis.auto=false"]
+    proc = start(args, tmp_path)
+    sweep = tmp_path / "outputs" / "sweeps" / "default"
+    while not list(sweep.glob("*/checkpoint.pt")):
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0, output
+    assert not list(sweep.glob("*/metrics.json")), output
+    assert len(list(sweep.glob("*/checkpoint.pt"))) == 1
+
+    again = launch(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (again.stdout + again.stderr).count("resuming") == 1
+    assert [read_metrics(p)["status"] for p in sweep.glob("*/metrics.json")] == ["completed"] * 2
