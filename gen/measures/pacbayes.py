@@ -125,13 +125,17 @@ def _searched(ctx, what: str, drop_at) -> SearchResult:
 
 
 # ---- the bounds -------------------------------------------------------------------------------
-def _vectors(ctx) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w, w − w⁰) over every trainable parameter, flattened, in float64."""
-    def flatten():
-        w = torch.cat([p.detach().flatten() for p in _params(ctx)]).double()
+def _weights(ctx) -> torch.Tensor:
+    """w: every trainable parameter, flattened, in float64 (the "orig" bounds need nothing else)."""
+    return ctx.shared("parameter_vector", lambda: torch.cat([p.detach().flatten() for p in _params(ctx)]).double())
+
+
+def _distance(ctx) -> torch.Tensor:
+    """w − w⁰, flattened like ``_weights``."""
+    def subtract():
         w0 = torch.cat([p.flatten() for p in ctx.init_parameters()]).double()
-        return w, w - w0
-    return ctx.shared("parameter_vectors", flatten)
+        return _weights(ctx) - w0
+    return ctx.shared("parameter_distance", subtract)
 
 
 def _bound(squared_norm: float, scale: float, m: int, factor: float = 1.0) -> float:
@@ -148,13 +152,13 @@ def _magnitude_bound(reference: torch.Tensor, distance: torch.Tensor, scale: flo
 
 @measure("pacbayes_init", size_adjust="sqrt")
 def pacbayes_init(ctx) -> float:
-    _, distance = _vectors(ctx)
+    distance = _distance(ctx)
     return _bound(distance.pow(2).sum().item(), random_search(ctx, False).scale, ctx.train_size)
 
 
 @measure("pacbayes_orig", size_adjust="sqrt")
 def pacbayes_orig(ctx) -> float:
-    w, _ = _vectors(ctx)
+    w = _weights(ctx)
     return _bound(w.pow(2).sum().item(), random_search(ctx, False).scale, ctx.train_size)
 
 
@@ -165,14 +169,14 @@ def pacbayes_flatness(ctx) -> float:
 
 @measure("pacbayes_mag_init", size_adjust="sqrt")
 def pacbayes_mag_init(ctx) -> float:
-    _, distance = _vectors(ctx)
+    distance = _distance(ctx)
     sigma = random_search(ctx, True).scale
     return _magnitude_bound(distance, distance, sigma, ctx.params.magnitude_eps, ctx.train_size, 1.0)
 
 
 @measure("pacbayes_mag_orig", size_adjust="sqrt")
 def pacbayes_mag_orig(ctx) -> float:
-    w, distance = _vectors(ctx)
+    w, distance = _weights(ctx), _distance(ctx)
     sigma = random_search(ctx, True).scale
     return _magnitude_bound(w, distance, sigma, ctx.params.magnitude_eps, ctx.train_size, 1.0)
 
@@ -184,14 +188,14 @@ def pacbayes_mag_flatness(ctx) -> float:
 
 @measure("sharpness_init", size_adjust="sqrt")
 def sharpness_init(ctx) -> float:
-    _, distance = _vectors(ctx)
+    distance = _distance(ctx)
     alpha = worst_case_search(ctx, False).scale
     return _bound(distance.pow(2).sum().item(), alpha, ctx.train_size, math.log(2 * distance.numel()))
 
 
 @measure("sharpness_orig", size_adjust="sqrt")
 def sharpness_orig(ctx) -> float:
-    w, _ = _vectors(ctx)
+    w = _weights(ctx)
     alpha = worst_case_search(ctx, False).scale
     return _bound(w.pow(2).sum().item(), alpha, ctx.train_size, math.log(2 * w.numel()))
 
@@ -203,7 +207,7 @@ def sharpness_flatness(ctx) -> float:
 
 @measure("sharpness_mag_init", size_adjust="sqrt")
 def sharpness_mag_init(ctx) -> float:
-    _, distance = _vectors(ctx)
+    distance = _distance(ctx)
     alpha = worst_case_search(ctx, True).scale
     return _magnitude_bound(distance, distance, alpha, ctx.params.magnitude_eps, ctx.train_size,
                             4 * math.log(2 * distance.numel()))
@@ -211,7 +215,7 @@ def sharpness_mag_init(ctx) -> float:
 
 @measure("sharpness_mag_orig", size_adjust="sqrt")
 def sharpness_mag_orig(ctx) -> float:
-    w, distance = _vectors(ctx)
+    w, distance = _weights(ctx), _distance(ctx)
     alpha = worst_case_search(ctx, True).scale
     return _magnitude_bound(w, distance, alpha, ctx.params.magnitude_eps, ctx.train_size,
                             4 * math.log(2 * w.numel()))

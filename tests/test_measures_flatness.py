@@ -1,0 +1,314 @@
+"""Flatness measures against values computed another way: the exact Hessian of a tiny net
+(torch.func.hessian), the AM–GM closed form of minimum sharpness, closed-form expected sharpness of
+a linear model, and an independent Monte-Carlo check of the PAC-Bayes σ search."""
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, hessian
+
+from gen.measures.hessian import hessian_vector_product, hutchinson_trace, top_eigenvalue
+from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
+from gen.measures.pacbayes import random_search, worst_case_search
+from gen.measures.registry import MEASURES
+from tests.conftest import measure_context
+
+
+def value(ctx, name: str) -> float:
+    return float(MEASURES[name].compute(ctx))
+
+
+def relu_net(widths: list[int], bias: bool, seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers.append(nn.Linear(a, b, bias=bias))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def data(n: int, dim: int, classes: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, dim, generator=generator), torch.randint(0, classes, (n,), generator=generator)
+
+
+def exact_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]]]:
+    """The Hessian of the mean cross-entropy over (x, y) w.r.t. every parameter, flattened in
+    named_parameters order, and (name, size) of each block."""
+    named = [(name, p.detach()) for name, p in model.named_parameters()]
+    sizes = [(name, p.numel()) for name, p in named]
+    flat = torch.cat([p.flatten() for _, p in named])
+
+    def loss(vector):
+        params, start = {}, 0
+        for (name, p), (_, size) in zip(named, sizes):
+            params[name] = vector[start:start + size].reshape(p.shape)
+            start += size
+        return F.cross_entropy(functional_call(model, params, (x,)), y)
+
+    return hessian(loss)(flat), sizes
+
+
+def diagonal_sums(h: torch.Tensor, sizes: list[tuple[str, int]]) -> dict[str, float]:
+    """Σ diag(H) over each parameter tensor."""
+    sums, start = {}, 0
+    for name, size in sizes:
+        sums[name] = h.diagonal()[start:start + size].sum().item()
+        start += size
+    return sums
+
+
+# ---- minimum sharpness -------------------------------------------------------------------------------
+def test_gauss_newton_costs_equal_the_exact_hessian_diagonal_of_a_relu_net():
+    # A ReLU net is linear in each single weight (the others fixed), so ∂²z/∂θ_i² = 0 and the
+    # Hessian's diagonal is exactly its Gauss–Newton diagonal.
+    model = relu_net([3, 4, 3], bias=True)
+    x, y = data(12, 3, 3)
+    h, sizes = exact_hessian(model, x, y)
+    ctx = measure_context(model, x, y)
+    costs = layer_costs(ctx)
+    for name, want in diagonal_sums(h, sizes).items():
+        assert costs[name] == pytest.approx(want, rel=1e-4, abs=1e-7), name
+
+
+def test_min_sharpness_of_a_bias_free_relu_net_is_the_am_gm_closed_form():
+    model = relu_net([3, 4, 4, 3], bias=False)
+    x, y = data(15, 3, 3)
+    h, sizes = exact_hessian(model, x, y)
+    traces = list(diagonal_sums(h, sizes).values())   # T_l, one per layer
+    d = len(traces)
+    closed_form = d * math.prod(traces) ** (1 / d)
+    ctx = measure_context(model, x, y)
+    assert value(ctx, "min_sharpness") == pytest.approx(closed_form, rel=1e-4)
+    assert closed_form < sum(traces)  # the rescaling did lower the trace
+
+
+def test_the_minimising_rescaling_preserves_the_loss_and_reaches_the_minimum():
+    model = relu_net([3, 4, 4, 3], bias=True, seed=2)
+    x, y = data(15, 3, 3)
+    ctx = measure_context(model, x, y)
+    plan = rescalings(ctx.folded)
+    minimum, a = minimise(layer_costs(ctx), plan, 200)
+    rescaled = copy.deepcopy(ctx.twin)
+    apply_rescaling(rescaled, plan, a)
+    assert a.abs().max() > 0.01  # a real rescaling, not the identity
+    with torch.no_grad():
+        assert torch.allclose(rescaled(x), ctx.twin(x), atol=1e-5)
+    # The Hessian trace of the rescaled net (computed from scratch) is the minimum found.
+    h, _ = exact_hessian(rescaled, x, y)
+    assert h.diagonal().sum().item() == pytest.approx(minimum, rel=1e-4)
+    assert minimum <= torch.diagonal(exact_hessian(ctx.twin, x, y)[0]).sum().item() + 1e-9
+
+
+class Branches(nn.Module):
+    """conv → ReLU → [conv, conv] concatenated → ReLU → avg-pool → Linear: concatenation ties the
+    scales of the two branches."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 2, 3, padding=1)
+        self.left, self.right = nn.Conv2d(2, 2, 1), nn.Conv2d(2, 3, 3, padding=1)
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(torch.cat([self.left(x), self.right(x)], dim=1))
+        return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def test_every_rescaling_of_a_branching_net_leaves_its_outputs_unchanged():
+    torch.manual_seed(0)
+    model = Branches()
+    x = torch.randn(6, 1, 4, 4)
+    folded = measure_context(model, x, torch.zeros(6, dtype=torch.long)).folded
+    plan = rescalings(folded)
+    # Four layers with a free α each; the concatenation and the fixed output scale remove two.
+    assert plan.layers == ["stem", "left", "right", "head"] and plan.basis.shape == (4, 2)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        a = plan.basis @ torch.randn(plan.basis.shape[1], generator=generator, dtype=torch.float64)
+        rescaled = copy.deepcopy(folded.module)
+        apply_rescaling(rescaled, plan, a)
+        assert not torch.allclose(rescaled.stem.weight, folded.module.stem.weight)
+        with torch.no_grad():
+            assert torch.allclose(rescaled(x), folded.module(x), atol=1e-5)
+
+
+def test_min_sharpness_is_null_for_a_net_that_is_not_positively_homogeneous():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 2))
+    x, y = data(8, 3, 2)
+    from gen.measures.registry import NotApplicable
+    with pytest.raises(NotApplicable, match="Sigmoid"):
+        value(measure_context(model, x, y), "min_sharpness")
+
+
+# ---- Hessian trace and top eigenvalue -------------------------------------------------------------------
+@pytest.fixture
+def tiny_classifier():
+    model = relu_net([3, 4, 3], bias=True, seed=3)
+    x, y = data(20, 3, 3, seed=4)
+    return model, x, y
+
+
+def test_hessian_vector_products_equal_the_exact_hessian_times_the_vector(tiny_classifier):
+    model, x, y = tiny_classifier
+    h, _ = exact_hessian(model, x, y)
+    ctx = measure_context(model, x, y, batch_size=7)  # batches of 7, 7, 6 add up
+    params = [p for _, p in ctx.parameters()]
+    v = tuple(torch.randn_like(p) for p in params)
+    got = torch.cat([t.flatten() for t in hessian_vector_product(ctx, v)])
+    assert torch.allclose(got, h @ torch.cat([t.flatten() for t in v]), atol=1e-5)
+
+
+def test_hutchinson_trace_approaches_the_exact_trace(tiny_classifier):
+    model, x, y = tiny_classifier
+    h, _ = exact_hessian(model, x, y)
+    probes = 300
+    # Rademacher probes: the variance of vᵀHv is 2·Σ_{i≠j} H_ij², so the mean's standard error is known.
+    off_diagonal = h.pow(2).sum() - h.diagonal().pow(2).sum()
+    standard_error = math.sqrt(2 * off_diagonal.item() / probes)
+    estimate = hutchinson_trace(measure_context(model, x, y), probes)
+    assert abs(estimate - h.trace().item()) < 4 * standard_error + 1e-6
+
+
+def test_power_iteration_finds_the_exact_top_eigenvalue(tiny_classifier):
+    model, x, y = tiny_classifier
+    eigenvalues = torch.linalg.eigvalsh(exact_hessian(model, x, y)[0].double())
+    largest = eigenvalues[eigenvalues.abs().argmax()].item()
+    got = top_eigenvalue(measure_context(model, x, y), iterations=3000, tolerance=1e-12)
+    assert got == pytest.approx(largest, rel=1e-4)
+
+
+# ---- S1's sharpness ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted_classifier():
+    """A small ReLU net trained to fit 60 points of three Gaussian blobs."""
+    torch.manual_seed(5)
+    centres = torch.randn(3, 4) * 3
+    y = torch.arange(60) % 3
+    x = centres[y] + 0.5 * torch.randn(60, 4)
+    model = relu_net([4, 8, 3], bias=True, seed=6)
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(200):
+        optimiser.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimiser.step()
+    assert (model(x).argmax(1) == y).all()
+    return model, x, y
+
+
+def test_worst_case_sharpness_is_non_negative_and_grows_with_alpha(fitted_classifier):
+    model, x, y = fitted_classifier
+    values = [value(measure_context(model, x, y, sharpness_alpha=alpha), "sharpness_worst")
+              for alpha in (1e-4, 1e-3, 1e-2, 1e-1)]
+    assert all(v >= 0 for v in values)
+    assert all(a < b for a, b in zip(values, values[1:])), values
+
+
+def test_worst_case_sharpness_beats_random_points_of_its_box(fitted_classifier):
+    model, x, y = fitted_classifier
+    alpha = 1e-2
+    ctx = measure_context(model, x, y, sharpness_alpha=alpha)
+    base = F.cross_entropy(model(x), y).item()
+    generator = torch.Generator().manual_seed(0)
+    random_best = 0.0
+    for _ in range(20):  # random corners of the box |ν| ≤ α(|w| + 1)
+        moved = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in moved.parameters():
+                p += alpha * (p.abs() + 1) * (2 * torch.randint(0, 2, p.shape, generator=generator) - 1)
+        random_best = max(random_best, (F.cross_entropy(moved(x), y).item() - base) / (1 + base))
+    assert value(ctx, "sharpness_worst") >= random_best
+
+
+def test_expected_sharpness_of_a_linear_regression_equals_its_closed_form():
+    # f(x) = Wx + b fitted exactly, loss ½‖f(x) − y‖²: E_ν[L(w + ν)] − L(w) = ½σ²·k·(mean‖x‖² + 1)
+    # for ν ~ N(0, σ²) on every weight and bias, k outputs.
+    torch.manual_seed(7)
+    model = nn.Linear(5, 2)
+    x = torch.randn(64, 5)
+    with torch.no_grad():
+        y = model(x)
+    sigma = 0.05
+    ctx = measure_context(model, x, y, expected_sigma=sigma, expected_samples=400)
+    closed_form = 0.5 * sigma ** 2 * 2 * (x.pow(2).sum(1).mean().item() + 1)
+    assert value(ctx, "sharpness_expected") == pytest.approx(closed_form, rel=0.05)
+    # S1's rule: σ_t = 5e-4·(10·|mean w_t| + 1), one σ per tensor.
+    rule = [5e-4 * (10 * p.mean().abs().item() + 1) for p in (model.weight, model.bias)]
+    rule_form = 0.5 * 2 * (rule[0] ** 2 * x.pow(2).sum(1).mean().item() + rule[1] ** 2)
+    ruled = measure_context(model, x, y, expected_samples=400)
+    assert value(ruled, "sharpness_expected") == pytest.approx(rule_form, rel=0.05)
+
+
+def test_expected_sharpness_grows_with_sigma(fitted_classifier):
+    model, x, y = fitted_classifier
+    values = [value(measure_context(model, x, y, expected_sigma=s, expected_samples=20), "sharpness_expected")
+              for s in (0.01, 0.05, 0.2, 0.5)]
+    assert all(a < b for a, b in zip(values, values[1:])), values
+
+
+# ---- J's PAC-Bayes search ---------------------------------------------------------------------------------
+def monte_carlo_accuracy_drop(model, x, y, std_of, draws: int, seed: int) -> float:
+    """The mean train-accuracy drop under parameter noise of std ``std_of(w)``, by our own sampling."""
+    generator = torch.Generator().manual_seed(seed)
+    base = (model(x).argmax(1) == y).float().mean().item()
+    accuracies = []
+    for _ in range(draws):
+        noisy = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in noisy.parameters():
+                p += std_of(p) * torch.randn(p.shape, generator=generator)
+            accuracies.append((noisy(x).argmax(1) == y).float().mean().item())
+    return base - sum(accuracies) / draws
+
+
+@pytest.mark.parametrize("magnitude", [False, True], ids=["plain", "magnitude_aware"])
+def test_pacbayes_sigma_search_lands_on_the_target_accuracy_drop(fitted_classifier, magnitude):
+    model, x, y = fitted_classifier
+    ctx = measure_context(model, x, y, flatness_mc_samples=100)  # the search's own estimate: ±0.01
+    found = random_search(ctx, magnitude)
+    assert found.within_tolerance and abs(found.drop - 0.1) < 0.01
+    sigma, eps = found.scale, ctx.params.magnitude_eps
+    std_of = (lambda w: torch.sqrt(sigma ** 2 * w ** 2 + eps ** 2)) if magnitude else (lambda w: sigma)
+    # Fresh draws, more of them: the drop at the σ found is the target, up to Monte-Carlo error.
+    assert monte_carlo_accuracy_drop(model, x, y, std_of, draws=200, seed=11) == pytest.approx(0.1, abs=0.035)
+    assert monte_carlo_accuracy_drop(model, x, y, lambda w: std_of(w) * 0.5, 100, 12) < 0.07
+    assert monte_carlo_accuracy_drop(model, x, y, lambda w: std_of(w) * 2.0, 100, 13) > 0.13
+
+
+def test_pacbayes_bounds_are_jiangs_formulas_at_the_sigma_found(fitted_classifier):
+    model, x, y = fitted_classifier
+    init = {k: v + 0.05 * torch.randn_like(v) for k, v in model.state_dict().items()}
+    ctx = measure_context(model, x, y, init_state=init)
+    sigma = random_search(ctx, False).scale
+    w = torch.cat([p.detach().flatten() for p in model.parameters()]).double()
+    w0 = torch.cat([init[k].flatten() for k, _ in model.named_parameters()]).double()
+    m = len(x)
+    assert value(ctx, "pacbayes_flatness") == pytest.approx(1 / sigma ** 2)
+    assert value(ctx, "pacbayes_init") == pytest.approx((w - w0).pow(2).sum().item() / (4 * sigma ** 2)
+                                                        + math.log(m / sigma) + 10)
+    assert value(ctx, "pacbayes_orig") == pytest.approx(w.pow(2).sum().item() / (4 * sigma ** 2)
+                                                        + math.log(m / sigma) + 10)
+    mag = random_search(ctx, True).scale
+    eps, omega = 1e-3, w.numel()
+    mag_init = 0.25 * torch.log((eps ** 2 + (mag ** 2 + 1) * (w - w0).pow(2).sum() / omega)
+                                / (eps ** 2 + mag ** 2 * (w - w0).pow(2))).sum().item() + math.log(m / mag) + 10
+    assert value(ctx, "pacbayes_mag_init") == pytest.approx(mag_init)
+    assert value(ctx, "pacbayes_mag_flatness") == pytest.approx(1 / mag ** 2)
+
+
+def test_worst_case_search_drops_the_accuracy_more_at_larger_alpha(fitted_classifier):
+    model, x, y = fitted_classifier
+    ctx = measure_context(model, x, y)
+    found = worst_case_search(ctx, False)
+    assert found.within_tolerance and abs(found.drop - 0.1) < 0.01
+    alpha, m = found.scale, len(x)
+    w = torch.cat([p.detach().flatten() for p in model.parameters()]).double()
+    expected = w.pow(2).sum().item() * math.log(2 * w.numel()) / (4 * alpha ** 2) + math.log(m / alpha) + 10
+    assert value(ctx, "sharpness_orig") == pytest.approx(expected)
+    assert value(ctx, "sharpness_flatness") == pytest.approx(1 / alpha ** 2)
