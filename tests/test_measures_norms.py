@@ -255,6 +255,16 @@ def test_include_bias_appends_the_bias_as_a_column(trained_pair):
     assert value(ctx, "param_norm") == pytest.approx(expected, rel=1e-9)
 
 
+def test_include_bias_distances_use_the_bias_difference(trained_pair):
+    model, init, x, y = trained_pair
+    ctx = measure_context(model, x, y, init_state=init, include_bias=True)
+    differences = [torch.cat([model[i].weight.detach() - init[f"{i}.weight"],
+                              (model[i].bias.detach() - init[f"{i}.bias"])[:, None]], 1).double() for i in (0, 2, 4)]
+    assert value(ctx, "distance_from_init") == pytest.approx(sum(d.norm().item() ** 2 for d in differences), rel=1e-6)
+    assert value(ctx, "spectral_distance_from_init") == pytest.approx(
+        sum(torch.linalg.matrix_norm(d, ord=2).item() ** 2 for d in differences), rel=1e-6)
+
+
 def test_size_adjusted_forms_follow_jiangs_rule(trained_pair):
     model, init, x, y = trained_pair
     ctx = measure_context(model, x, y, init_state=init)

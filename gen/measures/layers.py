@@ -34,14 +34,19 @@ class WeightLayer:
         """h_i: the number of output units (features or channels)."""
         return self.module.weight.shape[0]
 
+    @property
+    def bias(self) -> torch.Tensor:
+        """The bias in float64 (zeros for a bias-free layer)."""
+        bias = self.module.bias
+        return bias.detach().double() if bias is not None else self.weight.new_zeros(self.width)
+
     def matrix(self, include_bias: bool = False, weight: torch.Tensor | None = None,
                bias: torch.Tensor | None = None) -> torch.Tensor:
         """The weight as an out × (in·k·k) matrix, with the bias as one more column if asked."""
         weight = self.weight if weight is None else weight
         matrix = weight.reshape(weight.shape[0], -1)
         if include_bias:
-            bias = bias if bias is not None else (self.module.bias.detach().double() if self.module.bias is not None
-                                                  else torch.zeros_like(matrix[:, 0]))
+            bias = self.bias if bias is None else bias
             matrix = torch.cat([matrix, bias[:, None]], dim=1)
         return matrix
 
@@ -72,8 +77,9 @@ def weight_layers(folded: FoldedNet, example: torch.Tensor) -> list[WeightLayer]
 
 
 def spectral_norm(layer: WeightLayer, method: str, include_bias: bool = False,
-                  weight: torch.Tensor | None = None) -> tuple[float, str | None]:
-    """‖W‖_2 of a layer (or of ``weight`` in its place, e.g. W − W⁰), and a note if FFT fell back."""
+                  weight: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> tuple[float, str | None]:
+    """‖W‖_2 of a layer (or of ``weight`` and ``bias`` in its place, e.g. W − W⁰), and a note if FFT
+    fell back.  The FFT operator norm is of the linear map alone: it leaves the bias out."""
     weight = layer.weight if weight is None else weight
     module = layer.module
     if method == "fft" and isinstance(module, (nn.Conv1d, nn.Conv2d)) and layer.input_size:
@@ -85,8 +91,8 @@ def spectral_norm(layer: WeightLayer, method: str, include_bias: bool = False,
             return fft_conv_spectral_norm(kernel, size, stride, dilation, module.groups), None
         note = (f"{layer.name}: input {size} not divisible by stride {stride}; "
                 f"spectral norm of the reshaped kernel instead of the FFT operator norm")
-        return matrix_spectral_norm(layer.matrix(include_bias, weight)), note
-    return matrix_spectral_norm(layer.matrix(include_bias, weight)), None
+        return matrix_spectral_norm(layer.matrix(include_bias, weight, bias)), note
+    return matrix_spectral_norm(layer.matrix(include_bias, weight, bias)), None
 
 
 def matrix_spectral_norm(matrix: torch.Tensor) -> float:

@@ -48,7 +48,7 @@ def distance_spectral(ctx) -> list[float]:
     """‖W_i − W_i⁰‖_2, by the same method as ``spectral``."""
     def compute():
         method, include = ctx.params.conv_spectral, ctx.params.include_bias
-        return [spectral_norm(layer, method, include, weight=layer.weight - init.weight)[0]
+        return [spectral_norm(layer, method, include, weight=layer.weight - init.weight, bias=layer.bias - init.bias)[0]
                 for layer, init in zip(ctx.layers, ctx.init_layers)]
     return ctx.shared("distance_spectral", compute)
 
