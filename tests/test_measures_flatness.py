@@ -10,10 +10,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, hessian
 
-from gen.measures.hessian import hessian_vector_product, hutchinson_trace, top_eigenvalue
+from gen.measures.hessian import (gauss_newton_diagonal, hessian_vector_product, hutchinson_trace,
+                                  per_sample_gauss_newton, top_eigenvalue)
 from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
 from gen.measures.pacbayes import random_search, worst_case_search
 from gen.measures.registry import MEASURES
+from gen.objective import Objective
 from tests.conftest import measure_context
 
 
@@ -36,8 +38,9 @@ def data(n: int, dim: int, classes: int, seed: int = 1) -> tuple[torch.Tensor, t
     return torch.randn(n, dim, generator=generator), torch.randint(0, classes, (n,), generator=generator)
 
 
-def exact_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]]]:
-    """The Hessian of the mean cross-entropy over (x, y) w.r.t. every parameter, flattened in
+def exact_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  kind: str = "cross_entropy") -> tuple[torch.Tensor, list[tuple[str, int]]]:
+    """The Hessian of the mean loss over (x, y) w.r.t. every parameter, flattened in
     named_parameters order, and (name, size) of each block."""
     named = [(name, p.detach()) for name, p in model.named_parameters()]
     sizes = [(name, p.numel()) for name, p in named]
@@ -48,7 +51,7 @@ def exact_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[t
         for (name, p), (_, size) in zip(named, sizes):
             params[name] = vector[start:start + size].reshape(p.shape)
             start += size
-        return F.cross_entropy(functional_call(model, params, (x,)), y)
+        return Objective(kind).loss(functional_call(model, params, (x,)), y)
 
     return hessian(loss)(flat), sizes
 
@@ -73,6 +76,33 @@ def test_gauss_newton_costs_equal_the_exact_hessian_diagonal_of_a_relu_net():
     costs = layer_costs(ctx)
     for name, want in diagonal_sums(h, sizes).items():
         assert costs[name] == pytest.approx(want, rel=1e-4, abs=1e-7), name
+
+
+def small_conv_net(outputs: int) -> nn.Sequential:
+    torch.manual_seed(8)
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 2, 2, stride=2),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(2, outputs))
+
+
+@pytest.mark.parametrize("kind,outputs", [("cross_entropy", 3), ("binary", 1), ("mse", 2)])
+def test_both_gauss_newton_paths_equal_the_exact_hessian_diagonal_of_a_relu_conv_net(kind, outputs):
+    model = small_conv_net(outputs)
+    generator = torch.Generator().manual_seed(9)
+    x = torch.randn(10, 2, 4, 4, generator=generator)
+    y = (torch.randn(10, outputs, generator=generator) if kind == "mse"
+         else torch.randint(0, max(outputs, 2), (10,), generator=generator))
+    h, sizes = exact_hessian(model, x, y, kind)
+    exact, start = {}, 0
+    for name, size in sizes:
+        exact[name] = h.diagonal()[start:start + size]
+        start += size
+    ctx = measure_context(model, x, y, batch_size=4)  # chunks of 4, 4, 2 add up
+    assert ctx.objective.kind == kind
+    layerwise = gauss_newton_diagonal(ctx)
+    per_sample = per_sample_gauss_newton(ctx, list(exact))
+    for name, want in exact.items():
+        assert torch.allclose(layerwise[name], want.reshape(layerwise[name].shape), rtol=1e-4, atol=1e-7), name
+        assert torch.allclose(per_sample[name], want.reshape(per_sample[name].shape), rtol=1e-4, atol=1e-7), name
 
 
 def test_min_sharpness_of_a_bias_free_relu_net_is_the_am_gm_closed_form():

@@ -73,14 +73,111 @@ def gauss_newton_diagonal(ctx) -> dict[str, torch.Tensor]:
     """diag of the Gauss–Newton Hessian of the mean loss, per trainable parameter.
 
     Per example with outputs z and Jacobian J_k = ∂z_k/∂θ: cross-entropy Σ_k p_k J_k² − (Σ_k p_k J_k)²
-    (p = softmax z); one-logit BCE/2 ½·p(1 − p)·J²; MSE/2 Σ_k J_k².
+    (p = softmax z); one-logit BCE/2 ½·p(1 − p)·J²; MSE/2 Σ_k J_k².  Linear and Conv2d layers get it
+    from one backward pass per output (``layerwise_gauss_newton``); any other parameter from
+    per-sample Jacobians (``per_sample_gauss_newton``), which cost memory and time in proportion to
+    the parameter count.
     """
-    names, params = _trainable(ctx)
-    x, _ = ctx.sample
-    twin, kind = ctx.twin, ctx.objective.kind
+    names, _ = _trainable(ctx)
+    diagonal = layerwise_gauss_newton(ctx)
+    rest = [name for name in names if name not in diagonal]
+    if rest:
+        diagonal.update(per_sample_gauss_newton(ctx, rest))
+    return {name: diagonal[name] for name in names}
+
+
+def output_factors(outputs: torch.Tensor, kind: str) -> list[torch.Tensor]:
+    """Per-sample vectors c_k with Σ_k c_k c_kᵀ = the loss Hessian w.r.t. the outputs, so that the
+    Gauss–Newton diagonal is Σ_k (Jᵀc_k)²: one backward pass per c_k gives every Jᵀc_k."""
+    if kind == "cross_entropy":  # diag(p) − ppᵀ = Σ_k p_k (e_k − p)(e_k − p)ᵀ
+        p = torch.softmax(outputs, dim=1)
+        eye = torch.eye(outputs.shape[1], device=outputs.device, dtype=outputs.dtype)
+        return [p[:, k:k + 1].sqrt() * (eye[k] - p) for k in range(outputs.shape[1])]
+    if kind == "binary":         # BCE/2 on the sigmoid: ½·p(1 − p)
+        p = torch.sigmoid(outputs)
+        return [torch.sqrt(0.5 * p * (1 - p))]
+    eye = torch.eye(outputs.shape[1], device=outputs.device, dtype=outputs.dtype)
+    return [eye[k].expand_as(outputs) for k in range(outputs.shape[1])]   # MSE/2: the identity
+
+
+def _closed_form_layer(module: torch.nn.Module) -> bool:
+    """Layers whose per-sample gradients are products of their input and output gradient."""
+    if isinstance(module, torch.nn.Linear):
+        return True
+    return (isinstance(module, torch.nn.Conv2d) and module.groups == 1 and module.padding_mode == "zeros"
+            and not isinstance(module.padding, str))
+
+
+def layerwise_gauss_newton(ctx) -> dict[str, torch.Tensor]:
+    """The Gauss–Newton diagonal of every Linear/Conv2d weight and bias, from the layer inputs a and
+    the output gradients δ = Jᵀc_k of a batch: a Linear's per-sample weight gradient is δ aᵀ, so the
+    sum of its squares is (δ²)ᵀ(a²); a Conv2d's is δ·unfold(a)ᵀ, formed per sample and squared."""
+    twin, (x, _) = ctx.twin, ctx.sample
+    trainable = dict(ctx.parameters())
+    layers = {name: m for name, m in twin.named_modules() if _closed_form_layer(m)
+              and all(f"{name}.{p}" in trainable for p, value in m.named_parameters(recurse=False))}
+    if not layers:
+        return {}
+    seen: dict[str, list] = {name: [] for name in layers}
+
+    def remember(name):
+        def hook(module, args, output):
+            seen[name].append((args[0].detach(), output))
+        return hook
+
+    largest_conv = max([m.weight.numel() for m in layers.values() if isinstance(m, torch.nn.Conv2d)], default=1)
+    chunk = max(1, min(ctx.params.batch_size, _JACOBIAN_BUDGET // largest_conv))
+    totals: dict[str, torch.Tensor] = {}
+    handles = [m.register_forward_hook(remember(name)) for name, m in layers.items()]
+    try:
+        for i in range(0, len(x), chunk):
+            for calls in seen.values():
+                calls.clear()
+            with torch.enable_grad():
+                outputs = twin(x[i:i + chunk]).float()
+            # A layer applied twice, or a Linear on a sequence, has no rank-one per-sample gradient.
+            usable = [name for name, calls in seen.items() if len(calls) == 1 and
+                      (isinstance(layers[name], torch.nn.Conv2d) or calls[0][0].dim() == 2)]
+            if i == 0:
+                layers = {name: layers[name] for name in usable}
+            for factor in output_factors(outputs.detach(), ctx.objective.kind):
+                deltas = torch.autograd.grad(outputs, [seen[name][0][1] for name in layers], grad_outputs=factor,
+                                             retain_graph=True, allow_unused=True)
+                for name, delta in zip(layers, deltas):
+                    if delta is not None:
+                        _add_squared_gradients(totals, name, layers[name], seen[name][0][0], delta.float())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: total / len(x) for name, total in totals.items()}
+
+
+def _add_squared_gradients(totals: dict, name: str, layer: torch.nn.Module, inputs: torch.Tensor,
+                           delta: torch.Tensor) -> None:
+    """Add Σ_samples (per-sample gradient)² of the layer's weight and bias to ``totals``."""
+    inputs = inputs.float()
+    if isinstance(layer, torch.nn.Linear):
+        weight = delta.pow(2).T @ inputs.pow(2)
+        bias = delta.pow(2).sum(0)
+    else:
+        patches = torch.nn.functional.unfold(inputs, layer.kernel_size, layer.dilation, layer.padding, layer.stride)
+        delta = delta.flatten(2)                                          # [B, out, positions]
+        weight = torch.einsum("bol,bil->boi", delta, patches).pow(2).sum(0).reshape(layer.weight.shape)
+        bias = delta.sum(2).pow(2).sum(0)
+    totals[f"{name}.weight"] = totals.get(f"{name}.weight", 0) + weight
+    if layer.bias is not None:
+        totals[f"{name}.bias"] = totals.get(f"{name}.bias", 0) + bias
+
+
+def per_sample_gauss_newton(ctx, names: list[str]) -> dict[str, torch.Tensor]:
+    """The Gauss–Newton diagonal of the parameters ``names`` from per-sample Jacobians (any network)."""
+    twin, (x, _) = ctx.twin, ctx.sample
+    trainable = dict(ctx.parameters())
+    fixed = {name: p.detach() for name, p in trainable.items() if name not in names}
+    params = tuple(trainable[name].detach() for name in names)
 
     def one_output(ps, sample):
-        return tf.functional_call(twin, dict(zip(names, ps)), (sample[None],))[0].float()
+        return tf.functional_call(twin, {**fixed, **dict(zip(names, ps))}, (sample[None],))[0].float()
 
     per_sample_jacobian = tf.vmap(tf.jacrev(one_output), in_dims=(None, 0))
     width = one_output(params, x[0]).numel()
@@ -89,19 +186,12 @@ def gauss_newton_diagonal(ctx) -> dict[str, torch.Tensor]:
     for i in range(0, len(x), chunk):
         xb = x[i:i + chunk]
         with torch.no_grad():
-            logits = tf.functional_call(twin, dict(zip(names, params)), (xb,)).float()
-        jacobians = per_sample_jacobian(params, xb)  # per parameter: [B, K, *shape]
+            outputs = tf.functional_call(twin, {**fixed, **dict(zip(names, params))}, (xb,)).float()
+        factors = torch.stack(output_factors(outputs, ctx.objective.kind), dim=1)   # [B, factors, K]
+        jacobians = per_sample_jacobian(params, xb)                                 # per parameter: [B, K, *shape]
         for total, jac in zip(totals, jacobians):
-            extra = (1,) * (jac.dim() - 2)
-            if kind == "cross_entropy":
-                p = torch.softmax(logits, dim=1).reshape(*logits.shape, *extra)
-                diag = (p * jac ** 2).sum(1) - (p * jac).sum(1) ** 2
-            elif kind == "binary":
-                p = torch.sigmoid(logits).reshape(*logits.shape, *extra)
-                diag = (0.5 * p * (1 - p) * jac ** 2).sum(1)
-            else:
-                diag = (jac ** 2).sum(1)
-            total += diag.sum(0)
+            projected = torch.einsum("bfk,bk...->bf...", factors, jac)               # (Jᵀc_f) per sample
+            total += projected.pow(2).sum((0, 1))
     return {name: total / len(x) for name, total in zip(names, totals)}
 
 
