@@ -14,7 +14,7 @@ from gen.measures.hessian import (gauss_newton_diagonal, hessian_vector_product,
                                   per_sample_gauss_newton, top_eigenvalue)
 from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
 from gen.measures.pacbayes import random_search, worst_case_search
-from gen.measures.registry import MEASURES
+from gen.measures.registry import MEASURES, NotApplicable
 from gen.objective import Objective
 from tests.conftest import measure_context
 
@@ -172,7 +172,6 @@ def test_min_sharpness_is_null_for_a_net_that_is_not_positively_homogeneous():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 2))
     x, y = data(8, 3, 2)
-    from gen.measures.registry import NotApplicable
     with pytest.raises(NotApplicable, match="Sigmoid"):
         value(measure_context(model, x, y), "min_sharpness")
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from gen.measures import compute_measures
 from gen.measures.folding import fold_batchnorm
@@ -242,7 +241,8 @@ def test_bartlett2017_and_neyshabur2018_equal_direct_evaluation(trained_pair):
     assert value(ctx, "bartlett2017") == pytest.approx(bartlett, rel=1e-6)
     d, widths = len(ws), [w.shape[0] for w in ws]
     fro_dist = [(w - w0).norm().item() for w, w0 in zip(ws, init_ws)]
-    neyshabur = d * math.prod(spec) * math.sqrt(sum(h * f ** 2 / s ** 2 for h, f, s in zip(widths, fro_dist, spec))) / gamma
+    ratios = sum(h * f ** 2 / s ** 2 for h, f, s in zip(widths, fro_dist, spec))
+    neyshabur = d * math.prod(spec) * math.sqrt(ratios) / gamma
     assert value(ctx, "neyshabur2018") == pytest.approx(neyshabur, rel=1e-6)
 
 
