@@ -341,3 +341,26 @@ def test_worst_case_search_drops_the_accuracy_more_at_larger_alpha(fitted_classi
     expected = w.pow(2).sum().item() * math.log(2 * w.numel()) / (4 * alpha ** 2) + math.log(m / alpha) + 10
     assert value(ctx, "sharpness_orig") == pytest.approx(expected)
     assert value(ctx, "sharpness_flatness") == pytest.approx(1 / alpha ** 2)
+
+
+def test_magnitude_aware_bounds_are_jiangs_formulas_at_the_scale_found(fitted_classifier):
+    model, x, y = fitted_classifier
+    init = {k: v + 0.05 * torch.randn_like(v) for k, v in model.state_dict().items()}
+    ctx = measure_context(model, x, y, init_state=init)
+    w = torch.cat([p.detach().flatten() for p in model.parameters()]).double()
+    w0 = torch.cat([init[k].flatten() for k, _ in model.named_parameters()]).double()
+    eps, omega, m = 1e-3, w.numel(), len(x)
+
+    def bound(reference, scale, inflation):
+        # Dziugaite et al.'s code: ‖reference‖ in the numerator, (w − w⁰)_i in the denominator.
+        numerator = eps ** 2 + (scale ** 2 + inflation) * reference.pow(2).sum() / omega
+        denominator = eps ** 2 + scale ** 2 * (w - w0) ** 2
+        return 0.25 * (numerator / denominator).log().sum().item() + math.log(m / scale) + 10
+
+    sigma = random_search(ctx, True).scale
+    assert value(ctx, "pacbayes_mag_orig") == pytest.approx(bound(w, sigma, 1.0))
+    alpha = worst_case_search(ctx, True).scale
+    inflation = 4 * math.log(2 * omega)
+    assert value(ctx, "sharpness_mag_init") == pytest.approx(bound(w - w0, alpha, inflation))
+    assert value(ctx, "sharpness_mag_orig") == pytest.approx(bound(w, alpha, inflation))
+    assert value(ctx, "sharpness_mag_flatness") == pytest.approx(1 / alpha ** 2)
