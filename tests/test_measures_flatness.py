@@ -105,6 +105,22 @@ def test_both_gauss_newton_paths_equal_the_exact_hessian_diagonal_of_a_relu_conv
         assert torch.allclose(per_sample[name], want.reshape(per_sample[name].shape), rtol=1e-4, atol=1e-7), name
 
 
+def test_parameters_outside_linear_and_conv_layers_fall_back_to_per_sample_jacobians():
+    torch.manual_seed(10)
+    # A BatchNorm after a ReLU before a padded conv stays unfolded: its γ and β are trainable parameters too.
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.BatchNorm2d(2), nn.Conv2d(2, 2, 3, padding=1),
+                          nn.Flatten(), nn.Linear(8, 3)).eval()
+    x, y = torch.randn(9, 1, 4, 4), torch.randint(0, 3, (9,))
+    ctx = measure_context(model, x, y)
+    assert ctx.folded.unfolded
+    mixed = gauss_newton_diagonal(ctx)
+    names = [name for name, _ in ctx.parameters()]
+    assert any("weight" in n and mixed[n].shape == (2,) for n in names)  # the BatchNorm's γ is among them
+    per_sample = per_sample_gauss_newton(ctx, names)
+    for name in names:
+        assert torch.allclose(mixed[name], per_sample[name], rtol=1e-4, atol=1e-8), name
+
+
 def test_min_sharpness_of_a_bias_free_relu_net_is_the_am_gm_closed_form():
     model = relu_net([3, 4, 4, 3], bias=False)
     x, y = data(15, 3, 3)
