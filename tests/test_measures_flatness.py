@@ -144,6 +144,7 @@ def test_the_minimising_rescaling_preserves_the_loss_and_reaches_the_minimum():
     assert a.abs().max() > 0.01  # a real rescaling, not the identity
     with torch.no_grad():
         assert torch.allclose(rescaled(x), ctx.twin(x), atol=1e-5)
+        assert F.cross_entropy(rescaled(x), y).item() == pytest.approx(F.cross_entropy(model(x), y).item(), rel=1e-6)
     # The Hessian trace of the rescaled net (computed from scratch) is the minimum found.
     h, _ = exact_hessian(rescaled, x, y)
     assert h.diagonal().sum().item() == pytest.approx(minimum, rel=1e-4)
