@@ -69,6 +69,8 @@ JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 SchedulerType=sched/backfill
+# Look at the queue every few seconds (default 60 s / 30 s), so requeued jobs start soon after cred_expire.
+SchedulerParameters=sched_interval=5,bf_interval=5
 # Preempted and timed-out jobs go back to the queue (submitit requeues them with scontrol requeue).
 JobRequeue=1
 ReturnToService=2
@@ -132,8 +134,10 @@ wait_for() {  # wait_for WHAT SECONDS COMMAND...: poll COMMAND every second
 
 stop_daemon() {  # stop_daemon NAME PIDFILE
     if alive "$2"; then
-        kill "$(cat "$2")"
-        wait_for "$1 to stop" 30 bash -c "! kill -0 $(cat "$2") 2>/dev/null" || kill -9 "$(cat "$2")" 2>/dev/null || true
+        local pid
+        pid=$(cat "$2")  # read once: a daemon removes its pid file as it exits
+        kill "$pid"
+        wait_for "$1 to stop" 30 bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null || true
         say "stopped $1"
     fi
     rm -f "$2"

@@ -1,0 +1,1 @@
+"""What gen's cluster launchers (hydra_plugins/gen_launchers) need from the library."""

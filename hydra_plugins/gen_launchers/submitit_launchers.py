@@ -1,0 +1,120 @@
+"""hydra-submitit's launchers with three changes gen's sweeps rely on (hydra/launcher=slurm|submitit_local):
+
+1. Configs are composed at submission and shipped with each job.  hydra-submitit composes a job's
+   config on the node when it starts, from whatever conf/ holds then, so editing conf/ while jobs
+   wait in the queue would change them.
+2. A run that fails ends its job with a non-zero exit, so SLURM marks it FAILED (hydra-submitit
+   returns the failure as a value and SLURM says COMPLETED); the sweep still collects every job and
+   hands back a FAILED JobReturn for each failed one instead of stopping at the first.
+3. Preemption: the run checkpoints before submitit requeues the job (gen.launchers.preemption); the
+   requeued job gets the same arguments and resumes from checkpoint.pt.
+
+Hydra imports every module of hydra_plugins at startup, so gen (and torch) are imported lazily here.
+"""
+import copy
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(Exception):
+    """Raised on the node after a run failed, so that the job's exit status says so."""
+
+
+class FrozenConfigMixin:
+    """Overrides BaseSubmititLauncher's ``launch`` (main process) and ``__call__`` (on the node)."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        import submitit
+
+        import gen.run_id  # noqa: F401  (the ${run_id:} resolver of the run folders, also on the node)
+
+        executor = self._executor()
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
+        arguments = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            arguments.append((sweep_config, "hydra.sweep.dir", idx, Singleton.get_state()))
+        jobs = executor.map_array(self, *zip(*arguments))
+
+        returns = []
+        for job, overrides in zip(jobs, job_overrides):
+            try:
+                returns.append(job.results()[0])
+            except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
+                returns.append(_failed_return(job, list(overrides), error))
+        return returns
+
+    def _executor(self):
+        """The executor hydra-submitit's ``launch`` builds, with the same parameter mapping."""
+        import submitit
+
+        params = dict(self.params)
+        init = {"folder": params.pop("submitit_folder")}
+        if "max_num_timeout" in params:
+            init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
+        base_keys = set(OmegaConf.structured(submitit_launcher.BaseQueueConf).keys())
+        executor.update_parameters(**{k if k in base_keys else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
+        return executor
+
+    def __call__(self, sweep_config: DictConfig, job_dir_key: str, job_num: int,
+                 singleton_state: dict) -> JobReturn:
+        import submitit
+
+        import gen.run_id  # noqa: F401
+        from gen import checkpoint, record
+        from gen.launchers import preemption
+
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        # run_job marks parts of the config read-only; a requeued job must get the pristine one back
+        sweep_config = copy.deepcopy(sweep_config)
+        with open_dict(sweep_config.hydra.job) as job:
+            job.id = submitit.JobEnvironment().job_id
+            job.num = job_num
+        with preemption.deferred_requeue():
+            ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                          config=sweep_config, job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
+        if ret.status == JobStatus.FAILED:
+            if isinstance(ret._return_value, checkpoint.Interrupted):
+                preemption.requeue_if_preempted()  # exits here when submitit requeues the job
+            raise ret._return_value
+        run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
+        if record.read_status(run_dir) == "failed":  # gen records the failure and returns normally
+            error = record.read_metrics(run_dir).get("error", {})
+            raise RunFailed(f"run failed: {error.get('type')}: {error.get('message')} "
+                            f"(recorded in {run_dir / record.METRICS_FILE})")
+        return ret
+
+
+def _failed_return(job, overrides: list[str], error: Exception) -> JobReturn:
+    """A FAILED JobReturn whose error is one line: the job, the run's error and where its log is."""
+    lines = [line for line in str(error).splitlines() if line and not line[0].isspace() and not line.startswith("-")]
+    cause = next((line for line in reversed(lines) if ":" in line and not line.startswith("You can check")),
+                 type(error).__name__)
+    cause = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", cause)  # hydra_plugins.gen_launchers....RunFailed: → RunFailed:
+    message = f"job {job.job_id} ({' '.join(overrides)}) failed: {cause}; log: {job.paths.stderr}"
+    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=RunFailed(message))
+    ret.working_dir = os.getcwd()
+    return ret
+
+
+class SlurmLauncher(FrozenConfigMixin, submitit_launcher.SlurmLauncher):
+    pass
+
+
+class LocalLauncher(FrozenConfigMixin, submitit_launcher.LocalLauncher):
+    pass
