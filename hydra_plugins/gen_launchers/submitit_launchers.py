@@ -105,7 +105,7 @@ def _failed_return(job, overrides: list[str], error: Exception) -> JobReturn:
     lines = [line for line in str(error).splitlines() if line and not line[0].isspace() and not line.startswith("-")]
     cause = next((line for line in reversed(lines) if ":" in line and not line.startswith("You can check")),
                  type(error).__name__)
-    cause = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", cause)  # hydra_plugins.gen_launchers....RunFailed: → RunFailed:
+    cause = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", cause).removeprefix("RunFailed: ")  # a.b.ValueError: → ValueError:
     message = f"job {job.job_id} ({' '.join(overrides)}) failed: {cause}; log: {job.paths.stderr}"
     ret = JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=RunFailed(message))
     ret.working_dir = os.getcwd()
