@@ -4,9 +4,18 @@ One epoch is one shuffle (a single gather of the whole training set) followed by
 slices, so no per-sample Python and no DataLoader sit in the hot path.  Every ``eval_every``
 epochs the whole train and test sets are evaluated in large no-grad batches; those rows form the
 history, drive the stopping rule and the interpolation record.
+
+Speed (``python benchmarks/speed.py``): a step of a small net takes a fraction of a millisecond,
+so the loop itself must add next to nothing: the config is read once (an OmegaConf lookup costs
+microseconds), the per-step losses are kept as tensors and summed once per epoch (no ``.item()``,
+no device sync, no extra kernel), and the plain step skips SAM's closure.  On CPU, training uses
+:func:`cpu_threads` intra-op threads (one by default): small GEMMs barely profit from a second
+thread, and OpenMP threads that spin while another process holds a core make a step 10-40×
+slower — studies run many jobs side by side, so one thread per job is the throughput choice.
 """
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +35,9 @@ log = logging.getLogger(__name__)
 # REFERENCE.md, S2: interpolation is train cross-entropy < 0.01 or train accuracy > 99.7%.
 INTERPOLATION_LOSS = 0.01
 INTERPOLATION_ACC = 0.997
+
+# GEN_CPU_THREADS=N sets the intra-op threads of CPU training (0: leave torch's default).
+CPU_THREADS_ENV = "GEN_CPU_THREADS"
 
 
 @dataclass
@@ -64,6 +76,11 @@ class Trainer:
         device_type = data.x_train.device.type
         self.autocast = (lambda: torch.autocast(device_type, dtype=torch.bfloat16)) \
             if cfg.precision == "bf16" else contextlib.nullcontext
+        # Read once: the loop consults these every step, and DictConfig lookups are slow.
+        self.batch_size, self.max_steps = int(cfg.batch_size), cfg.max_steps
+        self.mixed_precision = cfg.precision == "bf16"
+        if device_type == "cpu":
+            set_cpu_threads()
 
     # ---- the loop -------------------------------------------------------------------------
     def fit(self) -> TrainingRecord:
@@ -95,19 +112,21 @@ class Trainer:
             self.epoch_perm = torch.randperm(n, generator=self.generator).to(data.x_train.device)
             self.batch_index = 0
         x, y = data.x_train[self.epoch_perm], data.y_train[self.epoch_perm]
-        bs = cfg.batch_size
-        loss_sum = torch.zeros((), device=x.device)
+        bs = self.batch_size
+        losses = []   # detached per-step losses, checked once at the end of the epoch
+        tracker = record.tracker
+        step = self._step if self.sam or self.mixed_precision or tracker is not None else self._plain_step
         self.model.train()
         start = time.perf_counter()
         for i in range(self.batch_index * bs, n, bs):
             xb, yb = x[i:i + bs], y[i:i + bs]
-            loss, outputs = self._step(xb, yb)
-            loss_sum += loss.detach()
+            loss, outputs = step(xb, yb)
+            losses.append(loss)
             record.step += 1
             record.samples_seen += len(xb)
             self.batch_index += 1
-            if record.tracker is not None:
-                record.tracker.after_step(self.model, self.optimizer.param_groups[0]["lr"], outputs, yb)
+            if tracker is not None:
+                tracker.after_step(self.model, self.optimizer.param_groups[0]["lr"], outputs, yb)
             if checkpoint.requested():
                 record.seconds += time.perf_counter() - start
                 self._save_checkpoint()
@@ -121,7 +140,16 @@ class Trainer:
             self.scheduler.step()
         if record.tracker is not None:
             record.last_tracker_row = record.tracker.end_epoch()
-        return bool(torch.isfinite(loss_sum))
+        # One sync per epoch; a NaN/inf in any step's loss makes the sum non-finite.
+        return not losses or bool(torch.isfinite(torch.stack(losses).sum()))
+
+    def _plain_step(self, xb: torch.Tensor, yb: torch.Tensor):
+        """One fp32 step without SAM or tracker: the same arithmetic as :meth:`_step`, fewer calls."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.objective.loss(self.model(xb), yb)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), None
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor):
         outputs_seen = []
@@ -140,7 +168,7 @@ class Trainer:
             self.optimizer.step(closure)
         else:
             self.optimizer.step()
-        return loss, outputs_seen[0]
+        return loss.detach(), outputs_seen[0]
 
     # ---- evaluation, stopping ---------------------------------------------------------------
     def _evaluate_row(self) -> dict:
@@ -187,7 +215,7 @@ class Trainer:
         return False
 
     def _out_of_budget(self) -> bool:
-        return self.cfg.max_steps is not None and self.record.step >= self.cfg.max_steps
+        return self.max_steps is not None and self.record.step >= self.max_steps
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _maybe_checkpoint(self) -> None:
@@ -226,6 +254,22 @@ class Trainer:
             self.record.tracker.load_state_dict(state["tracker"])
         for key, value in state["record"].items():
             setattr(self.record, key, value)
+
+
+def cpu_threads() -> int:
+    """Intra-op threads for CPU training: ``$GEN_CPU_THREADS`` if set (0: torch's default), else 1."""
+    value = os.environ.get(CPU_THREADS_ENV, "").strip()
+    if not value:
+        return 1
+    if not value.isdigit():
+        raise ValueError(f"{CPU_THREADS_ENV}={value!r}: expected a whole number of threads (0: torch's default)")
+    return int(value)
+
+
+def set_cpu_threads() -> None:
+    threads = cpu_threads()
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @torch.no_grad()
