@@ -27,4 +27,3 @@ class TrainerConfig:
     precision: str = spec("32", choices=["32", "bf16"])  # bf16: autocast mixed precision
     save_weights: bool = True
     progress: bool = True                      # tqdm bar per epoch
-    ensemble: int = spec(1, ge=1)
