@@ -5,10 +5,11 @@
 #   bash scripts/slurm_cluster.sh status   # daemons and sinfo
 #   bash scripts/slurm_cluster.sh stop     # stop the daemons this script started (by their pid files)
 #
-# Everything it writes (config, state, spool, logs, pid files) lives in GEN_SLURM_DIR (default
-# /var/lib/gen-slurm); /etc/slurm/slurm.conf links there so sinfo/sbatch/submitit find it.  It runs
-# inside containers: no cgroups (proctrack/linuxproc, task/none), no slurmdbd (sacct has no records;
-# `scontrol show job` keeps finished jobs for MinJobAge seconds).  Start and stop are idempotent.
+# Everything it writes (config, state, spool, logs, pid files, the accounting database) lives in
+# GEN_SLURM_DIR (default /var/lib/gen-slurm); /etc/slurm/slurm.conf and slurmdbd.conf link there so
+# sinfo/sbatch/sacct/submitit find them.  It runs inside containers: no cgroups (proctrack/linuxproc,
+# task/none).  Accounting (slurmdbd on a MariaDB of its own on 127.0.0.1:DB_PORT) is there because
+# submitit asks sacct whether a job ended without a result (cancelled, killed).  Idempotent.
 set -euo pipefail
 
 DIR=${GEN_SLURM_DIR:-/var/lib/gen-slurm}
@@ -18,6 +19,13 @@ MUNGE_KEY=/etc/munge/munge.key
 MUNGE_PID=$DIR/munged.pid
 CTLD_PID=$DIR/slurmctld.pid
 SLURMD_PID=$DIR/slurmd.pid
+DB_RUN=$DIR/mariadb-run  # MariaDB runs as mysql: its socket, pid file and log go where it may write
+DB_PID=$DB_RUN/mariadb.pid
+DB_SOCKET=$DB_RUN/mariadb.sock
+DBD_PID=$DIR/slurmdbd.pid
+DB_PORT=${GEN_SLURM_DB_PORT:-3307}
+DBD_CONF=$DIR/slurmdbd.conf
+SYSTEM_DBD_CONF=/etc/slurm/slurmdbd.conf
 NODE=$(hostname -s)
 
 say() { echo "slurm_cluster: $*" >&2; }
@@ -32,6 +40,8 @@ install_packages() {
     command -v slurmd >/dev/null || missing+=(slurmd)
     command -v munged >/dev/null || missing+=(munge)
     command -v sinfo >/dev/null && command -v sacct >/dev/null || missing+=(slurm-client)
+    command -v slurmdbd >/dev/null || missing+=(slurmdbd)
+    command -v mariadbd >/dev/null || missing+=(mariadb-server)
     [ ${#missing[@]} -eq 0 ] && return
     [ "$(id -u)" -eq 0 ] || { say "needs root to install ${missing[*]}"; exit 1; }
     say "installing ${missing[*]} (apt-get)"
@@ -64,7 +74,8 @@ SlurmdLogFile=$DIR/log/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
 JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
@@ -74,22 +85,68 @@ SchedulerParameters=sched_interval=5,bf_interval=5
 # Preempted and timed-out jobs go back to the queue (submitit requeues them with scontrol requeue).
 JobRequeue=1
 ReturnToService=2
-# Finished jobs stay visible to scontrol for ten minutes (there is no accounting database).
+# Finished jobs stay visible to scontrol for ten minutes (and to sacct for good).
 MinJobAge=600
 KillWait=30
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
     mv "$CONF.tmp" "$CONF"
-    mkdir -p "$(dirname "$SYSTEM_CONF")"
-    if [ -e "$SYSTEM_CONF" ] && [ "$(readlink -f "$SYSTEM_CONF")" != "$(readlink -f "$CONF")" ]; then
-        if ! grep -q "scripts/slurm_cluster.sh" "$SYSTEM_CONF"; then
-            say "$SYSTEM_CONF exists and is not ours; leaving it (and this cluster) alone"
-            exit 1
-        fi
-    fi
-    ln -sfn "$CONF" "$SYSTEM_CONF"
+    (umask 077 && cat >"$DBD_CONF" <<EOF
+# Written by scripts/slurm_cluster.sh (gen's local test cluster); rewritten on every start.
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+SlurmUser=root
+PidFile=$DBD_PID
+LogFile=$DIR/log/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=gen-local
+StorageLoc=slurm_acct_db
+EOF
+    )
+    link_system_file "$CONF" "$SYSTEM_CONF"
+    link_system_file "$DBD_CONF" "$SYSTEM_DBD_CONF"
 }
+
+link_system_file() {  # link_system_file OURS SYSTEM: SYSTEM -> OURS, unless SYSTEM is someone else's file
+    mkdir -p "$(dirname "$2")"
+    if [ -e "$2" ] && [ "$(readlink -f "$2")" != "$(readlink -f "$1")" ] && ! grep -q "scripts/slurm_cluster.sh" "$2"; then
+        say "$2 exists and is not ours; leaving it (and this cluster) alone"
+        exit 1
+    fi
+    ln -sfn "$1" "$2"
+}
+
+start_accounting() {
+    if ! alive "$DB_PID"; then
+        if [ ! -d "$DIR/mariadb/mysql" ]; then
+            mkdir -p "$DIR/mariadb"
+            chown mysql:mysql "$DIR/mariadb"
+            mariadb-install-db --user=mysql --datadir="$DIR/mariadb" --auth-root-authentication-method=socket \
+                >"$DIR/log/mariadb-install.log" 2>&1
+        fi
+        mkdir -p "$DB_RUN"
+        chown mysql:mysql "$DB_RUN"
+        /usr/sbin/mariadbd --user=mysql --datadir="$DIR/mariadb" --socket="$DB_SOCKET" --pid-file="$DB_PID" \
+            --port="$DB_PORT" --bind-address=127.0.0.1 --log-error="$DB_RUN/mariadb.log" </dev/null >/dev/null 2>&1 &
+        wait_for "MariaDB" 60 mariadb_ready
+    fi
+    mariadb --socket="$DB_SOCKET" -u root -e "
+        CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'gen-local';
+        CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'gen-local';
+        GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+        GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
+    alive "$DBD_PID" || /usr/sbin/slurmdbd
+    wait_for "slurmdbd" 60 sacctmgr_ready
+    sacctmgr -n -P list cluster format=cluster | grep -qx gen || sacctmgr -i add cluster gen >/dev/null
+}
+
+mariadb_ready() { mariadb --socket="$DB_SOCKET" -u root -e "SELECT 1" >/dev/null 2>&1; }
+sacctmgr_ready() { sacctmgr -n list cluster >/dev/null 2>&1; }
 
 start_munge() {
     alive "$MUNGE_PID" && return
@@ -144,7 +201,7 @@ stop_daemon() {  # stop_daemon NAME PIDFILE
 }
 
 status() {
-    for daemon in munged:$MUNGE_PID slurmctld:$CTLD_PID slurmd:$SLURMD_PID; do
+    for daemon in munged:$MUNGE_PID mariadb:$DB_PID slurmdbd:$DBD_PID slurmctld:$CTLD_PID slurmd:$SLURMD_PID; do
         if alive "${daemon#*:}"; then echo "${daemon%%:*}: running (pid $(cat "${daemon#*:}"))"
         else echo "${daemon%%:*}: stopped"; fi
     done
@@ -156,12 +213,15 @@ case "${1:-}" in
         install_packages
         write_config
         start_munge
+        start_accounting
         start_slurm
         say "running: partition $(sinfo -h -o %P | head -1), node $NODE idle (config $CONF, logs $DIR/log)"
         ;;
     stop)
         stop_daemon slurmd "$SLURMD_PID"
         stop_daemon slurmctld "$CTLD_PID"
+        stop_daemon slurmdbd "$DBD_PID"
+        stop_daemon mariadb "$DB_PID"
         stop_daemon munged "$MUNGE_PID"
         ;;
     status)

@@ -2,8 +2,7 @@
 localhost; scripts/test.sh does that before pytest).  Without a responding cluster these tests skip,
 except in CI (CI=true), where they fail.
 
-Finished jobs are looked up with ``scontrol show job`` (the local cluster has no accounting database,
-so no sacct); it keeps them for MinJobAge=600 s.
+Job states come from sacct (the accounting database) and ``scontrol show job`` (for Restarts).
 """
 import os
 import subprocess
@@ -64,6 +63,22 @@ def final_state(job_id: str) -> dict:
     return info
 
 
+def accounted(job_id: str) -> list[str]:
+    """Every state sacct recorded for the job, oldest first (a requeued job: REQUEUED, then its end)."""
+    out = subprocess.run(["sacct", "-X", "-D", "-n", "-P", "-j", job_id, "-o", "State"], capture_output=True,
+                         text=True, check=True)
+    return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+
+
+def accounted_end(job_id: str) -> list[str]:
+    """``accounted`` once the job's last record has ended (slurmctld tells slurmdbd a moment later)."""
+    deadline = time.monotonic() + WAIT_S
+    while not (states := accounted(job_id)) or states[-1] in ("PENDING", "RUNNING", "COMPLETING"):
+        assert time.monotonic() < deadline, f"sacct still says {states} for job {job_id} after {WAIT_S} s"
+        time.sleep(0.2)
+    return states
+
+
 def submitted_jobs(sweep: Path) -> list[str]:
     """The SLURM ids of the sweep's jobs, in job order: submitit names its folders after them (ARRAY_TASK,
     and one for the array itself; a lone job is no array)."""
@@ -120,6 +135,7 @@ def test_sweep_runs_every_job_as_a_slurm_job(tmp_path):
     jobs = submitted_jobs(sweep)
     assert len(jobs) == 4
     assert {final_state(job)["JobState"] for job in jobs} == {"COMPLETED"}
+    assert [accounted_end(job) for job in jobs] == [["COMPLETED"]] * 4
     # the jobs run the python that submitted them (submitit writes sys.executable into the batch script)
     array = jobs[0].split("_")[0]
     assert f"{sys.executable} -u -m submitit" in (sweep / ".submitit" / array / f"{array}_submission.sh").read_text()
@@ -134,6 +150,7 @@ def test_a_failed_run_fails_its_job_and_the_others_go_on(tmp_path):
     infos = [final_state(job) for job in jobs]
     assert [info["JobState"] for info in infos] == ["COMPLETED", "FAILED", "COMPLETED"], infos
     assert infos[1]["ExitCode"] != "0:0"
+    assert [accounted_end(job) for job in jobs] == [["COMPLETED"], ["FAILED"], ["COMPLETED"]]
     assert f"job {jobs[1]} (" in proc.stderr and f"model.hidden_units={TOO_BIG}" in proc.stderr
 
     runs = {m["config"]["model"]["hidden_units"]: m for m in map(read_metrics, metrics_files(sweep))}
@@ -165,6 +182,7 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_like_an_uninterrupted_run
 
     info = final_state(job_id)
     assert info["JobState"] == "COMPLETED" and int(info["Restarts"]) >= 1, info
+    assert accounted_end(job_id) == ["REQUEUED", "COMPLETED"]
     (metrics_path,) = metrics_files(sweep)
     log = (metrics_path.parent / "launch.log").read_text()
     assert "preempted at epoch" in log and "resuming" in log
