@@ -23,6 +23,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import gen.local_gpus  # noqa: F401  (the ${local_gpus_workers:} resolver of hydra/launcher=local_gpus)
+import gen.run_id  # noqa: F401  (the ${run_id:} resolver; joblib workers import it through here)
 from gen.overrides import check_group_choices
 from gen.schema import ConfigError
 
@@ -84,6 +86,7 @@ def run_job(cfg: DictConfig) -> float | None:
     from gen.checkpoint import Interrupted
     from gen.run import train
 
+    _pin_local_gpu_worker()
     if not _in_multirun():
         return train(cfg)["final"]["test_acc"]
     try:
@@ -92,6 +95,16 @@ def run_job(cfg: DictConfig) -> float | None:
         raise
     except Exception:
         return None
+
+
+def _pin_local_gpu_worker() -> None:
+    """Under hydra/launcher=local_gpus, give this joblib worker its own GPU before CUDA starts."""
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return
+    if hydra_cfg.runtime.choices.get("hydra/launcher") == "local_gpus":
+        gen.local_gpus.pin_worker(int(hydra_cfg.launcher.n_jobs))
 
 
 def _in_multirun() -> bool:

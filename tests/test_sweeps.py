@@ -1,0 +1,133 @@
+"""Sweeps on the local launchers: a failed job leaves the others running and the exit non-zero,
+relaunching skips results and reruns the rest, the status command and the analysis callback.
+
+A job fails for real here: ``model.hidden_units=10**15`` passes the schema (any positive int) and
+then cannot be allocated — an out-of-memory failure like a too-large model on a real machine.
+"""
+import json
+
+import pytest
+
+from analysis.cli import main as analysis_main
+from tests.conftest import TINY, launch, read_metrics
+
+TOO_LARGE = "1000000000000000"
+QUIET = ["analysis.auto=false"]
+LAUNCHERS = {"basic": [], "local_gpus": ["hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2"]}
+
+
+def sweep_runs(root, name="default") -> dict[str, dict]:
+    """run folder name -> metrics.json, for the runs of outputs/sweeps/NAME that have one."""
+    return {p.parent.name: read_metrics(p) for p in (root / "outputs" / "sweeps" / name).glob("*/metrics.json")}
+
+
+def stamps(sweep, run_ids) -> dict[str, int | None]:
+    """metrics.json modification times (None: no metrics.json), to see which runs were written again."""
+    paths = {run_id: sweep / run_id / "metrics.json" for run_id in run_ids}
+    return {run_id: path.stat().st_mtime_ns if path.exists() else None for run_id, path in paths.items()}
+
+
+def hidden_units(metrics: dict) -> int:
+    return metrics["config"]["model"]["hidden_units"]
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_failed_job_leaves_the_others_running_and_the_exit_non_zero(launcher, tmp_path):
+    proc = launch(["-m", *TINY, f"model.hidden_units=8,{TOO_LARGE},32", *LAUNCHERS[launcher], *QUIET], tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    runs = sweep_runs(tmp_path)
+    statuses = {hidden_units(m): m["status"] for m in runs.values()}
+    assert statuses == {8: "completed", int(TOO_LARGE): "failed", 32: "completed"}
+    (failed_id,) = [run_id for run_id, m in runs.items() if m["status"] == "failed"]
+    assert "can't allocate memory" in runs[failed_id]["error"]["message"]
+    # the summary names what failed and where its record and log are; the last line says what to do
+    failed_dir = f"outputs/sweeps/default/{failed_id}"
+    assert f"failed in this sweep: {failed_dir}/metrics.json" in proc.stderr
+    assert f"(log: {failed_dir}/launch.log)" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: 1 run(s) of this sweep failed")
+
+
+def test_status_command_counts_runs_and_shows_each_error_line(tmp_path, capsys):
+    launch(["-m", *TINY, f"model.hidden_units=8,{TOO_LARGE}", *QUIET], tmp_path)
+    assert analysis_main(["status", str(tmp_path / "outputs" / "sweeps" / "default")]) == 0
+    out = capsys.readouterr().out
+    assert "completed       1" in out and "failed          1" in out and "missing         0" in out
+    assert "RuntimeError: [enforce fail" in out and "can't allocate memory" in out
+
+
+def test_relaunch_skips_results_reruns_the_rest_and_rerun_forces_all(tmp_path):
+    # completed (lr 0.05), diverged (lr 1e30) and failed (too large) runs, twice over
+    args = ["-m", *TINY, "optimizer.lr=0.05,1e30", f"model.hidden_units=8,{TOO_LARGE}", *QUIET]
+    first = launch(args, tmp_path)
+    assert first.returncode == 1, first.stderr
+    runs = sweep_runs(tmp_path)
+    by_status = {m["status"]: run_id for run_id, m in runs.items() if m["status"] != "failed"}
+    assert sorted(m["status"] for m in runs.values()) == ["completed", "diverged", "failed", "failed"]
+    sweep = tmp_path / "outputs" / "sweeps" / "default"
+    (sweep / by_status["completed"] / "metrics.json").unlink()  # as if its job had been lost: missing
+    before = stamps(sweep, runs)
+
+    again = launch(args, tmp_path)
+    assert again.returncode == 1, again.stderr  # the failed ones fail again
+    log = again.stdout + again.stderr
+    assert log.count("skipping") == 1 and f"{by_status['diverged']}: already diverged" in log
+    after = sweep_runs(tmp_path)
+    assert after[by_status["completed"]]["status"] == "completed"  # the missing run ran again
+    now = stamps(sweep, runs)
+    assert {run_id for run_id in runs if now[run_id] != before[run_id]} == set(runs) - {by_status["diverged"]}
+
+    forced = launch(args + ["rerun=true"], tmp_path)
+    assert "skipping" not in forced.stdout + forced.stderr
+    after_forced = stamps(sweep, runs)
+    assert all(after_forced[run_id] != now[run_id] for run_id in runs)
+
+
+def test_local_gpus_launcher_runs_a_four_job_sweep_on_cpu(tmp_path):
+    proc = launch(["-m", "hydra/launcher=local_gpus", *TINY, "model.hidden_units=8,16", "seed=0,1", *QUIET],
+                  tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Joblib.Parallel(n_jobs=" in proc.stdout + proc.stderr
+    runs = sweep_runs(tmp_path)
+    assert sorted((hidden_units(m), m["seed"]) for m in runs.values()) == [(8, 0), (8, 1), (16, 0), (16, 1)]
+    assert all(m["status"] == "completed" for m in runs.values())
+
+
+def test_worker_count_is_one_per_core_pair_without_a_gpu(monkeypatch):
+    import os
+
+    import torch
+
+    from gen import local_gpus
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert local_gpus.worker_count() == 8
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5,7")
+    assert local_gpus.visible_gpus() == ["2", "3", "5", "7"] and local_gpus.worker_count() == 4
+
+
+def test_workers_lock_distinct_gpus(monkeypatch, tmp_path):
+    """Each pin takes a GPU no other live worker holds; with all taken, a lock attempt would wait."""
+    import fcntl
+
+    from gen import local_gpus
+
+    monkeypatch.setattr(local_gpus, "LOCK_DIR", tmp_path)
+    first, first_lock = local_gpus._lock_a_gpu(["0", "1"])
+    second, second_lock = local_gpus._lock_a_gpu(["0", "1"])
+    assert {first, second} == {"0", "1"}
+    with open(tmp_path / "gpu-0.lock", "w") as probe, pytest.raises(BlockingIOError):
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    first_lock.close()
+    assert local_gpus._lock_a_gpu(["0", "1"])[0] == first
+
+
+def test_multirun_end_writes_the_analysis_unless_turned_off(tmp_path):
+    on = launch(["-m", *TINY, "model.hidden_units=8,16", "name=on"], tmp_path)
+    assert on.returncode == 0, on.stderr
+    assert (tmp_path / "outputs" / "sweeps" / "on" / "analysis" / "report.md").exists()
+    off = launch(["-m", *TINY, "model.hidden_units=8,16", "name=off", "analysis.auto=false"], tmp_path)
+    assert off.returncode == 0, off.stderr
+    assert len(sweep_runs(tmp_path, "off")) == 2
+    assert not (tmp_path / "outputs" / "sweeps" / "off" / "analysis").exists()
