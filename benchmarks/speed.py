@@ -1,0 +1,410 @@
+"""The speed benchmark: our training path against the textbook loop and the bare-tensor limit.
+
+    python benchmarks/speed.py              # the full benchmark (a few minutes on 2 CPU cores)
+    python benchmarks/speed.py --quick      # smaller data and fewer jobs: a smoke test (~1 minute)
+    python benchmarks/speed.py --only train,measures --out /tmp/speed.json
+
+Sections (all baselines are measured in the same run, on the same data and model):
+
+1. ``train``: one epoch of ``fc`` (H=64 and H=1024) on MNIST-format data (60,000 random images
+   written as real IDX files, read through torchvision's MNIST class) three ways: OUR path
+   (``gen.data.load_data`` + ``gen.train.Trainer``, built as ``gen.run`` builds them), the TEXTBOOK
+   loop (torchvision dataset + ToTensor/Normalize + DataLoader, batch 64, shuffled) and a BARE loop
+   over batches sliced from a pre-shuffled tensor (the practical limit). Same epoch, shuffle, batch 64.
+2. ``multirun``: ``python launch.py -m seed=0..19`` of tiny jobs on digits in a subprocess; the
+   per-job overhead is the gap between consecutive jobs' ``metrics.json`` writes minus their training.
+3. ``collect``: ``analysis.collect.collect`` over 10,000 generated ``metrics.json`` files.
+4. ``measures``: the ``default`` and ``all`` measure sets on the trained fc H=1024, as a fraction of
+   one training epoch.
+5. ``cuda``: with a GPU, section 1's path on CUDA in fp32 and bf16 (AMP); skipped otherwise.
+
+Every figure goes to a JSON file (``benchmarks/results/<host>-<date>.json`` unless ``--out``).
+Other processes sharing the cores make single figures noisy; the ratios are taken within one run,
+and ``--repeats`` keeps the best of several epochs.
+"""
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from tests.fake_datasets import write_idx  # noqa: E402  (the IDX writer the tests use)
+
+SECTIONS = ("train", "multirun", "collect", "measures", "cuda")
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081   # S1's textbook normalisation
+DEFAULT_THREADS = torch.get_num_threads()  # before gen.train sets its own
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def write_mnist_files(root: Path, n_train: int, n_test: int, seed: int = 0) -> None:
+    """MNIST IDX files in ROOT/MNIST/raw/ (random digits-like images; only the format matters here)."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 10)[rng.permutation(n)].astype(np.uint8))
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    import gen.run_id  # noqa: F401  (the ${run_id:} resolver)
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides)
+
+
+def mnist_overrides(root: Path, hidden: int, extra: list[str] = ()) -> list[str]:
+    return ["dataset=mnist", f"dataset.root={root}", "dataset.normalize=true",
+            f"dataset.mean=[{MNIST_MEAN}]", f"dataset.std=[{MNIST_STD}]", f"model.hidden_units={hidden}",
+            "trainer.max_epochs=1", "trainer.progress=false", "measure=none", "optimizer=sgd", *extra]
+
+
+# ---- the three training loops -----------------------------------------------------------------------
+def build_ours(cfg, device: torch.device):
+    """Data, model, optimizer and Trainer exactly as gen.run._execute builds them."""
+    from gen import measures
+    from gen.data import load_data
+    from gen.models import build_model
+    from gen.objective import objective_for
+    from gen.optim import build_optimizer, build_scheduler, uses_sam
+    from gen.train import Trainer
+
+    data = load_data(cfg.dataset, cfg.corruption, device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, data).to(device)
+    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    objective = objective_for(data, data.num_outputs)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)
+    tracker = measures.trajectory.make_tracker(cfg.measure, model)
+    trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
+                      torch.Generator().manual_seed(cfg.seed), tracker)
+    return trainer, init_state
+
+
+def time_ours(trainer, sync) -> float:
+    """Seconds for one epoch of our loop (the same call fit() makes per epoch)."""
+    sync()
+    start = time.perf_counter()
+    trainer._run_epoch()
+    sync()
+    return time.perf_counter() - start
+
+
+def fc_model(hidden: int) -> torch.nn.Module:
+    from gen.models.fc import FullyConnected
+    torch.manual_seed(0)
+    return FullyConnected((1, 28, 28), 10, hidden)
+
+
+def time_textbook(root: Path, hidden: int, lr: float, limit: int | None, threads: int) -> tuple[float, int]:
+    """S1's textbook epoch: per-sample PIL → ToTensor → Normalize, DataLoader(batch 64, shuffle)."""
+    with _threads(threads):
+        return _textbook_epoch(root, hidden, lr, limit)
+
+
+def _textbook_epoch(root: Path, hidden: int, lr: float, limit: int | None) -> tuple[float, int]:
+    import torchvision
+    from torchvision import transforms
+
+    dataset = torchvision.datasets.MNIST(str(root), train=True, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
+    model = fc_model(hidden)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    seen, start = 0, time.perf_counter()
+    for x, y in loader:
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        seen += len(x)
+        if limit is not None and seen >= limit:
+            break
+    return time.perf_counter() - start, seen
+
+
+def time_bare(x: torch.Tensor, y: torch.Tensor, hidden: int, lr: float, sync) -> float:
+    """The practical limit: one gather per epoch, then contiguous 64-sample slices, nothing else."""
+    model = fc_model(hidden).to(x.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    sync()
+    start = time.perf_counter()
+    perm = torch.randperm(len(x), device=x.device)
+    xs, ys = x[perm], y[perm]
+    for i in range(0, len(xs), 64):
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xs[i:i + 64]), ys[i:i + 64]).backward()
+        optimizer.step()
+    sync()
+    return time.perf_counter() - start
+
+
+def bench_training(root: Path, hiddens: list[int], repeats: int, textbook_limit: int | None,
+                   device: torch.device, extra: list[str] = ()) -> dict:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    out = {}
+    for hidden in hiddens:
+        cfg = compose(mnist_overrides(root, hidden, extra))
+        trainer, _ = build_ours(cfg, device)
+        x, y = trainer.data.x_train, trainer.data.y_train
+        n = len(x)
+        lr = cfg.optimizer.lr
+        ours, bare = [], []
+        for _ in range(repeats):  # interleaved, so contention from other processes hits both alike
+            ours.append(n / time_ours(trainer, sync))
+            bare.append(n / time_bare(x, y, hidden, lr, sync))
+        row = {"samples": n, "ours_samples_per_s": max(ours), "bare_samples_per_s": max(bare),
+               "ours_all": ours, "bare_all": bare, "ours_over_bare": max(ours) / max(bare)}
+        if device.type == "cpu":
+            # The textbook loop twice: with our thread setting (the fair comparison of the loops), and
+            # with torch's default threads, as a textbook script runs (on a shared machine: much slower).
+            seconds, seen = time_textbook(root, hidden, lr, textbook_limit, torch.get_num_threads())
+            row.update(textbook_samples_per_s=seen / seconds, textbook_samples=seen,
+                       ours_over_textbook=max(ours) / (seen / seconds))
+            seconds, seen = time_textbook(root, hidden, lr, min(textbook_limit or 20_000, 20_000), DEFAULT_THREADS)
+            row.update(textbook_default_threads=DEFAULT_THREADS, textbook_default_threads_samples_per_s=seen / seconds,
+                       ours_over_textbook_default_threads=max(ours) / (seen / seconds))
+        out[f"fc_h{hidden}"] = row
+        print_row(f"fc H={hidden}", row)
+    return out
+
+
+def print_row(label: str, row: dict) -> None:
+    text = f"  {label:<10} ours {row['ours_samples_per_s']:>9,.0f}/s  bare {row['bare_samples_per_s']:>9,.0f}/s" \
+           f"  ours/bare {row['ours_over_bare']:.2f}"
+    if "textbook_samples_per_s" in row:
+        text += (f"\n  {'':<10} textbook {row['textbook_samples_per_s']:>7,.0f}/s (same threads): "
+                 f"ours/textbook {row['ours_over_textbook']:.1f}x;  textbook "
+                 f"{row['textbook_default_threads_samples_per_s']:>7,.0f}/s ({row['textbook_default_threads']} threads, "
+                 f"torch's default): ours/textbook {row['ours_over_textbook_default_threads']:.1f}x")
+    print(text, flush=True)
+
+
+# ---- data cache ----------------------------------------------------------------------------------------
+def bench_data_load(root: Path) -> dict:
+    """load_data cold (decode IDX + write the disk cache), from disk (a new process), and in process."""
+    from gen.data import cache, load_data
+
+    cfg = compose(mnist_overrides(root, 64))
+    shutil.rmtree(root / ".gen_cache", ignore_errors=True)
+    cache.clear_memory()
+    timings = {}
+    for label in ("cold_s", "disk_s", "memory_s"):
+        if label == "disk_s":
+            cache.clear_memory()
+        start = time.perf_counter()
+        load_data(cfg.dataset, cfg.corruption, "cpu")
+        timings[label] = time.perf_counter() - start
+    print(f"  load_data: cold {timings['cold_s']:.2f}s, disk cache {timings['disk_s']:.2f}s, "
+          f"in-process {timings['memory_s']:.3f}s", flush=True)
+    return timings
+
+
+# ---- a sequential multirun ---------------------------------------------------------------------------
+def bench_multirun(jobs: int, workdir: Path) -> dict:
+    sweep = workdir / "sweep"
+    args = [sys.executable, str(REPO / "launch.py"), "-m", f"seed=range(0,{jobs})", "trainer.max_epochs=1",
+            "trainer.progress=false", "model.hidden_units=16", "measure=none", "trainer.save_weights=false",
+            "analysis.auto=false", f"hydra.sweep.dir={sweep}"]
+    start = time.time()
+    proc = subprocess.run(args, cwd=workdir, capture_output=True, text=True)
+    wall = time.time() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"multirun failed: {proc.stderr[-2000:]}")
+    records = []
+    for path in sweep.rglob("metrics.json"):
+        m = json.loads(path.read_text())
+        records.append((path.stat().st_mtime, m["timing"]["train_s"], m["timing"]["total_s"]))
+    records.sort()
+    gaps = [b[0] - a[0] for a, b in zip(records, records[1:])]
+    overheads = [gap - rec[1] for gap, rec in zip(gaps, records[1:])]    # everything but the epochs
+    first = records[0][0] - start - records[0][1]
+    out = {"jobs": len(records), "wall_s": wall, "first_job_overhead_s": first,
+           "per_job_s_after_first": float(np.median(gaps)), "per_job_overhead_s_after_first": float(np.median(overheads)),
+           "per_job_overhead_all": overheads, "per_job_train_s": float(np.median([r[1] for r in records]))}
+    print(f"  {len(records)} jobs in {wall:.1f}s: first job overhead {first:.2f}s (imports, Hydra, data); after it "
+          f"{out['per_job_s_after_first']:.3f}s/job of which overhead {out['per_job_overhead_s_after_first']:.3f}s "
+          f"(training {out['per_job_train_s']:.3f}s)", flush=True)
+    return out, sweep
+
+
+# ---- analysis collect --------------------------------------------------------------------------------
+def bench_collect(template: dict, runs: int, workdir: Path) -> dict:
+    root = workdir / "collect"
+    rng = random.Random(0)
+    for i in range(runs):
+        m = json.loads(json.dumps(template))
+        m["run_id"] = f"r{i:06d}"
+        m["seed"] = m["config"]["seed"] = i
+        m["final"]["test_acc"] = rng.random()
+        folder = root / m["run_id"]
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(m))
+    from analysis.collect import collect
+
+    start = time.perf_counter()
+    collection = collect([root])
+    seconds = time.perf_counter() - start
+    assert len(collection.runs) == runs, len(collection.runs)
+    print(f"  collect {runs:,} runs: {seconds:.2f}s ({len(collection.history):,} history rows)", flush=True)
+    return {"runs": runs, "seconds": seconds, "history_rows": len(collection.history)}
+
+
+# ---- measures ---------------------------------------------------------------------------------------
+def bench_measures(root: Path, sets: list[str], hidden: int, budget_s: int) -> dict:
+    from gen.measures import compute_measures
+
+    cfg = compose(mnist_overrides(root, hidden))
+    trainer, init_state = build_ours(cfg, torch.device("cpu"))
+    trainer.record.history.append(trainer._evaluate_row())
+    epoch_s = time_ours(trainer, lambda: None)
+    trainer._evaluate_row()
+    out = {"hidden_units": hidden, "epoch_s": epoch_s}
+    for name in sets:
+        measure_cfg = compose(mnist_overrides(root, hidden, [f"measure={name}"])).measure
+        try:
+            with _time_limit(budget_s):
+                result = compute_measures(measure_cfg, trainer.model, init_state, trainer.data, trainer.record)
+        except TimeoutError:
+            out[name] = {"seconds": None, "timed_out_after_s": budget_s,
+                         "fraction_of_epoch": f"> {budget_s / epoch_s:.0f}"}
+            print(f"  measure={name}: not finished after {budget_s}s (> {budget_s / epoch_s:.0f} epochs)", flush=True)
+            continue
+        slowest = sorted(result.seconds.items(), key=lambda kv: -kv[1])[:5]
+        out[name] = {"seconds": result.total_seconds, "fraction_of_epoch": result.total_seconds / epoch_s,
+                     "slowest": dict(slowest), "measures": len(result.values)}
+        print(f"  measure={name}: {result.total_seconds:.2f}s = {result.total_seconds / epoch_s:.1%} of an epoch "
+              f"({epoch_s:.2f}s); slowest {', '.join(f'{k} {v:.2f}s' for k, v in slowest)}", flush=True)
+    return out
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: int):
+    """Raise TimeoutError in the main thread after ``seconds`` (the slow sets run for hours)."""
+    def expire(signum, frame):
+        raise TimeoutError
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ---- main -------------------------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 images, 5 jobs, 1,000 runs: a smoke test")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    parser.add_argument("--repeats", type=int, default=3, help="epochs of ours and bare per width (best kept)")
+    parser.add_argument("--measure-sets", default="default,all")
+    parser.add_argument("--measure-budget", type=int, default=300, help="seconds before a measure set is cut off")
+    parser.add_argument("--out", type=Path, help="the JSON file (default benchmarks/results/<host>-<date>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    sections = [s for s in args.only.split(",") if s]
+    n_train, jobs, runs = (10_000, 5, 1_000) if args.quick else (60_000, 20, 10_000)
+    results = {"host": socket.gethostname(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "quick": args.quick, "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "cpus": os.cpu_count(), "python": platform.python_version(),
+               "load_avg_at_start": os.getloadavg()}
+    print(f"speed benchmark on {results['host']}: torch {torch.__version__}, {results['threads']} threads, "
+          f"load average {results['load_avg_at_start'][0]:.1f}", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="gen-speed-"))
+    try:
+        root = workdir / "data"
+        write_mnist_files(root, n_train, 10_000)
+        with _env(GEN_CACHE_DIR=str(workdir / "cache")):
+            run_sections(sections, args, results, root, workdir, jobs, runs)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["load_avg_at_end"] = os.getloadavg()
+    out = args.out or REPO / "benchmarks" / "results" / f"{results['host']}-{datetime.now().strftime('%Y%m%d-%H%M')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+    return results
+
+
+def run_sections(sections, args, results, root, workdir, jobs, runs) -> None:
+    if "train" in sections:
+        print("data loading:", flush=True)
+        results["data_load"] = bench_data_load(root)
+        print("one training epoch on CPU (samples/s, best of repeats):", flush=True)
+        limit = 10_000 if args.quick else None
+        results["train"] = bench_training(root, [64, 1024], args.repeats, limit, torch.device("cpu"))
+    template = None
+    if "multirun" in sections or "collect" in sections:
+        print(f"sequential multirun of {jobs} tiny jobs on digits:", flush=True)
+        results["multirun"], sweep = bench_multirun(jobs, workdir)
+        template = json.loads(next(sweep.rglob("metrics.json")).read_text())
+    if "collect" in sections:
+        print("analysis collect:", flush=True)
+        results["collect"] = bench_collect(template, runs, workdir)
+    if "measures" in sections:
+        print("measure sets on a trained fc H=1024:", flush=True)
+        results["measures"] = bench_measures(root, args.measure_sets.split(","), 1024, args.measure_budget)
+    if "cuda" in sections:
+        results["cuda"] = bench_cuda(root, args.repeats)
+
+
+def bench_cuda(root: Path, repeats: int) -> dict:
+    if not torch.cuda.is_available():
+        print("cuda: skipped (no GPU)", flush=True)
+        return {"skipped": "no CUDA device"}
+    print(f"one training epoch on {torch.cuda.get_device_name()} (fp32, then bf16 autocast):", flush=True)
+    out = {"device": torch.cuda.get_device_name()}
+    for precision in ("32", "bf16"):
+        out[precision] = bench_training(root, [64, 1024], repeats, None, torch.device("cuda"),
+                                        [f"trainer.precision={precision}", "trainer.device=cuda"])
+    return out
+
+
+@contextlib.contextmanager
+def _threads(threads: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _env(**values):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+if __name__ == "__main__":
+    main()
