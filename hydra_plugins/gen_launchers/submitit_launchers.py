@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
@@ -41,10 +41,13 @@ class FrozenConfigMixin:
         executor = self._executor()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
         arguments = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            # composed now, from conf/ as it is at submission; the job gets this config, not a recipe
             sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             arguments.append((sweep_config, "hydra.sweep.dir", idx, Singleton.get_state()))
         jobs = executor.map_array(self, *zip(*arguments))
