@@ -141,17 +141,21 @@ def _textbook_epoch(root: Path, hidden: int, lr: float, limit: int | None) -> tu
     return time.perf_counter() - start, seen
 
 
-def time_bare(x: torch.Tensor, y: torch.Tensor, hidden: int, lr: float, sync) -> float:
-    """The practical limit: one gather per epoch, then contiguous 64-sample slices, nothing else."""
+def time_bare(x: torch.Tensor, y: torch.Tensor, hidden: int, lr: float, sync, bf16: bool = False) -> float:
+    """The practical limit: one gather per epoch, then contiguous 64-sample slices, nothing else
+    (under bf16 autocast when ours uses it)."""
     model = fc_model(hidden).to(x.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    autocast = (lambda: torch.autocast(x.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     sync()
     start = time.perf_counter()
     perm = torch.randperm(len(x), device=x.device)
     xs, ys = x[perm], y[perm]
     for i in range(0, len(xs), 64):
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(xs[i:i + 64]), ys[i:i + 64]).backward()
+        with autocast():
+            out = model(xs[i:i + 64])
+        F.cross_entropy(out.float(), ys[i:i + 64]).backward()
         optimizer.step()
     sync()
     return time.perf_counter() - start
@@ -170,7 +174,7 @@ def bench_training(root: Path, hiddens: list[int], repeats: int, textbook_limit:
         ours, bare = [], []
         for _ in range(repeats):  # interleaved, so contention from other processes hits both alike
             ours.append(n / time_ours(trainer, sync))
-            bare.append(n / time_bare(x, y, hidden, lr, sync))
+            bare.append(n / time_bare(x, y, hidden, lr, sync, cfg.trainer.precision == "bf16"))
         row = {"samples": n, "ours_samples_per_s": max(ours), "bare_samples_per_s": max(bare),
                "ours_all": ours, "bare_all": bare, "ours_over_bare": max(ours) / max(bare)}
         if device.type == "cpu":
