@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 INTERPOLATION_LOSS = 0.01
 INTERPOLATION_ACC = 0.997
 
-# GEN_CPU_THREADS=N sets the intra-op threads of CPU training (0: leave torch's default).
+# GEN_CPU_THREADS=N sets the intra-op threads of CPU training (0: leave the process's setting as it is).
 CPU_THREADS_ENV = "GEN_CPU_THREADS"
 
 
@@ -257,12 +257,12 @@ class Trainer:
 
 
 def cpu_threads() -> int:
-    """Intra-op threads for CPU training: ``$GEN_CPU_THREADS`` if set (0: torch's default), else 1."""
+    """Intra-op threads for CPU training: ``$GEN_CPU_THREADS`` if set (0: leave as is), else 1."""
     value = os.environ.get(CPU_THREADS_ENV, "").strip()
     if not value:
         return 1
     if not value.isdigit():
-        raise ValueError(f"{CPU_THREADS_ENV}={value!r}: expected a whole number of threads (0: torch's default)")
+        raise ValueError(f"{CPU_THREADS_ENV}={value!r}: expected a whole number of threads (0: leave as is)")
     return int(value)
 
 
