@@ -87,13 +87,13 @@ def run_job(cfg: DictConfig) -> float | None:
     from gen.run import train
 
     _pin_local_gpu_worker()
-    if not _in_multirun():
-        return train(cfg)["final"]["test_acc"]
     try:
         return train(cfg)["final"]["test_acc"]
-    except (ConfigError, Interrupted):
+    except (ConfigError, Interrupted):  # bad input or a stop request: every later job would fail alike
         raise
     except Exception:
+        if not _in_multirun():
+            raise
         return None
 
 
