@@ -68,7 +68,7 @@ def test_preset_header_says_what_it_reproduces_and_costs(preset):
               if line.startswith("#")]
     assert header[0] == "# @package _global_"
     text = " ".join(header[1:])
-    assert "runs" in text and any(cost in text for cost in ("minutes", "hour", "GPU-day", "cluster"))
+    assert "runs" in text and any(cost in text for cost in ("minute", "hour", "GPU-day", "cluster"))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
