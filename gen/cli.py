@@ -42,7 +42,7 @@ def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
         if _sweep_failures:
             return _fail(f"error: {len(_sweep_failures)} run(s) of this sweep failed (listed above); "
                          f"relaunching the same command runs them again", EXIT_FAILED)
-    except ConfigError as error:
+    except (ConfigError, BadInput) as error:
         return _fail(f"error: {error}", EXIT_BAD_INPUT)
     except (HydraException, OmegaConfBaseException) as error:
         if wants_traceback:
@@ -89,12 +89,19 @@ def run_job(cfg: DictConfig) -> float | None:
     _pin_local_gpu_worker()
     try:
         return train(cfg)["final"]["test_acc"]
-    except (ConfigError, Interrupted):  # bad input or a stop request: every later job would fail alike
+    except ConfigError as error:  # bad input: every later job would fail alike
+        raise BadInput(str(error)) from None
+    except Interrupted:  # a stop request
         raise
     except Exception:
         if not _in_multirun():
             raise
         return None
+
+
+class BadInput(BaseException):
+    """A ConfigError on its way out of a job.  Not an ``Exception``, so Hydra's job runner lets it
+    pass without adding its own "Error executing job" report: the user sees one line."""
 
 
 def _pin_local_gpu_worker() -> None:

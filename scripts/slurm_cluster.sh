@@ -131,7 +131,9 @@ start_accounting() {
         fi
         mkdir -p "$DB_RUN"
         chown mysql:mysql "$DB_RUN"
-        /usr/sbin/mariadbd --user=mysql --datadir="$DIR/mariadb" --socket="$DB_SOCKET" --pid-file="$DB_PID" \
+        # setsid: its own session, so it outlives the shell (and process group) that started it, like
+        # the SLURM daemons, which detach themselves.
+        setsid /usr/sbin/mariadbd --user=mysql --datadir="$DIR/mariadb" --socket="$DB_SOCKET" --pid-file="$DB_PID" \
             --port="$DB_PORT" --bind-address=127.0.0.1 --log-error="$DB_RUN/mariadb.log" </dev/null >/dev/null 2>&1 &
         wait_for "MariaDB" 60 mariadb_ready
     fi
