@@ -55,7 +55,9 @@ def optimizer_bars(ctx: Context):
             ax.set(xlabel=style.label("optimizer.name"), ylabel=style.label(key), title=title)
             if key in SHARPNESS and (data["y"] > 0).all():
                 ax.set_yscale("log")
-            ax.tick_params(axis="x", labelrotation=30)
+            ax.tick_params(axis="x", labelrotation=45)
+            for tick in ax.get_xticklabels():  # anchor the rotated names at their bars
+                tick.set_horizontalalignment("right")
     style.legend_outside(axes[0, len(keys) - 1])
     return style.save(fig, ctx.path("s4_optimizers"))
 
