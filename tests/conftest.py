@@ -62,3 +62,24 @@ def measure_context(model, x, y, init_state=None, record=None, **params):
     data = DataBundle("tiny", "classification" if classification else "regression", x, y, x, y,
                       max(num_classes, 2) if classification else 0, torch.zeros(len(x), dtype=torch.bool))
     return MeasureContext(model, init_state, data, record, MeasureParams(**params))
+
+
+def measure_value(ctx, name: str) -> float:
+    """One registered measure on ``ctx``, straight from the registry (no size adjustment, no notes)."""
+    from gen.measures.registry import MEASURES
+
+    return float(MEASURES[name].compute(ctx))
+
+
+def relu_mlp(widths: list[int], bias: bool = True, seed: int = 0):
+    """Linear → ReLU → … → Linear with the given widths (input first), seeded."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers.append(nn.Linear(a, b, bias=bias))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)

@@ -14,23 +14,12 @@ from gen.measures.hessian import (gauss_newton_diagonal, hessian_vector_product,
                                   per_sample_gauss_newton, top_eigenvalue)
 from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
 from gen.measures.pacbayes import random_search, worst_case_search
-from gen.measures.registry import MEASURES, NotApplicable
+from gen.measures.registry import NotApplicable
 from gen.objective import Objective
-from tests.conftest import measure_context
+from tests.conftest import measure_context, measure_value as value, relu_mlp as relu_net
 
 
-def value(ctx, name: str) -> float:
-    return float(MEASURES[name].compute(ctx))
 
-
-def relu_net(widths: list[int], bias: bool, seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths, widths[1:])):
-        layers.append(nn.Linear(a, b, bias=bias))
-        if i < len(widths) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def data(n: int, dim: int, classes: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

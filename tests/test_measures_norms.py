@@ -14,23 +14,11 @@ from gen.measures.folding import fold_batchnorm
 from gen.measures.layers import fft_conv_spectral_norm
 from gen.measures.margin import margins
 from gen.measures.path_norms import path_sum
-from gen.measures.registry import MEASURES, NotApplicable
-from tests.conftest import measure_context
+from gen.measures.registry import NotApplicable
+from tests.conftest import measure_context, measure_value as value, relu_mlp as mlp
 
 
-def value(ctx, name: str) -> float:
-    return float(MEASURES[name].compute(ctx))
 
-
-def mlp(widths: list[int], bias: bool = True, seed: int = 0) -> nn.Sequential:
-    """Linear → ReLU → … → Linear with the given widths (input first)."""
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths, widths[1:])):
-        layers.append(nn.Linear(a, b, bias=bias))
-        if i < len(widths) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def self_labelled(model: nn.Module, n: int = 40, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
