@@ -152,6 +152,7 @@ def test_a_failed_run_fails_its_job_and_the_others_go_on(tmp_path):
     assert infos[1]["ExitCode"] != "0:0"
     assert [accounted_end(job) for job in jobs] == [["COMPLETED"], ["FAILED"], ["COMPLETED"]]
     assert f"job {jobs[1]} (" in proc.stderr and f"model.hidden_units={TOO_BIG}" in proc.stderr
+    assert "1 run(s) of this sweep failed" in proc.stderr  # the sweep's summary ran: Hydra did not stop early
 
     runs = {m["config"]["model"]["hidden_units"]: m for m in map(read_metrics, metrics_files(sweep))}
     assert runs[16]["status"] == runs[32]["status"] == "completed"

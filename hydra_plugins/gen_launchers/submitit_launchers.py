@@ -4,8 +4,9 @@
    config on the node when it starts, from whatever conf/ holds then, so editing conf/ while jobs
    wait in the queue would change them.
 2. A run that fails ends its job with a non-zero exit, so SLURM marks it FAILED (hydra-submitit
-   returns the failure as a value and SLURM says COMPLETED); the sweep still collects every job and
-   hands back a FAILED JobReturn for each failed one instead of stopping at the first.
+   returns the failure as a value and SLURM says COMPLETED); the sweep still collects every job: a
+   run that recorded its failure comes back as a finished job without a result (the sweep's summary
+   lists it and the exit status is non-zero), any other failed job as a FAILED JobReturn.
 3. Preemption: the run checkpoints before submitit requeues the job (gen.launchers.preemption); the
    requeued job gets the same arguments and resumes from checkpoint.pt.
 
@@ -15,6 +16,7 @@ import copy
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -110,7 +112,19 @@ def _failed_return(job, overrides: list[str], error: Exception) -> JobReturn:
                  type(error).__name__)
     cause = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", cause).removeprefix("RunFailed: ")  # a.b.ValueError: → ValueError:
     message = f"job {job.job_id} ({' '.join(overrides)}) failed: {cause}; log: {job.paths.stderr}"
+    if "(recorded in " in cause:  # RunFailed: the run's metrics.json says failed
+        return _recorded_failure(overrides, message)
     ret = JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=RunFailed(message))
+    ret.working_dir = os.getcwd()
+    return ret
+
+
+def _recorded_failure(overrides: list[str], message: str) -> JobReturn:
+    """A run that failed and recorded it: said here, and handed back as a finished job without a
+    result, as the local launchers do (gen.cli.run_job), so that the sweep's summary lists every
+    failure.  A FAILED JobReturn would make Hydra's sweeper stop at the first and skip the summary."""
+    print(f"error: {message}", file=sys.stderr)
+    ret = JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
     ret.working_dir = os.getcwd()
     return ret
 
