@@ -11,12 +11,14 @@ Sections (all baselines are measured in the same run, on the same data and model
    (``gen.data.load_data`` + ``gen.train.Trainer``, built as ``gen.run`` builds them), the TEXTBOOK
    loop (torchvision dataset + ToTensor/Normalize + DataLoader, batch 64, shuffled) and a BARE loop
    over batches sliced from a pre-shuffled tensor (the practical limit). Same epoch, shuffle, batch 64.
-2. ``multirun``: ``python launch.py -m seed=0..19`` of tiny jobs on digits in a subprocess; the
+2. ``ensemble``: one epoch of 8 runs (seeds 0-7) of ``fc`` (H=64, 256, 1024) on 10,000 of those
+   images, trained one after another on our path and in lockstep (``trainer.ensemble=8``).
+3. ``multirun``: ``python launch.py -m seed=0..19`` of tiny jobs on digits in a subprocess; the
    per-job overhead is the gap between consecutive jobs' ``metrics.json`` writes minus their training.
-3. ``collect``: ``analysis.collect.collect`` over 10,000 generated ``metrics.json`` files.
-4. ``measures``: the ``default`` and ``all`` measure sets on the trained fc H=1024, as a fraction of
+4. ``collect``: ``analysis.collect.collect`` over 10,000 generated ``metrics.json`` files.
+5. ``measures``: the ``default`` and ``all`` measure sets on the trained fc H=1024, as a fraction of
    one training epoch.
-5. ``cuda``: with a GPU, section 1's path on CUDA in fp32 and bf16 (AMP); skipped otherwise.
+6. ``cuda``: with a GPU, sections 1 and 2 on CUDA (section 1 in fp32 and bf16 AMP); skipped otherwise.
 
 Every figure goes to a JSON file (``benchmarks/results/<host>-<date>.json`` unless ``--out``).
 Other processes sharing the cores make single figures noisy; the ratios are taken within one run,
@@ -47,7 +49,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from tests.fake_datasets import write_idx  # noqa: E402  (the IDX writer the tests use)
 
-SECTIONS = ("train", "multirun", "collect", "measures", "cuda")
+SECTIONS = ("train", "ensemble", "multirun", "collect", "measures", "cuda")
+ENSEMBLE_MEMBERS = 8
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081   # S1's textbook normalisation
 DEFAULT_THREADS = torch.get_num_threads()  # before gen.train sets its own
 
@@ -74,30 +77,17 @@ def compose(overrides: list[str]):
 def mnist_overrides(root: Path, hidden: int, extra: list[str] = ()) -> list[str]:
     return ["dataset=mnist", f"dataset.root={root}", "dataset.normalize=true",
             f"dataset.mean=[{MNIST_MEAN}]", f"dataset.std=[{MNIST_STD}]", f"model.hidden_units={hidden}",
-            "trainer.max_epochs=1", "trainer.progress=false", "measure=none", "optimizer=sgd", *extra]
+            "trainer.max_epochs=1", "trainer.progress=false", "trainer.device=cpu", "measure=none", "optimizer=sgd",
+            *extra]  # a later override of the same key wins (trainer.device=cuda, measure=...)
 
 
 # ---- the three training loops -----------------------------------------------------------------------
-def build_ours(cfg, device: torch.device):
-    """Data, model, optimizer and Trainer exactly as gen.run._execute builds them."""
-    from gen import measures
-    from gen.data import load_data
-    from gen.models import build_model
-    from gen.objective import objective_for
-    from gen.optim import build_optimizer, build_scheduler, uses_sam
-    from gen.train import Trainer
+def build_ours(cfg, data=None):
+    """Data, model, optimizer and Trainer exactly as a run builds them (gen.run.build_run)."""
+    from gen.run import build_run
 
-    data = load_data(cfg.dataset, cfg.corruption, device)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, data).to(device)
-    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    objective = objective_for(data, data.num_outputs)
-    optimizer = build_optimizer(cfg.optimizer, model)
-    scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)
-    tracker = measures.trajectory.make_tracker(cfg.measure, model)
-    trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
-                      torch.Generator().manual_seed(cfg.seed), tracker)
-    return trainer, init_state
+    setup = build_run(cfg, data=data)
+    return setup.trainer, setup.init_state
 
 
 def time_ours(trainer, sync) -> float:
@@ -167,7 +157,7 @@ def bench_training(root: Path, hiddens: list[int], repeats: int, textbook_limit:
     out = {}
     for hidden in hiddens:
         cfg = compose(mnist_overrides(root, hidden, extra))
-        trainer, _ = build_ours(cfg, device)
+        trainer, _ = build_ours(cfg)
         x, y = trainer.data.x_train, trainer.data.y_train
         n = len(x)
         lr = cfg.optimizer.lr
@@ -200,6 +190,39 @@ def print_row(label: str, row: dict) -> None:
                  f"{row['textbook_default_threads_samples_per_s']:>7,.0f}/s ({row['textbook_default_threads']} threads, "
                  f"torch's default): ours/textbook {row['ours_over_textbook_default_threads']:.1f}x")
     print(text, flush=True)
+
+
+# ---- lockstep ensembles ------------------------------------------------------------------------------------
+def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int, repeats: int,
+                   device: torch.device) -> dict:
+    """One epoch of ``members`` runs (seeds 0..K-1) trained one after another, and trained in lockstep
+    (trainer.ensemble=K, gen.lockstep); samples/s counts every member's samples."""
+    from gen.lockstep import Lockstep
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    out = {"members": members, "train_size": train_size}
+    for hidden in hiddens:
+        cfgs = [compose(mnist_overrides(root, hidden, [f"seed={seed}", f"dataset.train_size={train_size}",
+                                                       f"trainer.device={device.type}"])) for seed in range(members)]
+        alone = [build_ours(cfgs[0])[0]]
+        alone += [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs[1:]]
+        together = Lockstep([build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs], cfgs[0].optimizer)
+        samples = members * len(alone[0].data.x_train)
+        alone_rates, lockstep_rates = [], []
+        for _ in range(repeats):  # interleaved, as in bench_training
+            alone_rates.append(samples / sum(time_ours(trainer, sync) for trainer in alone))
+            sync()
+            start = time.perf_counter()
+            together._run_epoch()
+            sync()
+            lockstep_rates.append(samples / (time.perf_counter() - start))
+        row = {"alone_samples_per_s": max(alone_rates), "lockstep_samples_per_s": max(lockstep_rates),
+               "lockstep_over_alone": max(lockstep_rates) / max(alone_rates)}
+        out[f"fc_h{hidden}"] = row
+        print(f"  fc H={hidden:<5} {members} runs one after another {row['alone_samples_per_s']:>9,.0f}/s  "
+              f"in lockstep {row['lockstep_samples_per_s']:>9,.0f}/s  lockstep/alone "
+              f"{row['lockstep_over_alone']:.2f}", flush=True)
+    return out
 
 
 # ---- data cache ----------------------------------------------------------------------------------------
@@ -277,7 +300,7 @@ def bench_measures(root: Path, sets: list[str], hidden: int, budget_s: int) -> d
     from gen.measures import compute_measures
 
     cfg = compose(mnist_overrides(root, hidden))
-    trainer, init_state = build_ours(cfg, torch.device("cpu"))
+    trainer, init_state = build_ours(cfg)
     trainer.record.history.append(trainer._evaluate_row())
     epoch_s = time_ours(trainer, lambda: None)
     trainer._evaluate_row()
@@ -367,6 +390,11 @@ def run_sections(sections, args, results, root, workdir, jobs, runs) -> None:
     if "collect" in sections:
         print("analysis collect:", flush=True)
         results["collect"] = bench_collect(template, runs, workdir)
+    if "ensemble" in sections:
+        print(f"trainer.ensemble={ENSEMBLE_MEMBERS}: one epoch of {ENSEMBLE_MEMBERS} runs on 10,000 images, CPU:",
+              flush=True)
+        results["ensemble"] = bench_ensemble(root, ENSEMBLE_MEMBERS, [64, 256, 1024], 10_000, args.repeats,
+                                             torch.device("cpu"))
     if "measures" in sections:
         print("measure sets on a trained fc H=1024:", flush=True)
         results["measures"] = bench_measures(root, args.measure_sets.split(","), 1024, args.measure_budget)
@@ -383,6 +411,8 @@ def bench_cuda(root: Path, repeats: int) -> dict:
     for precision in ("32", "bf16"):
         out[precision] = bench_training(root, [64, 1024], repeats, None, torch.device("cuda"),
                                         [f"trainer.precision={precision}", "trainer.device=cuda"])
+    print(f"trainer.ensemble={ENSEMBLE_MEMBERS} on the GPU:", flush=True)
+    out["ensemble"] = bench_ensemble(root, ENSEMBLE_MEMBERS, [64, 1024], 60_000, repeats, torch.device("cuda"))
     return out
 
 

@@ -9,14 +9,16 @@ import logging
 import shutil
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gen import checkpoint, measures, record
-from gen.data import load_data
+from gen import checkpoint, ensemble, measures, record
+from gen.data import DataBundle, load_data
+from gen.lockstep import Lockstep
 from gen.models import build_model
 from gen.objective import objective_for
 from gen.optim import build_optimizer, build_scheduler, uses_sam
@@ -42,6 +44,9 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
     measures.check_set(cfg.measure)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if ensemble.trained_together(run_dir):
+        log.info("skipping %s: trained in lockstep with an earlier run of this sweep", run_dir)
+        return record.read_metrics(run_dir)
     previous = record.read_status(run_dir)
     if previous in record.RESULT_STATUSES and not cfg.rerun:
         log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous)
@@ -51,12 +56,20 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     if cfg.rerun:
         checkpoint.remove(run_dir)
     started = time.perf_counter()
+    group = ensemble.claim(run_dir)  # the runs the launcher gave this one to train in lockstep, if any
+    if not group and cfg.trainer.ensemble > 1:
+        log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns on "
+                    "hydra/launcher=sequential, of runs differing only in %s)", cfg.trainer.ensemble, run_dir.name,
+                    ", ".join(ensemble.VARYING))
     try:
-        metrics = _execute(cfg, run_dir, started)
+        metrics = _execute_lockstep(group, started) if group else _execute(cfg, run_dir, started)
     except ConfigError:
         raise
     except checkpoint.Interrupted as stop:
-        log.warning("%s; the checkpoint in %s resumes it", stop, run_dir)
+        if group:  # lockstep runs keep no checkpoint (gen.lockstep)
+            log.warning("%s", stop)
+        else:
+            log.warning("%s; the checkpoint in %s resumes it", stop, run_dir)
         raise
     except Exception as error:
         record.write_json_atomic(run_dir / record.METRICS_FILE, _failure(cfg, run_dir, error, started))
@@ -68,10 +81,73 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     return metrics
 
 
+@dataclass
+class RunSetup:
+    """A run built and ready to train: what ``Trainer.fit`` needs and what metrics.json records."""
+    cfg: DictConfig
+    run_dir: Path
+    device: torch.device
+    data: DataBundle
+    data_seconds: float
+    model: torch.nn.Module
+    init_state: dict
+    trainer: Trainer
+
+
 def _execute(cfg: DictConfig, run_dir: Path, started: float) -> dict:
+    setup = build_run(cfg, run_dir)
+    trainer = setup.trainer
+    saved = checkpoint.load(run_dir)
+    if saved is not None:
+        setup.init_state = saved["init_state"]
+        trainer.load_state_dict(saved)
+        log.info("resuming %s from epoch %d, step %d", run_dir, trainer.record.epoch, trainer.record.step)
+    trainer.extra_state = {"init_state": setup.init_state}
+    _save_init(setup)
+    checkpoint.install_signal_handlers()
+    return _finish(setup, trainer.fit(), started, _overrides(), _choice("experiment"))
+
+
+def _execute_lockstep(members: list[ensemble.Member], started: float) -> dict:
+    """Build every member as if alone, train them in lockstep (gen.lockstep), finish each, write the
+    other members' metrics.json and return the first's (the caller writes it)."""
+    for member in members[1:]:  # the leader was checked by _run
+        validate(member.cfg)
+        measures.check_set(member.cfg.measure)
+    data = {}  # members with the same dataset and corruption share one copy
+    setups = []
+    for member in members:
+        key = OmegaConf.to_yaml({"d": member.cfg.dataset, "c": member.cfg.corruption})
+        setup = build_run(member.cfg, member.run_dir, data.get(key))
+        data.setdefault(key, setup.data)
+        setups.append(setup)
+    lockstep = Lockstep([s.trainer for s in setups], members[0].cfg.optimizer)  # refuses what it can't do
+    for setup in setups:
+        setup.run_dir.mkdir(parents=True, exist_ok=True)
+        _save_init(setup)
+    checkpoint.install_signal_handlers()
+    lockstep.fit()
+    peers = ", ".join(m.run_dir.name for m in members)
+    results = []
+    for setup, member in zip(setups, members):
+        metrics = _finish(setup, setup.trainer.record, started, member.overrides, member.experiment)
+        metrics["notes"].append(f"trained in lockstep with {len(members) - 1} other run(s) "
+                                f"(trainer.ensemble={len(members)}: {peers}); timing.train_s is shared")
+        results.append(metrics)
+    for member, metrics in zip(members[1:], results[1:]):
+        record.write_json_atomic(member.run_dir / record.METRICS_FILE, metrics)
+        ensemble.mark_trained(member.run_dir)
+        _log_summary(metrics)
+    return results[0]
+
+
+def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | None = None) -> RunSetup:
+    """Data (unless given), model, optimizer and Trainer of the run ``cfg`` describes."""
     device = pick_device(cfg.trainer.device)
-    data = load_data(cfg.dataset, cfg.corruption, device)
-    data_seconds = time.perf_counter() - started
+    loading = time.perf_counter()
+    if data is None:
+        data = load_data(cfg.dataset, cfg.corruption, device)
+    data_seconds = time.perf_counter() - loading
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, data).to(device)
@@ -83,32 +159,32 @@ def _execute(cfg: DictConfig, run_dir: Path, started: float) -> dict:
     tracker = measures.trajectory.make_tracker(cfg.measure, model)
     trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
                       generator, tracker, run_dir)
+    return RunSetup(cfg, run_dir, device, data, data_seconds, model, init_state, trainer)
 
-    saved = checkpoint.load(run_dir)
-    if saved is not None:
-        init_state = saved["init_state"]
-        trainer.load_state_dict(saved)
-        log.info("resuming %s from epoch %d, step %d", run_dir, trainer.record.epoch, trainer.record.step)
-    trainer.extra_state = {"init_state": init_state}
+
+def _save_init(setup: RunSetup) -> None:
+    if setup.cfg.trainer.save_weights:
+        torch.save(setup.init_state, setup.run_dir / "init.pt")
+
+
+def _finish(setup: RunSetup, result: TrainingRecord, started: float, overrides: list[str],
+            experiment: str | None) -> dict:
+    """Weights, measures and the metrics of a trained run."""
+    cfg, model, data = setup.cfg, setup.model, setup.data
     if cfg.trainer.save_weights:
-        torch.save(init_state, run_dir / "init.pt")
-
-    checkpoint.install_signal_handlers()
-    result = trainer.fit()
-    if cfg.trainer.save_weights:
-        torch.save(model.state_dict(), run_dir / "model.pt")
-
+        torch.save(model.state_dict(), setup.run_dir / "model.pt")
     if result.status == "diverged":  # measures of a non-finite network mean nothing
         measured = measures.MeasureResults.skipped(cfg.measure, "training diverged")
     else:
-        measured = measures.compute_measures(cfg.measure, model, init_state, data, result)
-    timing = {"total_s": time.perf_counter() - started, "data_s": data_seconds, "train_s": result.seconds,
+        measured = measures.compute_measures(cfg.measure, model, setup.init_state, data, result)
+    timing = {"total_s": time.perf_counter() - started, "data_s": setup.data_seconds, "train_s": result.seconds,
               "measures_s": measured.total_seconds, "measure_s": measured.seconds,
               "train_samples_per_s": result.samples_seen / result.seconds if result.seconds > 0 else None}
-    return _metrics(cfg, run_dir, model, data, result, measured, timing, device)
+    header = _header(cfg, setup.run_dir, result.status, overrides, experiment)
+    return _metrics(header, model, data, result, measured, timing, setup.device)
 
 
-def _metrics(cfg, run_dir, model, data, result: TrainingRecord, measured, timing, device) -> dict:
+def _metrics(header: dict, model, data, result: TrainingRecord, measured, timing, device) -> dict:
     last = result.final
     has_acc = last["train_acc"] is not None
     final = {"train_acc": last["train_acc"], "train_loss": last["train_loss"], "test_acc": last["test_acc"],
@@ -121,9 +197,9 @@ def _metrics(cfg, run_dir, model, data, result: TrainingRecord, measured, timing
     notes = list(measured.notes)
     if result.status == "diverged":
         notes.append(f"training diverged (non-finite loss) in epoch {result.epoch}")
-    metrics = _header(cfg, run_dir, result.status)
+    metrics = dict(header)
     metrics.update({
-        "model": {"name": cfg.model.name, "num_params": sum(p.numel() for p in model.parameters())},
+        "model": {"name": header["config"]["model"]["name"], "num_params": sum(p.numel() for p in model.parameters())},
         "data": {"name": data.name, "train_size": len(data.x_train), "test_size": len(data.x_test),
                  "input_shape": list(data.input_shape), "num_classes": data.num_classes,
                  "corrupted_fraction": data.corrupted.float().mean().item()},
@@ -135,14 +211,14 @@ def _metrics(cfg, run_dir, model, data, result: TrainingRecord, measured, timing
     return metrics
 
 
-def _header(cfg: DictConfig, run_dir: Path, status: str) -> dict:
+def _header(cfg: DictConfig, run_dir: Path, status: str, overrides: list[str], experiment: str | None) -> dict:
     return {"schema": record.SCHEMA_VERSION, "run_id": run_dir.name, "status": status,
-            "config": OmegaConf.to_container(cfg, resolve=True), "overrides": _overrides(),
-            "experiment": _choice("experiment"), "seed": cfg.seed}
+            "config": OmegaConf.to_container(cfg, resolve=True), "overrides": overrides,
+            "experiment": experiment, "seed": cfg.seed}
 
 
 def _failure(cfg: DictConfig, run_dir: Path, error: Exception, started: float) -> dict:
-    failed = _header(cfg, run_dir, "failed")
+    failed = _header(cfg, run_dir, "failed", _overrides(), _choice("experiment"))
     failed["error"] = {"type": type(error).__name__, "message": str(error),
                        "traceback_tail": traceback.format_exc().strip().splitlines()[-12:]}
     failed["timing"] = {"total_s": time.perf_counter() - started}

@@ -7,18 +7,23 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # Keys that say how to run, not what to compute: changing them must not move a run's folder.
 NOT_IN_ID = ("hydra", "rerun", "name", "analysis")
-NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size")
+NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size", "ensemble")
 
 
 def run_id(cfg: DictConfig) -> str:
-    content = {k: OmegaConf.to_container(cfg[k], resolve=True) 
+    text = json.dumps(identity(cfg), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def identity(cfg: DictConfig) -> dict:
+    """The resolved config without the keys that say how to run: what the id hashes."""
+    content = {k: OmegaConf.to_container(cfg[k], resolve=True)
                if isinstance(cfg[k], (DictConfig, ListConfig)) else cfg[k]
                for k in cfg.keys() if k not in NOT_IN_ID}
     trainer = content.get("trainer")
     if isinstance(trainer, dict):
         content["trainer"] = {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}
-    text = json.dumps(content, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return content
 
 
 def register_resolver() -> None:

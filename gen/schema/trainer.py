@@ -27,3 +27,6 @@ class TrainerConfig:
     precision: str = spec("32", choices=["32", "bf16"])  # bf16: autocast mixed precision
     save_weights: bool = True
     progress: bool = True                      # tqdm bar per epoch
+    # K > 1: a multirun trains up to K runs that differ only in seed, corruption and optimizer.lr
+    # in lockstep (gen.lockstep, one vmapped step for all); each is recorded as if trained alone.
+    ensemble: int = spec(1, ge=1)

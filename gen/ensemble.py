@@ -1,0 +1,104 @@
+"""Which runs of a sweep train together under ``trainer.ensemble=K`` (gen.lockstep trains them).
+
+The local launcher (``hydra/launcher=local``, the default) composes every job of a sweep, asks
+:func:`plan` for groups and hands them out with :func:`assign`.  The first member's job claims its
+group (:func:`claim`), trains it and writes every member's metrics.json; the other members' jobs
+then run as usual through Hydra (their ``.hydra/`` folder, callbacks) and find their result
+(:func:`trained_together`).  Everything happens in the launcher's process, so this module's
+state is the hand-over.
+
+Runs group when their configs differ at most in ``seed``, ``corruption`` and ``optimizer.lr``:
+then they have one model shape, one data shape and one step count per epoch.  A run that already
+has a result (without ``rerun``) or a checkpoint to resume from is left to run alone.
+"""
+import copy
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict, read_write
+
+from gen import checkpoint, record
+from gen.run_id import identity
+
+VARYING = ("seed", "corruption", "optimizer.lr")  # what may differ inside a lockstep group
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of a lockstep group: its config, folder, and what its metrics.json records of Hydra."""
+    cfg: DictConfig
+    run_dir: Path
+    overrides: tuple[str, ...]
+    experiment: str | None
+
+    @classmethod
+    def from_sweep_config(cls, sweep_config: DictConfig) -> "Member":
+        hydra = sweep_config.hydra
+        run_dir = _absolute(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
+        cfg = copy.deepcopy(sweep_config)
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]  # as Hydra hands a job its config
+        return cls(cfg, run_dir, tuple(hydra.overrides.task), hydra.runtime.choices.get("experiment"))
+
+
+def plan(members: list[Member]) -> list[list[Member]]:
+    """Groups of 2 to ``trainer.ensemble`` members, in sweep order, of runs that can share a lockstep."""
+    by_shape: dict[str, list[Member]] = {}
+    seen: set[Path] = set()
+    for member in members:
+        if member.cfg.trainer.ensemble < 2 or member.run_dir in seen or not _needs_training(member):
+            continue
+        seen.add(member.run_dir)
+        by_shape.setdefault(shape_key(member.cfg), []).append(member)
+    groups = []
+    for same in by_shape.values():
+        size = same[0].cfg.trainer.ensemble
+        groups += [same[i:i + size] for i in range(0, len(same), size) if len(same[i:i + size]) > 1]
+    return groups
+
+
+def shape_key(cfg: DictConfig) -> str:
+    """The config without the keys a lockstep group may vary (and with the group size)."""
+    content = identity(cfg)
+    content.pop("seed", None)
+    content.pop("corruption", None)
+    content["optimizer"] = {k: v for k, v in content["optimizer"].items() if k != "lr"}
+    content["trainer"]["ensemble"] = cfg.trainer.ensemble
+    return json.dumps(content, sort_keys=True, default=str)
+
+
+def _needs_training(member: Member) -> bool:
+    if (member.run_dir / checkpoint.CHECKPOINT_FILE).exists():
+        return False  # resumes alone from where it stopped
+    return member.cfg.rerun or record.read_status(member.run_dir) not in record.RESULT_STATUSES
+
+
+# ---- the hand-over from the launcher to the jobs (one process) -----------------------------------
+_groups: dict[Path, list[Member]] = {}   # first member's folder -> the whole group
+_trained: set[Path] = set()              # folders whose metrics.json a lockstep group wrote
+
+
+def assign(groups: list[list[Member]]) -> None:
+    _groups.clear()
+    _trained.clear()
+    _groups.update({group[0].run_dir: group for group in groups})
+
+
+def claim(run_dir: Path) -> list[Member]:
+    """The group this run leads (itself first), or [] if it trains alone."""
+    return _groups.pop(_absolute(run_dir), [])
+
+
+def mark_trained(run_dir: Path) -> None:
+    _trained.add(_absolute(run_dir))
+
+
+def trained_together(run_dir: Path) -> bool:
+    """True once a lockstep group of this sweep has written this run's result."""
+    return _absolute(run_dir) in _trained
+
+
+def _absolute(path) -> Path:
+    return Path(os.path.abspath(path))

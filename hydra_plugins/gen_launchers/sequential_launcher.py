@@ -1,0 +1,45 @@
+"""``hydra/launcher=sequential`` (gen's default): Hydra's basic launcher, one job after another in
+this process, plus lockstep groups: with ``trainer.ensemble=K`` the runs that can train together
+(gen.ensemble.plan) are trained by their first member's job in one vmapped loop (gen.lockstep).
+Every job still goes through Hydra's ``run_job`` (its folder, ``.hydra/``, callbacks, return value);
+the other members' jobs find the result their group wrote.
+"""
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from omegaconf import open_dict
+
+log = logging.getLogger(__name__)
+
+
+class SequentialLauncher(BasicLauncher):
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from gen import ensemble  # lazily: Hydra imports every plugin module at startup
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        log.info(f"Launching {len(job_overrides)} jobs locally")
+        configs = [self._compose(overrides, idx) for idx, overrides in enumerate(job_overrides, initial_job_idx)]
+        groups = ensemble.plan([ensemble.Member.from_sweep_config(c) for c in configs])
+        ensemble.assign(groups)
+        for group in groups:
+            log.info(f"\tlockstep: {' | '.join(m.run_dir.name for m in group)}")
+        runs = []
+        for idx, (overrides, config) in enumerate(zip(job_overrides, configs), initial_job_idx):
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            runs.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
+                                job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        ensemble.assign([])
+        return runs
+
+    def _compose(self, overrides: Sequence[str], idx: int):
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(config):
+            config.hydra.job.id = idx
+            config.hydra.job.num = idx
+        return config

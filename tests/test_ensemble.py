@@ -1,0 +1,111 @@
+"""trainer.ensemble=K: runs trained in lockstep (gen.lockstep) are recorded exactly as if trained alone.
+
+Each member is compared with the same config trained alone: history, stopping epoch, final metrics
+and weights.  The members differ in everything a lockstep group may vary (seed, corruption,
+learning rate) and end differently (one stops early by its rule, one diverges), and the optimizers
+carry state (momentum with weight decay and a step schedule; AdamW's decoupled decay).
+"""
+import json
+
+import pytest
+import torch
+
+from gen import ensemble
+from gen.run import train
+from gen.schema import ConfigError
+from tests.conftest import compose_config, launch, read_metrics
+
+BASE = ["dataset.train_size=300", "model.hidden_units=16", "trainer.max_epochs=8", "trainer.progress=false",
+        "trainer.stop.rule=train_loss", "trainer.stop.threshold=1.0"]
+OPTIMIZERS = {
+    "momentum": ["optimizer=momentum", "optimizer.weight_decay=0.001", "optimizer/schedule=step",
+                 "optimizer.schedule.step_size=2", "optimizer.schedule.gamma=0.7"],
+    "adamw": ["optimizer=adamw"],
+}
+LEAD_LR = {"momentum": 0.3, "adamw": 0.03}
+DIVERGING_LR = {"momentum": 1e4, "adamw": 1e4}
+
+
+def members_of(optimizer: str) -> list[list[str]]:
+    lead = LEAD_LR[optimizer]
+    return [[f"optimizer.lr={lead}", "seed=0"],                                       # stops early
+            [f"optimizer.lr={lead / 30}", "seed=1"],                                  # runs to the end
+            [f"optimizer.lr={lead}", "seed=2", "corruption=labels", "corruption.prob=0.5"],
+            [f"optimizer.lr={DIVERGING_LR[optimizer]}", "seed=3"]]
+
+
+def member(overrides: list[str], run_dir) -> ensemble.Member:
+    return ensemble.Member(compose_config(overrides), run_dir, tuple(overrides), None)
+
+
+def column(metrics: dict, key: str) -> list[float]:
+    return [row[key] for row in metrics["history"]]
+
+
+def outcome(run_dir) -> tuple[dict, dict]:
+    return json.loads((run_dir / "metrics.json").read_text()), torch.load(run_dir / "model.pt")
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_lockstep_members_equal_their_runs_trained_alone(optimizer, tmp_path):
+    variants = [BASE + OPTIMIZERS[optimizer] + extra for extra in members_of(optimizer)]
+    group = [member(v + ["trainer.ensemble=4"], tmp_path / "lockstep" / str(i)) for i, v in enumerate(variants)]
+    ensemble.assign([group])
+    train(group[0].cfg, group[0].run_dir)  # trains and writes all four
+    ends = []
+    for i, overrides in enumerate(variants):
+        alone_dir = tmp_path / "alone" / str(i)
+        train(compose_config(overrides), alone_dir)
+        (together, weights_together), (alone, weights_alone) = outcome(group[i].run_dir), outcome(alone_dir)
+        assert together["status"] == alone["status"]
+        assert together["final"]["epochs"] == alone["final"]["epochs"]
+        assert [row["epoch"] for row in together["history"]] == [row["epoch"] for row in alone["history"]]
+        if alone["status"] == "completed":  # (a diverged run's losses blow up to 1e27 before they are NaN)
+            for key in ("train_loss", "test_loss", "lr"):
+                assert column(together, key) == pytest.approx(column(alone, key), rel=1e-5)
+            assert together["final"]["test_acc"] == pytest.approx(alone["final"]["test_acc"], abs=1 / 300)
+            for name, value in weights_alone.items():
+                torch.testing.assert_close(weights_together[name], value, rtol=1e-4, atol=1e-5)
+        assert together["overrides"] == list(group[i].overrides)
+        assert any("lockstep" in note for note in together["notes"])
+        ends.append((alone["status"], alone["final"]["epochs"]))
+    # the group really ended four ways: early stop, full length, full length on noisy labels, divergence
+    assert ends[0][1] < ends[1][1] == 8 and ends[3][0] == "diverged" and ends[0][0] == "completed"
+
+
+def test_runs_group_when_they_differ_only_in_seed_corruption_and_learning_rate(tmp_path):
+    runs = [["seed=0"], ["seed=1"], ["corruption=random_labels"], ["optimizer.lr=0.2"], ["seed=4"],
+            ["model.hidden_units=8"], ["trainer.batch_size=32"]]
+    members = [member(["trainer.ensemble=2", *r], tmp_path / str(i)) for i, r in enumerate(runs)]
+    (tmp_path / "4").mkdir()
+    (tmp_path / "4" / "metrics.json").write_text(json.dumps({"status": "completed"}))  # has its result
+    groups = ensemble.plan(members)
+    assert [[m.run_dir.name for m in g] for g in groups] == [["0", "1"], ["2", "3"]]
+    assert ensemble.plan([member(["seed=0"], tmp_path / "a"), member(["seed=1"], tmp_path / "b")]) == []
+
+
+def test_a_model_with_batch_norm_is_refused_in_one_line(tmp_path):
+    overrides = ["model=simple_batch", "dataset.resize=16", "dataset.train_size=100", "trainer.max_epochs=1",
+                 "trainer.progress=false", "trainer.ensemble=2"]
+    group = [member([*overrides, f"seed={s}"], tmp_path / str(s)) for s in (0, 1)]
+    ensemble.assign([group])
+    with pytest.raises(ConfigError, match="trainer.ensemble=2: lockstep training needs a model without batch norm"):
+        train(group[0].cfg, group[0].run_dir)
+    assert not (tmp_path / "0").exists() and not (tmp_path / "1").exists()
+
+
+def test_a_lockstep_multirun_records_every_run_and_a_relaunch_skips_them(tmp_path):
+    args = ["-m", "trainer.max_epochs=2", "trainer.progress=false", "dataset.train_size=200",
+            "model.hidden_units=16", "seed=0,1,2", "trainer.ensemble=2", "analysis.auto=false"]
+    first = launch(args, tmp_path)
+    assert first.returncode == 0, first.stderr
+    log = first.stdout + first.stderr
+    assert "lockstep:" in log and log.count("trained in lockstep with an earlier run") == 1
+    runs = {p.parent.name: read_metrics(p) for p in tmp_path.glob("outputs/sweeps/default/*/metrics.json")}
+    assert sorted(m["seed"] for m in runs.values()) == [0, 1, 2]
+    assert all(m["status"] == "completed" for m in runs.values())
+    assert all((tmp_path / "outputs/sweeps/default" / run_id / ".hydra/config.yaml").exists() for run_id in runs)
+    assert sum(any("lockstep" in n for n in m["notes"]) for m in runs.values()) == 2  # seeds 0, 1; 2 alone
+    again = launch(args, tmp_path)
+    log = again.stdout + again.stderr
+    assert again.returncode == 0 and log.count("skipping") == 3 and "lockstep:" not in log
