@@ -206,7 +206,7 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
                                                        f"trainer.device={device.type}"])) for seed in range(members)]
         alone = [build_ours(cfgs[0])[0]]
         alone += [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs[1:]]
-        together = Lockstep([build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs], cfgs[0].optimizer)
+        together = Lockstep([build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs], cfgs[0])
         samples = members * len(alone[0].data.x_train)
         alone_rates, lockstep_rates = [], []
         for _ in range(repeats):  # interleaved, as in bench_training

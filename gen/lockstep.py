@@ -43,8 +43,10 @@ class Lockstep:
     """Trains the members' ``Trainer``s together; :meth:`fit` leaves each member's model and record
     as its own ``Trainer.fit`` would."""
 
-    def __init__(self, trainers: list[Trainer], optimizer_cfg):
-        check_supported(trainers, optimizer_cfg)
+    def __init__(self, trainers: list[Trainer], run_cfg):
+        """``run_cfg``: the first member's config (the optimizer is built from it)."""
+        optimizer_cfg = run_cfg.optimizer
+        check_supported(trainers, run_cfg)
         self.trainers = trainers
         lead = trainers[0]
         self.cfg, self.objective = lead.cfg, lead.objective
@@ -192,13 +194,13 @@ def _take(samples: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return samples.index_select(0, index.flatten()).view(*index.shape, *samples.shape[1:])
 
 
-def check_supported(trainers: list[Trainer], optimizer_cfg) -> None:
+def check_supported(trainers: list[Trainer], run_cfg) -> None:
     """A ConfigError for what lockstep training cannot reproduce exactly."""
-    size, lead = len(trainers), trainers[0]
+    size, lead, optimizer_cfg = len(trainers), trainers[0], run_cfg.optimizer
     model = lead.model
     if any(True for _ in model.buffers()) or any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules()):
         raise ConfigError("trainer.ensemble", size, f"lockstep training needs a model without batch norm or "
-                          f"dropout; model={type(model).__name__} has them: use trainer.ensemble=1")
+                          f"dropout; model={run_cfg.model.name} has them: use trainer.ensemble=1")
     if uses_sam(optimizer_cfg):
         raise ConfigError("trainer.ensemble", size, "SAM is not supported in lockstep: use trainer.ensemble=1")
     if not isinstance(lead.optimizer, ELEMENTWISE):

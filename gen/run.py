@@ -121,7 +121,7 @@ def _execute_lockstep(members: list[ensemble.Member], started: float) -> dict:
         setup = build_run(member.cfg, member.run_dir, data.get(key))
         data.setdefault(key, setup.data)
         setups.append(setup)
-    lockstep = Lockstep([s.trainer for s in setups], members[0].cfg.optimizer)  # refuses what it can't do
+    lockstep = Lockstep([s.trainer for s in setups], members[0].cfg)  # refuses what it can't do
     for setup in setups:
         setup.run_dir.mkdir(parents=True, exist_ok=True)
         _save_init(setup)

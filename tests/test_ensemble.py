@@ -84,12 +84,23 @@ def test_runs_group_when_they_differ_only_in_seed_corruption_and_learning_rate(t
     assert ensemble.plan([member(["seed=0"], tmp_path / "a"), member(["seed=1"], tmp_path / "b")]) == []
 
 
-def test_a_model_with_batch_norm_is_refused_in_one_line(tmp_path):
-    overrides = ["model=simple_batch", "dataset.resize=16", "dataset.train_size=100", "trainer.max_epochs=1",
-                 "trainer.progress=false", "trainer.ensemble=2"]
+REFUSED = {
+    "batch norm": (["model=simple_batch", "dataset.resize=16"],
+                   "needs a model without batch norm or dropout; model=simple_batch has them"),
+    "SAM": (["optimizer.sam.enabled=true"], "SAM is not supported in lockstep"),
+    "AdaShift": (["optimizer=adashift"], "optimizer=adashift is not supported in lockstep"),
+    "trajectory": (["measure=trajectory"], "trajectory measures track every step of one run"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_what_lockstep_cannot_reproduce_is_refused_in_one_line_before_any_file(case, tmp_path):
+    extra, message = REFUSED[case]
+    overrides = ["dataset.train_size=100", "trainer.max_epochs=1", "trainer.progress=false", "trainer.ensemble=2",
+                 *extra]
     group = [member([*overrides, f"seed={s}"], tmp_path / str(s)) for s in (0, 1)]
     ensemble.assign([group])
-    with pytest.raises(ConfigError, match="trainer.ensemble=2: lockstep training needs a model without batch norm"):
+    with pytest.raises(ConfigError, match=f"trainer.ensemble=2: .*{message}"):
         train(group[0].cfg, group[0].run_dir)
     assert not (tmp_path / "0").exists() and not (tmp_path / "1").exists()
 
