@@ -4,6 +4,10 @@
 on the device; 4. build model and optimizer (resuming from a checkpoint if one is there);
 5. train; 6. compute measures; 7. write metrics.json atomically as the last act.
 A run that raises records ``status: failed`` and re-raises, so the job exits non-zero.
+
+A run the launcher made the first of a lockstep group (``trainer.ensemble``, gen.ensemble) builds
+every member with the same steps 3-4, trains them together (gen.lockstep) and writes each
+member's metrics.json; the other members' jobs then find their result.
 """
 import logging
 import shutil
