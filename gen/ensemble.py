@@ -1,11 +1,11 @@
 """Which runs of a sweep train together under ``trainer.ensemble=K`` (gen.lockstep trains them).
 
-The local launcher (``hydra/launcher=local``, the default) composes every job of a sweep, asks
-:func:`plan` for groups and hands them out with :func:`assign`.  The first member's job claims its
-group (:func:`claim`), trains it and writes every member's metrics.json; the other members' jobs
-then run as usual through Hydra (their ``.hydra/`` folder, callbacks) and find their result
-(:func:`trained_together`).  Everything happens in the launcher's process, so this module's
-state is the hand-over.
+A launcher (``sequential``, ``slurm``, ``submitit_local``) composes every job of a sweep and asks
+:func:`units` how to cut it: each lockstep group is one unit of work, every other run another.
+:func:`run_unit` runs a unit's jobs in one process, one after another through Hydra: the first
+member's job claims its group (:func:`claim`), trains it and writes every member's metrics.json;
+the other members' jobs (their ``.hydra/`` folder, callbacks) find their result
+(:func:`trained_together`).  This module's state is the hand-over within that process.
 
 Runs group when their configs differ at most in ``seed``, ``corruption`` and ``optimizer.lr``:
 then they have one model shape, one data shape and one step count per epoch.  A run that already
@@ -16,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from omegaconf import DictConfig, open_dict, read_write
 
@@ -73,6 +74,33 @@ def _needs_training(member: Member) -> bool:
     if (member.run_dir / checkpoint.CHECKPOINT_FILE).exists():
         return False  # resumes alone from where it stopped
     return member.cfg.rerun or record.read_status(member.run_dir) not in record.RESULT_STATUSES
+
+
+def units(members: list[Member]) -> list[list[int]]:
+    """The sweep as units of work, as indices into ``members``: every lockstep group of :func:`plan`
+    (where its first member stands) and every other run alone.  A launcher runs a unit in one process
+    with :func:`run_unit`."""
+    position = {member.run_dir: i for i, member in enumerate(members)}
+    group_of = {member.run_dir: group for group in plan(members) for member in group}
+    out, placed = [], set()
+    for i, member in enumerate(members):
+        if i in placed:
+            continue
+        group = group_of.get(member.run_dir)
+        unit = [position[m.run_dir] for m in group] if group else [i]
+        placed.update(unit)
+        out.append(unit)
+    return out
+
+
+def run_unit(sweep_configs: list[DictConfig], run_job: Callable[[DictConfig], Any]) -> list[Any]:
+    """``run_job`` (Hydra's, as a launcher calls it) for each config of a unit, the first one
+    training the whole unit in lockstep when it has more than one run."""
+    assign([[Member.from_sweep_config(c) for c in sweep_configs]] if len(sweep_configs) > 1 else [])
+    try:
+        return [run_job(config) for config in sweep_configs]
+    finally:
+        assign([])
 
 
 # ---- the hand-over from the launcher to the jobs (one process) -----------------------------------

@@ -62,8 +62,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     started = time.perf_counter()
     group = ensemble.claim(run_dir)  # the runs the launcher gave this one to train in lockstep, if any
     if not group and cfg.trainer.ensemble > 1:
-        log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns on "
-                    "hydra/launcher=sequential, of runs differing only in %s)", cfg.trainer.ensemble, run_dir.name,
+        log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns, of runs that "
+                    "need training and differ only in %s)", cfg.trainer.ensemble, run_dir.name,
                     ", ".join(ensemble.VARYING))
     try:
         metrics = _execute_lockstep(group, started) if group else _execute(cfg, run_dir, started)

@@ -141,6 +141,26 @@ def test_sweep_runs_every_job_as_a_slurm_job(tmp_path):
     assert f"{sys.executable} -u -m submitit" in (sweep / ".submitit" / array / f"{array}_submission.sh").read_text()
 
 
+def test_a_lockstep_group_is_one_slurm_job_and_its_runs_equal_runs_trained_alone(tmp_path):
+    sweep, alone = tmp_path / "lockstep", tmp_path / "alone"
+    seeds = ["seed=0,1,2", "corruption=labels", "corruption.prob=0.3"]
+    proc = launch(["-m", *SLURM, *TINY, *seeds, "trainer.ensemble=2", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = submitted_jobs(sweep)
+    assert len(jobs) == 2  # seeds 0 and 1 in lockstep, seed 2 alone
+    assert [accounted_end(job) for job in jobs] == [["COMPLETED"]] * 2
+
+    proc = launch(["-m", *TINY, *seeds, f"hydra.sweep.dir={alone}", "analysis.auto=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    together = {p.parent.name: read_metrics(p) for p in metrics_files(sweep)}
+    apart = {p.parent.name: read_metrics(p) for p in metrics_files(alone)}
+    assert sorted(together) == sorted(apart) and len(together) == 3  # same run ids
+    assert sum(any("lockstep" in note for note in m["notes"]) for m in together.values()) == 2
+    for run_id, metrics in together.items():
+        assert comparable(metrics) == comparable(apart[run_id])
+        assert (sweep / run_id / ".hydra" / "config.yaml").exists()
+
+
 def test_a_failed_run_fails_its_job_and_the_others_go_on(tmp_path):
     sweep = tmp_path / "sweep"
     proc = launch(["-m", *SLURM, *TINY, f"model.hidden_units=16,{TOO_BIG},32", f"hydra.sweep.dir={sweep}"], tmp_path)

@@ -83,13 +83,30 @@ def test_relaunch_skips_results_reruns_the_rest_and_rerun_forces_all(tmp_path):
 
 
 def test_local_gpus_launcher_runs_a_four_job_sweep_on_cpu(tmp_path):
-    proc = launch(["-m", "hydra/launcher=local_gpus", *TINY, "model.hidden_units=8,16", "seed=0,1", *QUIET],
-                  tmp_path)
+    proc = launch(["-m", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2", *TINY, "model.hidden_units=8,16",
+                   "seed=0,1", *QUIET], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "Joblib.Parallel(n_jobs=" in proc.stdout + proc.stderr
+    assert "joblib: 2 workers, 4 tasks for 4 jobs" in proc.stdout + proc.stderr
     runs = sweep_runs(tmp_path)
     assert sorted((hidden_units(m), m["seed"]) for m in runs.values()) == [(8, 0), (8, 1), (16, 0), (16, 1)]
     assert all(m["status"] == "completed" for m in runs.values())
+
+
+def test_local_gpus_launcher_trains_a_lockstep_group_as_one_task(tmp_path):
+    args = [*TINY, "seed=0,1,2", "corruption=labels", "corruption.prob=0.3", *QUIET]
+    proc = launch(["-m", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2", "trainer.ensemble=2", *args],
+                  tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "joblib: 2 workers, 2 tasks for 3 jobs" in proc.stdout + proc.stderr
+    together = sweep_runs(tmp_path)
+    assert sum(any("lockstep" in note for note in m["notes"]) for m in together.values()) == 2
+    alone = launch(["-m", "name=alone", *args], tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    apart = sweep_runs(tmp_path, "alone")
+    assert sorted(together) == sorted(apart)
+    for run_id, metrics in together.items():
+        assert metrics["status"] == "completed"
+        assert metrics["final"]["train_loss"] == pytest.approx(apart[run_id]["final"]["train_loss"], rel=1e-6)
 
 
 def test_worker_count_is_one_per_core_pair_without_a_gpu(monkeypatch):

@@ -28,5 +28,5 @@ class TrainerConfig:
     save_weights: bool = True
     progress: bool = True                      # tqdm bar per epoch
     # K > 1: a multirun trains up to K runs that differ only in seed, corruption and optimizer.lr
-    # in lockstep (gen.lockstep, one vmapped step for all); each is recorded as if trained alone.
+    # in lockstep (gen.ensemble, gen.lockstep: one vmapped step for all); each recorded as if alone.
     ensemble: int = spec(1, ge=1)

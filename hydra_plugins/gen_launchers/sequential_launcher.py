@@ -24,18 +24,20 @@ class SequentialLauncher(BasicLauncher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(job_overrides)} jobs locally")
         configs = [self._compose(overrides, idx) for idx, overrides in enumerate(job_overrides, initial_job_idx)]
-        groups = ensemble.plan([ensemble.Member.from_sweep_config(c) for c in configs])
-        ensemble.assign(groups)
-        for group in groups:
-            log.info(f"\tlockstep: {' | '.join(m.run_dir.name for m in group)}")
-        runs = []
-        for idx, (overrides, config) in enumerate(zip(job_overrides, configs), initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            runs.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
-                                job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        ensemble.assign([])
+        runs = [None] * len(configs)
+        for unit in ensemble.units([ensemble.Member.from_sweep_config(c) for c in configs]):
+            if len(unit) > 1:
+                log.info(f"\tlockstep: jobs {', '.join(f'#{initial_job_idx + i}' for i in unit)}")
+            for i, ret in zip(unit, ensemble.run_unit([configs[i] for i in unit], self._run)):
+                runs[i] = ret
         return runs
+
+    def _run(self, config) -> JobReturn:
+        log.info(f"\t#{config.hydra.job.num} : {' '.join(filter_overrides(config.hydra.overrides.task))}")
+        ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
+                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return ret
 
     def _compose(self, overrides: Sequence[str], idx: int):
         config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))

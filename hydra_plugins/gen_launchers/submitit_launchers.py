@@ -9,6 +9,8 @@
    lists it and the exit status is non-zero), any other failed job as a FAILED JobReturn.
 3. Preemption: the run checkpoints before submitit requeues the job (gen.launchers.preemption); the
    requeued job gets the same arguments and resumes from checkpoint.pt.
+4. With ``trainer.ensemble=K`` a job is a unit of the sweep (gen.ensemble.units): a lockstep group
+   of up to K runs trained together, or one run; the job runs its runs one after another.
 
 Hydra imports every module of hydra_plugins at startup, so gen (and torch) are imported lazily here.
 """
@@ -39,6 +41,7 @@ class FrozenConfigMixin:
         import submitit
 
         import gen.run_id  # noqa: F401  (the ${run_id:} resolver of the run folders, also on the node)
+        from gen import ensemble
 
         executor = self._executor()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -46,20 +49,28 @@ class FrozenConfigMixin:
         if "mode" in self.config.hydra.sweep:
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
-        arguments = []
+        configs = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             # composed now, from conf/ as it is at submission; the job gets this config, not a recipe
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            arguments.append((sweep_config, "hydra.sweep.dir", idx, Singleton.get_state()))
-        jobs = executor.map_array(self, *zip(*arguments))
-
-        returns = []
-        for job, overrides in zip(jobs, job_overrides):
+            configs.append(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))
+        members = [ensemble.Member.from_sweep_config(c) for c in configs]
+        units = ensemble.units(members)  # one job per run, or per lockstep group (trainer.ensemble)
+        for unit in units:
+            if len(unit) > 1:
+                log.info(f"\tlockstep in one job: {', '.join(f'#{initial_job_idx + i}' for i in unit)}")
+        state = Singleton.get_state()
+        jobs = executor.map_array(self, [[configs[i] for i in unit] for unit in units], ["hydra.sweep.dir"] * len(units),
+                                  [[initial_job_idx + i for i in unit] for unit in units], [state] * len(units))
+        returns = [None] * len(configs)
+        for job, unit in zip(jobs, units):
             try:
-                returns.append(job.results()[0])
+                unit_returns = job.results()[0]
             except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
-                returns.append(_failed_return(job, list(overrides), error))
+                unit_returns = [_finished(list(job_overrides[i])) if _has_result(members[i])
+                                else _failed_return(job, list(job_overrides[i]), error) for i in unit]
+            for i, ret in zip(unit, unit_returns):
+                returns[i] = ret
         return returns
 
     def _executor(self):
@@ -75,21 +86,35 @@ class FrozenConfigMixin:
         executor.update_parameters(**{k if k in base_keys else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
         return executor
 
-    def __call__(self, sweep_config: DictConfig, job_dir_key: str, job_num: int,
-                 singleton_state: dict) -> JobReturn:
+    def __call__(self, sweep_configs: list[DictConfig], job_dir_key: str, job_nums: list[int],
+                 singleton_state: dict) -> list[JobReturn]:
+        """One unit of the sweep (a run, or a lockstep group) on the node."""
         import submitit
 
         import gen.run_id  # noqa: F401
-        from gen import checkpoint, record
-        from gen.launchers import preemption
+        from gen import ensemble, record
 
         Singleton.set_state(singleton_state)
         setup_globals()
         # run_job marks parts of the config read-only; a requeued job must get the pristine one back
-        sweep_config = copy.deepcopy(sweep_config)
-        with open_dict(sweep_config.hydra.job) as job:
-            job.id = submitit.JobEnvironment().job_id
-            job.num = job_num
+        sweep_configs = copy.deepcopy(sweep_configs)
+        for config, job_num in zip(sweep_configs, job_nums):
+            with open_dict(config.hydra.job) as job:
+                job.id = submitit.JobEnvironment().job_id
+                job.num = job_num
+        returns = ensemble.run_unit(sweep_configs, lambda config: self._run(config, job_dir_key))
+        for ret in returns:
+            run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
+            if record.read_status(run_dir) == "failed":  # gen records the failure and returns normally
+                error = record.read_metrics(run_dir).get("error", {})
+                raise RunFailed(f"run failed: {error.get('type')}: {error.get('message')} "
+                                f"(recorded in {run_dir / record.METRICS_FILE})")
+        return returns
+
+    def _run(self, sweep_config: DictConfig, job_dir_key: str) -> JobReturn:
+        from gen import checkpoint
+        from gen.launchers import preemption
+
         with preemption.deferred_requeue():
             ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
                           config=sweep_config, job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
@@ -97,12 +122,13 @@ class FrozenConfigMixin:
             if isinstance(ret._return_value, checkpoint.Interrupted):
                 preemption.requeue_if_preempted()  # exits here when submitit requeues the job
             raise ret._return_value
-        run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
-        if record.read_status(run_dir) == "failed":  # gen records the failure and returns normally
-            error = record.read_metrics(run_dir).get("error", {})
-            raise RunFailed(f"run failed: {error.get('type')}: {error.get('message')} "
-                            f"(recorded in {run_dir / record.METRICS_FILE})")
         return ret
+
+
+def _has_result(member) -> bool:
+    from gen import record
+
+    return record.read_status(member.run_dir) in record.RESULT_STATUSES
 
 
 def _failed_return(job, overrides: list[str], error: Exception) -> JobReturn:
@@ -124,6 +150,11 @@ def _recorded_failure(overrides: list[str], message: str) -> JobReturn:
     result, as the local launchers do (gen.cli.run_job), so that the sweep's summary lists every
     failure.  A FAILED JobReturn would make Hydra's sweeper stop at the first and skip the summary."""
     print(f"error: {message}", file=sys.stderr)
+    return _finished(overrides)
+
+
+def _finished(overrides: list[str]) -> JobReturn:
+    """A finished job whose result is on disk (its metrics.json), not in the return value."""
     ret = JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
     ret.working_dir = os.getcwd()
     return ret

@@ -1,0 +1,64 @@
+"""``hydra/launcher=local_gpus``: hydra-joblib's launcher with its jobs cut into units of the sweep
+(gen.ensemble.units): with ``trainer.ensemble=K`` a lockstep group of up to K runs is one joblib
+task, so it trains on one worker's GPU; every other run is a task of its own.  Configs are composed
+in the main process, as the SLURM launcher does.  gen/local_gpus.py pins each worker to a GPU.
+"""
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+class LocalGpusLauncher(JoblibLauncher):
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from joblib import Parallel, delayed
+
+        from gen import ensemble  # lazily: Hydra imports every plugin module at startup
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        joblib_cfg = dict(self.joblib, backend="loky")  # Hydra does not work with joblib's threads
+        process_joblib_cfg(joblib_cfg)
+        configs = []
+        for idx, overrides in enumerate(job_overrides, initial_job_idx):
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(config):
+                config.hydra.job.id = f"{config.hydra.job.name}_{idx}"
+                config.hydra.job.num = idx
+            configs.append(config)
+        units = ensemble.units([ensemble.Member.from_sweep_config(c) for c in configs])
+        log.info(f"joblib: {joblib_cfg.get('n_jobs')} workers, {len(units)} tasks for {len(configs)} jobs")
+        state = Singleton.get_state()
+        results = Parallel(**joblib_cfg)(
+            delayed(_run_unit)(self.hydra_context, self.task_function, [configs[i] for i in unit], state)
+            for unit in units)
+        returns = [None] * len(configs)
+        for unit, unit_returns in zip(units, results):
+            for i, ret in zip(unit, unit_returns):
+                returns[i] = ret
+        return returns
+
+
+def _run_unit(hydra_context, task_function, sweep_configs: list[DictConfig], singleton_state: dict[Any, Any]):
+    """On a worker: the unit's jobs through Hydra's run_job, the first training a lockstep group."""
+    from gen import ensemble
+
+    setup_globals()
+    Singleton.set_state(singleton_state)
+
+    def run(config: DictConfig) -> JobReturn:
+        HydraConfig.instance().set_config(config)
+        return run_job(hydra_context=hydra_context, config=config, task_function=task_function,
+                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+    return ensemble.run_unit(sweep_configs, run)
