@@ -9,10 +9,11 @@ from typing import Any, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
+from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, units_of
 from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -21,32 +22,18 @@ class LocalGpusLauncher(JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from joblib import Parallel, delayed
 
-        from gen import ensemble  # lazily: Hydra imports every plugin module at startup
-
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         joblib_cfg = dict(self.joblib, backend="loky")  # Hydra does not work with joblib's threads
         process_joblib_cfg(joblib_cfg)
-        configs = []
-        for idx, overrides in enumerate(job_overrides, initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(config):
-                config.hydra.job.id = f"{config.hydra.job.name}_{idx}"
-                config.hydra.job.num = idx
-            configs.append(config)
-        units = ensemble.units([ensemble.Member.from_sweep_config(c) for c in configs])
+        configs = compose_jobs(self, job_overrides, initial_job_idx, lambda c, idx: f"{c.hydra.job.name}_{idx}")
+        units = units_of(configs, initial_job_idx)
         log.info(f"joblib: {joblib_cfg.get('n_jobs')} workers, {len(units)} tasks for {len(configs)} jobs")
         state = Singleton.get_state()
-        results = Parallel(**joblib_cfg)(
+        return in_job_order(units, Parallel(**joblib_cfg)(
             delayed(_run_unit)(self.hydra_context, self.task_function, [configs[i] for i in unit], state)
-            for unit in units)
-        returns = [None] * len(configs)
-        for unit, unit_returns in zip(units, results):
-            for i, ret in zip(unit, unit_returns):
-                returns[i] = ret
-        return returns
+            for unit in units))
 
 
 def _run_unit(hydra_context, task_function, sweep_configs: list[DictConfig], singleton_state: dict[Any, Any]):

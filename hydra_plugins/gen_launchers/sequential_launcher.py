@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
-from omegaconf import open_dict
+from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
+from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, units_of
 
 log = logging.getLogger(__name__)
 
@@ -23,25 +23,12 @@ class SequentialLauncher(BasicLauncher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(job_overrides)} jobs locally")
-        configs = [self._compose(overrides, idx) for idx, overrides in enumerate(job_overrides, initial_job_idx)]
-        runs = [None] * len(configs)
-        for unit in ensemble.units([ensemble.Member.from_sweep_config(c) for c in configs]):
-            if len(unit) > 1:
-                log.info(f"\tlockstep: jobs {', '.join(f'#{initial_job_idx + i}' for i in unit)}")
-            for i, ret in zip(unit, ensemble.run_unit([configs[i] for i in unit], self._run)):
-                runs[i] = ret
-        return runs
+        configs = compose_jobs(self, job_overrides, initial_job_idx)
+        units = units_of(configs, initial_job_idx)
+        return in_job_order(units, [ensemble.run_unit([configs[i] for i in unit], self._run) for unit in units])
 
     def _run(self, config) -> JobReturn:
-        log.info(f"\t#{config.hydra.job.num} : {' '.join(filter_overrides(config.hydra.overrides.task))}")
         ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return ret
-
-    def _compose(self, overrides: Sequence[str], idx: int):
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(config):
-            config.hydra.job.id = idx
-            config.hydra.job.num = idx
-        return config

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, units_of
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -49,29 +50,20 @@ class FrozenConfigMixin:
         if "mode" in self.config.hydra.sweep:
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
-        configs = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            # composed now, from conf/ as it is at submission; the job gets this config, not a recipe
-            configs.append(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))
+        configs = compose_jobs(self, job_overrides, initial_job_idx)  # the node sets hydra.job.id
         members = [ensemble.Member.from_sweep_config(c) for c in configs]
-        units = ensemble.units(members)  # one job per run, or per lockstep group (trainer.ensemble)
-        for unit in units:
-            if len(unit) > 1:
-                log.info(f"\tlockstep in one job: {', '.join(f'#{initial_job_idx + i}' for i in unit)}")
+        units = units_of(configs, initial_job_idx)  # one job per run, or per lockstep group (trainer.ensemble)
         state = Singleton.get_state()
         jobs = executor.map_array(self, [[configs[i] for i in unit] for unit in units], ["hydra.sweep.dir"] * len(units),
                                   [[initial_job_idx + i for i in unit] for unit in units], [state] * len(units))
-        returns = [None] * len(configs)
+        unit_returns = []
         for job, unit in zip(jobs, units):
             try:
-                unit_returns = job.results()[0]
+                unit_returns.append(job.results()[0])
             except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
-                unit_returns = [_finished(list(job_overrides[i])) if _has_result(members[i])
-                                else _failed_return(job, list(job_overrides[i]), error) for i in unit]
-            for i, ret in zip(unit, unit_returns):
-                returns[i] = ret
-        return returns
+                unit_returns.append([_finished(list(job_overrides[i])) if _has_result(members[i])
+                                     else _failed_return(job, list(job_overrides[i]), error) for i in unit])
+        return in_job_order(units, unit_returns)
 
     def _executor(self):
         """The executor hydra-submitit's ``launch`` builds, with the same parameter mapping."""

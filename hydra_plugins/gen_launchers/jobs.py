@@ -1,0 +1,43 @@
+"""What every gen launcher does first: compose each job's config in the main process (so conf/ as it
+is at launch decides, also for jobs that wait in a queue) and cut the sweep into units of work."""
+import logging
+from typing import Sequence
+
+from hydra.core.utils import filter_overrides
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+def compose_jobs(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
+                 job_id=lambda config, idx: idx) -> list[DictConfig]:
+    """Each job's config, numbered from ``initial_job_idx``; ``job_id`` names ``hydra.job.id``."""
+    configs = []
+    for idx, overrides in enumerate(job_overrides, initial_job_idx):
+        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+        config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+        with open_dict(config):
+            config.hydra.job.id = job_id(config, idx)
+            config.hydra.job.num = idx
+        configs.append(config)
+    return configs
+
+
+def units_of(configs: list[DictConfig], initial_job_idx: int) -> list[list[int]]:
+    """gen.ensemble.units of the composed jobs, with a log line per lockstep group."""
+    from gen import ensemble  # lazily: Hydra imports every plugin module at startup
+
+    units = ensemble.units([ensemble.Member.from_sweep_config(c) for c in configs])
+    for unit in units:
+        if len(unit) > 1:
+            log.info(f"\tlockstep: jobs {', '.join(f'#{initial_job_idx + i}' for i in unit)}")
+    return units
+
+
+def in_job_order(units: list[list[int]], unit_returns: list[list]) -> list:
+    """The units' returns, back in the order of the jobs."""
+    returns = [None] * sum(len(unit) for unit in units)
+    for unit, rets in zip(units, unit_returns):
+        for i, ret in zip(unit, rets):
+            returns[i] = ret
+    return returns
