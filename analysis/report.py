@@ -14,6 +14,7 @@ import yaml
 from analysis.collect import Collection
 from analysis.figures import STUDY_TITLES, Drawn
 from analysis.rank import Ranking
+from analysis.status import NOT_RESULTS
 
 MAX_LISTED = 20  # problem runs listed per status; the rest are in status.csv
 
@@ -39,7 +40,7 @@ def _runs_section(collection: Collection) -> list[tuple]:
     counts = collection.counts()
     blocks = [("h2", "Runs"), ("table", pd.DataFrame([counts])),
               ("p", "Only completed runs are results; the others are listed here and in status.csv.")]
-    for status in ("failed", "unreadable", "diverged", "running", "missing"):
+    for status in NOT_RESULTS:
         chosen = [f for f in collection.folders if f.status == status]
         if not chosen:
             continue

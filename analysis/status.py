@@ -5,8 +5,9 @@ A run folder is a folder that holds a ``metrics.json`` or Hydra's ``.hydra/``.  
 - ``completed``, ``diverged``, ``failed``: what its ``metrics.json`` records (DESIGN.md, schema 1);
 - ``unreadable``: a ``metrics.json`` that is not valid JSON or has no known status;
 - ``running``: no result yet, but something in the folder (checkpoint, log, lock) changed recently;
-- ``missing``: no result and no sign of life — the job never finished (killed, lost, not yet started);
-  with a ``checkpoint.pt`` its reason says "interrupted": a relaunch resumes it.
+- ``interrupted``: no result, a ``checkpoint.pt``, nothing changed recently: preempted or killed
+  after a checkpoint; a relaunch resumes it;
+- ``missing``: no result and no sign of life — the job never finished (killed, lost, not yet started).
 
 Only ``completed`` runs are results; ``diverged`` runs are reported beside them.
 """
@@ -19,7 +20,8 @@ from pathlib import Path
 
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"
-STATUSES = ("completed", "diverged", "failed", "running", "missing", "unreadable")
+STATUSES = ("completed", "diverged", "failed", "running", "interrupted", "missing", "unreadable")
+NOT_RESULTS = ("failed", "unreadable", "diverged", "running", "interrupted", "missing")  # listed, in this order
 RECORDED_STATUSES = ("completed", "diverged", "failed")
 RECENT_SECONDS = 15 * 60  # a folder touched this recently belongs to a job that is still alive
 SKIPPED_DIRS = ("analysis",)  # our own output folder inside a sweep
@@ -96,9 +98,10 @@ def _unfinished(path: Path, names: set[str], now: float, log: Path | None) -> Ru
         reason = ("no metrics.json yet; checkpoint.pt changed recently (training, or interrupted: "
                   "a relaunch resumes it)" if checkpointed else "no metrics.json yet; the folder changed recently")
         return RunFolder(path, "running", reason=reason, log=log)
-    reason = ("interrupted: a checkpoint.pt but no metrics.json; a relaunch resumes it" if checkpointed
-              else "no metrics.json: the job never finished")
-    return RunFolder(path, "missing", reason=reason, log=log)
+    if checkpointed:
+        return RunFolder(path, "interrupted", reason="a checkpoint.pt but no metrics.json; a relaunch resumes it",
+                         log=log)
+    return RunFolder(path, "missing", reason="no metrics.json: the job never finished", log=log)
 
 
 def error_line(metrics: dict) -> str:
@@ -152,7 +155,7 @@ def describe(folders: list[RunFolder], roots: list[Path]) -> str:
     lines = [f"{', '.join(str(r) for r in roots)}: {len(folders)} run folders"]
     for status, n in counts(folders).items():
         lines.append(f"  {status:<11}{n:>6}")
-    for status in ("failed", "unreadable", "diverged", "running", "missing"):
+    for status in NOT_RESULTS:
         chosen = [f for f in folders if f.status == status]
         if not chosen:
             continue

@@ -36,7 +36,11 @@ def sweep(tmp_path):
     corrupt = write_run(root, make_config("quickstart", **{"model.hidden_units": 256}), run_id="corrupt00001")
     (corrupt / "metrics.json").write_text('{"schema": 1, "status": "comp')  # cut off mid-write
     half = write_unfinished_run(root, make_config("quickstart", **{"model.hidden_units": 512}), run_id="halfwritten1")
-    for path in [half, half / ".hydra", half / ".hydra" / "config.yaml"]:
+    stopped = write_unfinished_run(root, make_config("quickstart", **{"model.hidden_units": 2048}),
+                                   run_id="preempted001")
+    (stopped / "checkpoint.pt").write_bytes(b"checkpoint")
+    for path in [half, half / ".hydra", half / ".hydra" / "config.yaml",
+                 stopped, stopped / ".hydra", stopped / ".hydra" / "config.yaml", stopped / "checkpoint.pt"]:
         os.utime(path, (HOURS_AGO, HOURS_AGO))
     running = write_unfinished_run(root, make_config("quickstart", **{"model.hidden_units": 1024}),
                                    run_id="running00001")
@@ -46,8 +50,8 @@ def sweep(tmp_path):
 
 def test_only_completed_runs_are_results(sweep):
     collection = collect([sweep])
-    assert collection.counts() == {"completed": 3, "diverged": 1, "failed": 1, "running": 1, "missing": 1,
-                                   "unreadable": 1}
+    assert collection.counts() == {"completed": 3, "diverged": 1, "failed": 1, "running": 1, "interrupted": 1,
+                                   "missing": 1, "unreadable": 1}
     assert sorted(collection.runs["model.hidden_units"]) == [8, 16, 32]
     assert list(collection.diverged["run_id"]) == ["diverged0001"]
     assert set(collection.history["run_id"]) == set(collection.runs["run_id"])
@@ -72,6 +76,7 @@ def test_each_state_has_its_reason(sweep):
     assert folders["corrupt00001"].status == "unreadable" and "metrics.json" in folders["corrupt00001"].reason
     assert folders["halfwritten1"].status == "missing"
     assert folders["running00001"].status == "running"
+    assert folders["preempted001"].status == "interrupted" and "resumes" in folders["preempted001"].reason
     assert folders["diverged0001"].status == "diverged"
 
 
