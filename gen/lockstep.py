@@ -57,7 +57,10 @@ class Lockstep:
         device = lead.data.x_train.device
         rates = [t.optimizer.param_groups[0]["lr"] for t in trainers]
         self.lr_scale = torch.tensor([rate / rates[0] for rate in rates], device=device)
-        self.active = torch.ones(len(trainers), dtype=torch.bool, device=device)
+        self.same_rate = all(rate == rates[0] for rate in rates)
+        # which members still train: a host list for the loop (no device sync per step), a device mask
+        self.running = [True] * len(trainers)
+        self.running_mask = torch.ones(len(trainers), dtype=torch.bool, device=device)
         # label corruptions change y alone: x and y are each kept once when every member shares them
         self.x_train, self.x_offsets = _concat_members([t.data.x_train for t in trainers])
         self.y_train, self.y_offsets = _concat_members([t.data.y_train for t in trainers])
@@ -81,7 +84,7 @@ class Lockstep:
         bar = tqdm(total=self.cfg.max_epochs, desc=f"epochs (lockstep ×{len(self.trainers)})", unit="ep",
                    disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
         with bar:
-            while bool(self.active.any()):
+            while any(self.running):
                 epoch_losses = self._run_epoch()
                 for k in self._active_members():
                     self._end_epoch(k, epoch_losses[k])
@@ -122,7 +125,7 @@ class Lockstep:
         params = self.stacked.parameters_list
         for p, name in zip(params, self.names):
             p.grad = grads[name]
-        mixing = not bool(self.active.all()) or bool((self.lr_scale != 1).any())
+        mixing = not self.same_rate or not all(self.running)
         before = [p.detach().clone() for p in params] if mixing else None
         self.optimizer.step()
         if mixing:
@@ -130,7 +133,7 @@ class Lockstep:
                 for p, old in zip(params, before):
                     scale = self.lr_scale.view(-1, *[1] * (p.dim() - 1))
                     scaled = torch.where(scale == 1, p, old + scale * (p - old))
-                    p.copy_(torch.where(self.active.view_as(scale), scaled, old))
+                    p.copy_(torch.where(self.running_mask.view_as(scale), scaled, old))
 
     def _end_epoch(self, k: int, epoch_loss: torch.Tensor) -> None:
         """What ``Trainer.fit`` does after an epoch, for member ``k``."""
@@ -155,10 +158,11 @@ class Lockstep:
         self._load_member(k)
         if trainer.record.history[-1]["step"] != trainer.record.step:
             trainer._evaluate_row()
-        self.active[k] = False
+        self.running[k] = False
+        self.running_mask[k] = False
 
     def _active_members(self) -> list[int]:
-        return [k for k in range(len(self.trainers)) if bool(self.active[k])]
+        return [k for k, running in enumerate(self.running) if running]
 
     @torch.no_grad()
     def _load_member(self, k: int) -> None:
