@@ -73,7 +73,7 @@ def shape_key(cfg: DictConfig) -> str:
 def _needs_training(member: Member) -> bool:
     if (member.run_dir / checkpoint.CHECKPOINT_FILE).exists():
         return False  # resumes alone from where it stopped
-    return member.cfg.rerun or record.read_status(member.run_dir) not in record.RESULT_STATUSES
+    return member.cfg.rerun or not record.has_result(member.run_dir)
 
 
 def units(members: list[Member]) -> list[list[int]]:

@@ -154,8 +154,8 @@ class Lockstep:
             self._finish(k)
 
     def _finish(self, k: int) -> None:
+        """End member ``k``'s training; its model holds its current weights (see _end_epoch)."""
         trainer = self.trainers[k]
-        self._load_member(k)
         if trainer.record.history[-1]["step"] != trainer.record.step:
             trainer._evaluate_row()
         self.running[k] = False

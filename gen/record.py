@@ -28,6 +28,11 @@ def read_status(run_dir: Path) -> str | None:
         return None
 
 
+def has_result(run_dir: Path) -> bool:
+    """True if the run folder holds a result (a relaunch skips it unless ``rerun``)."""
+    return read_status(run_dir) in RESULT_STATUSES
+
+
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / METRICS_FILE).read_text())
 

@@ -1,12 +1,20 @@
 """What every gen launcher does first: compose each job's config in the main process (so conf/ as it
 is at launch decides, also for jobs that wait in a queue) and cut the sweep into units of work."""
 import logging
+from pathlib import Path
 from typing import Sequence
 
-from hydra.core.utils import filter_overrides
+from hydra.core.utils import configure_log, filter_overrides, setup_globals
 from omegaconf import DictConfig, open_dict
 
 log = logging.getLogger(__name__)
+
+
+def start_sweep(launcher) -> None:
+    """Hydra's set-up in the launching process, as its own launchers do, and the sweep folder."""
+    setup_globals()
+    configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
+    Path(str(launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
 
 def compose_jobs(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
@@ -23,15 +31,16 @@ def compose_jobs(launcher, job_overrides: Sequence[Sequence[str]], initial_job_i
     return configs
 
 
-def units_of(configs: list[DictConfig], initial_job_idx: int) -> list[list[int]]:
-    """gen.ensemble.units of the composed jobs, with a log line per lockstep group."""
+def units_of(configs: list[DictConfig], initial_job_idx: int) -> tuple[list, list[list[int]]]:
+    """The jobs as gen.ensemble members, and gen.ensemble.units of them, with a log line per lockstep group."""
     from gen import ensemble  # lazily: Hydra imports every plugin module at startup
 
-    units = ensemble.units([ensemble.Member.from_sweep_config(c) for c in configs])
+    members = [ensemble.Member.from_sweep_config(c) for c in configs]
+    units = ensemble.units(members)
     for unit in units:
         if len(unit) > 1:
             log.info(f"\tlockstep: jobs {', '.join(f'#{initial_job_idx + i}' for i in unit)}")
-    return units
+    return members, units
 
 
 def in_job_order(units: list[list[int]], unit_returns: list[list]) -> list:

@@ -4,13 +4,12 @@ task, so it trains on one worker's GPU; every other run is a task of its own.  C
 in the main process, as the SLURM launcher does.  gen/local_gpus.py pins each worker to a GPU.
 """
 import logging
-from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
-from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, units_of
+from hydra.core.utils import JobReturn, run_job, setup_globals
+from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, start_sweep, units_of
 from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from omegaconf import DictConfig
@@ -22,13 +21,11 @@ class LocalGpusLauncher(JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from joblib import Parallel, delayed
 
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        start_sweep(self)
         joblib_cfg = dict(self.joblib, backend="loky")  # Hydra does not work with joblib's threads
         process_joblib_cfg(joblib_cfg)
         configs = compose_jobs(self, job_overrides, initial_job_idx, lambda c, idx: f"{c.hydra.job.name}_{idx}")
-        units = units_of(configs, initial_job_idx)
+        _, units = units_of(configs, initial_job_idx)
         log.info(f"joblib: {joblib_cfg.get('n_jobs')} workers, {len(units)} tasks for {len(configs)} jobs")
         state = Singleton.get_state()
         return in_job_order(units, Parallel(**joblib_cfg)(

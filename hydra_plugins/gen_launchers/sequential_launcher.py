@@ -5,12 +5,11 @@ Every job still goes through Hydra's ``run_job`` (its folder, ``.hydra/``, callb
 the other members' jobs find the result their group wrote.
 """
 import logging
-from pathlib import Path
 from typing import Sequence
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
-from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, units_of
+from hydra.core.utils import JobReturn, configure_log, run_job
+from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, start_sweep, units_of
 
 log = logging.getLogger(__name__)
 
@@ -19,12 +18,10 @@ class SequentialLauncher(BasicLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from gen import ensemble  # lazily: Hydra imports every plugin module at startup
 
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        start_sweep(self)
         log.info(f"Launching {len(job_overrides)} jobs locally")
         configs = compose_jobs(self, job_overrides, initial_job_idx)
-        units = units_of(configs, initial_job_idx)
+        _, units = units_of(configs, initial_job_idx)
         return in_job_order(units, [ensemble.run_unit([configs[i] for i in unit], self._run) for unit in units])
 
     def _run(self, config) -> JobReturn:

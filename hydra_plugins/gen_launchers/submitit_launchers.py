@@ -42,7 +42,7 @@ class FrozenConfigMixin:
         import submitit
 
         import gen.run_id  # noqa: F401  (the ${run_id:} resolver of the run folders, also on the node)
-        from gen import ensemble
+        from gen import record
 
         executor = self._executor()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -51,17 +51,17 @@ class FrozenConfigMixin:
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
         configs = compose_jobs(self, job_overrides, initial_job_idx)  # the node sets hydra.job.id
-        members = [ensemble.Member.from_sweep_config(c) for c in configs]
-        units = units_of(configs, initial_job_idx)  # one job per run, or per lockstep group (trainer.ensemble)
+        members, units = units_of(configs, initial_job_idx)  # one job per run, or per lockstep group (trainer.ensemble)
         state = Singleton.get_state()
-        jobs = executor.map_array(self, [[configs[i] for i in unit] for unit in units], ["hydra.sweep.dir"] * len(units),
+        jobs = executor.map_array(self, [[configs[i] for i in unit] for unit in units],
+                                  ["hydra.sweep.dir"] * len(units),
                                   [[initial_job_idx + i for i in unit] for unit in units], [state] * len(units))
         unit_returns = []
         for job, unit in zip(jobs, units):
             try:
                 unit_returns.append(job.results()[0])
             except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
-                unit_returns.append([_finished(list(job_overrides[i])) if _has_result(members[i])
+                unit_returns.append([_finished(list(job_overrides[i])) if record.has_result(members[i].run_dir)
                                      else _failed_return(job, list(job_overrides[i]), error) for i in unit])
         return in_job_order(units, unit_returns)
 
@@ -115,12 +115,6 @@ class FrozenConfigMixin:
                 preemption.requeue_if_preempted()  # exits here when submitit requeues the job
             raise ret._return_value
         return ret
-
-
-def _has_result(member) -> bool:
-    from gen import record
-
-    return record.read_status(member.run_dir) in record.RESULT_STATUSES
 
 
 def _failed_return(job, overrides: list[str], error: Exception) -> JobReturn:
