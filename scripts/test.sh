@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), start the local SLURM cluster the cluster tests use, run the tests.
+# Set up (scripts/setup.sh), place the real MNIST and Fashion-MNIST (gen.data.fetch), start the local
+# SLURM cluster the cluster tests use, run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
+python -m gen.data.fetch || echo "real datasets not placed; tests/test_real_data.py will say why"
 if [ -f scripts/slurm_cluster.sh ]; then
     bash scripts/slurm_cluster.sh start || echo "local SLURM cluster did not start; its tests will say why"
 fi

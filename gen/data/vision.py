@@ -17,6 +17,7 @@ import torch
 import torchvision.datasets as tvd
 
 from gen.data.bundle import DataBundle
+from gen.data.fetch import REAL_SETS
 from gen.schema import ConfigError
 
 
@@ -68,7 +69,10 @@ def decode(name: str, cfg) -> DataBundle:
     if missing and not cfg.download:
         raise ConfigError("dataset.root", cfg.root,
                           f"{name} files not found (expected {missing[0]}{' and others' if len(missing) > 1 else ''}); "
-                          f"put the {spec.tv_class.__name__} files there, or set dataset.download=true (needs internet)")
+                          f"{_how_to_fix(name, root)}")
+    damaged = _damaged_idx_file(spec.files(root)) if issubclass(spec.tv_class, tvd.MNIST) and not missing else None
+    if damaged:
+        raise ConfigError("dataset.root", cfg.root, f"{damaged}; {_how_to_fix(name, root)}")
     try:
         train, test = spec.open(root, True, cfg.download), spec.open(root, False, cfg.download)
     except (RuntimeError, OSError) as error:  # torchvision's checksum failure, or a failed download
@@ -76,11 +80,31 @@ def decode(name: str, cfg) -> DataBundle:
         if missing:
             raise ConfigError("dataset.download", "true", f"downloading {name} into {root} failed ({reason}); "
                                                         f"download=true needs internet, or put the files there") from error
-        raise ConfigError("dataset.root", cfg.root, f"torchvision could not load {name} from {root} ({reason})") from error
+        raise ConfigError("dataset.root", cfg.root, f"torchvision could not load {name} from {root} ({reason}); "
+                                                    f"{_how_to_fix(name, root)}") from error
     x_train, y_train = _tensors(train)
     x_test, y_test = _tensors(test)
     return DataBundle(name, "classification", x_train, y_train, x_test, y_test, num_classes=spec.num_classes,
                       corrupted=torch.zeros(len(y_train), dtype=torch.bool))
+
+
+def _how_to_fix(name: str, root: Path) -> str:
+    if name in REAL_SETS:
+        return f"run `python -m gen.data.fetch {name} --root {root}` (works offline)"
+    return f"put the {SETS[name].tv_class.__name__} files there, or set dataset.download=true (needs internet)"
+
+
+def _damaged_idx_file(files: list[Path]) -> str | None:
+    """The first IDX file whose size is not what its header declares (a truncated or foreign file)."""
+    for file in files:
+        with open(file, "rb") as stream:
+            header = stream.read(4)
+            ndim = header[3] if len(header) == 4 and header[:3] == b"\0\0\x08" else 0
+            sizes = stream.read(4 * ndim)
+        expected = 4 + 4 * ndim + int(np.prod([int.from_bytes(sizes[i:i + 4], "big") for i in range(0, 4 * ndim, 4)]))
+        if ndim == 0 or len(sizes) < 4 * ndim or file.stat().st_size != expected:
+            return f"{file} is damaged (not an IDX file of the size its header declares)"
+    return None
 
 
 def _tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
