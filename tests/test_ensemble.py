@@ -43,7 +43,7 @@ def column(metrics: dict, key: str) -> list[float]:
 
 
 def outcome(run_dir) -> tuple[dict, dict]:
-    return json.loads((run_dir / "metrics.json").read_text()), torch.load(run_dir / "model.pt")
+    return json.loads((run_dir / "metrics.json").read_text()), torch.load(run_dir / "model.pt", weights_only=True)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
