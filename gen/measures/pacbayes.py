@@ -7,11 +7,14 @@ accuracy (on the subsample) drops by ``flatness_target_drop`` (± ``flatness_tol
 - random (PAC-Bayes): u ~ N(0, σ²) on every trainable parameter, the drop averaged over
   ``flatness_mc_samples`` draws (the same standard-normal draws at every σ, so the drop varies
   smoothly with σ).  Magnitude-aware: variance σ'²·w_i² + ε² (ε = ``magnitude_eps``).
-  J's own code used σ² as the standard deviation; here σ is the standard deviation.
+  Under the gen and neyshabur2017 conventions σ is the standard deviation; under jiang2020 the
+  noise is J's code's, ``torch.normal(0, σ²)``: σ² is the standard deviation (magnitude-aware:
+  σ'²·w_i² + ε²), and the bounds still use σ.
 - worst case (sharpness_*): at each α the perturbation maximises the loss in the box |ν_i| ≤ α
   (magnitude-aware: α·|w_i| + ε) by sign-gradient ascent from a seeded random point of the box.
 
-The bounds (m training samples, ω trainable parameters, w⁰ the weights at initialisation):
+The bounds (m training samples, w⁰ the weights at initialisation; w is every trainable parameter,
+or under jiang2020 the layer weights alone, as J's ``get_weights_only``; ω its length):
   pacbayes_init       ‖w − w⁰‖²/(4σ²) + log(m/σ) + 10          (…_orig: ‖w‖ in place of ‖w − w⁰‖)
   pacbayes_flatness   1/σ²
   pacbayes_mag_init   ¼ Σ_i log[(ε² + (σ'² + 1)‖w − w⁰‖²/ω) / (ε² + σ'²(w_i − w_i⁰)²)] + log(m/σ') + 10
@@ -86,13 +89,21 @@ def random_search(ctx, magnitude: bool) -> SearchResult:
             for _ in range(p.flatness_mc_samples):
                 noise = []
                 for w in params:
-                    std = torch.sqrt(sigma ** 2 * w.detach() ** 2 + eps ** 2) if magnitude else sigma
+                    std = noise_std(sigma, w.detach(), magnitude, eps, ctx.convention.pacbayes_sigma)
                     noise.append(std * torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype))
                 accuracies.append(_perturbed_accuracy(ctx, params, noise))
             return base - sum(accuracies) / len(accuracies)
 
         return _searched(ctx, "magnitude-aware σ'" if magnitude else "σ", drop_at)
     return ctx.shared(f"random_search_{magnitude}", search)
+
+
+def noise_std(sigma: float, w: torch.Tensor, magnitude: bool, eps: float, kind: str):
+    """The perturbation's standard deviation at σ: σ, or √(σ²w² + ε²) magnitude-aware; under J's
+    code (``variance``) the variance formula itself is the standard deviation: σ², or σ²w² + ε²."""
+    if kind == "variance":
+        return sigma ** 2 * w ** 2 + eps ** 2 if magnitude else sigma ** 2
+    return torch.sqrt(sigma ** 2 * w ** 2 + eps ** 2) if magnitude else sigma
 
 
 def worst_case_search(ctx, magnitude: bool) -> SearchResult:
@@ -125,16 +136,24 @@ def _searched(ctx, what: str, drop_at) -> SearchResult:
 
 
 # ---- the bounds -------------------------------------------------------------------------------
+def _weights_only(ctx) -> bool:
+    return ctx.convention.pacbayes_vector == "weights"
+
+
 def _weights(ctx) -> torch.Tensor:
-    """w: every trainable parameter, flattened, in float64 (the "orig" bounds need nothing else)."""
-    return ctx.shared("parameter_vector", lambda: torch.cat([p.detach().flatten() for p in _params(ctx)]).double())
+    """w, flattened, in float64 (the "orig" bounds need nothing else): every trainable parameter, or
+    the layer weights alone."""
+    def gather():
+        tensors = [layer.weight for layer in ctx.layers] if _weights_only(ctx) else [p.detach() for p in _params(ctx)]
+        return torch.cat([t.flatten() for t in tensors]).double()
+    return ctx.shared("parameter_vector", gather)
 
 
 def _distance(ctx) -> torch.Tensor:
     """w − w⁰, flattened like ``_weights``."""
     def subtract():
-        w0 = torch.cat([p.flatten() for p in ctx.init_parameters()]).double()
-        return _weights(ctx) - w0
+        initial = [layer.weight for layer in ctx.init_layers] if _weights_only(ctx) else ctx.init_parameters()
+        return _weights(ctx) - torch.cat([t.flatten() for t in initial]).double()
     return ctx.shared("parameter_distance", subtract)
 
 

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 
 from gen.schema.base import register, spec
 
+# The rows of gen.measures.conventions.CONVENTIONS (importing it here would be circular; a test keeps
+# the two equal).
+CONVENTION_NAMES = ["gen", "jiang2020", "neyshabur2017"]
+
 
 @dataclass
 class MeasureParams:
@@ -17,11 +21,15 @@ class MeasureParams:
     max_samples: int = spec(10000, ge=1, help="measures evaluate on a fixed, seeded subsample of the train set")
     seed: int = spec(0, ge=0, help="seed of the subsample and of every random draw a measure makes")
     batch_size: int = spec(1000, ge=1, help="evaluation batch size (no-grad forward passes)")
+    convention: str = spec("gen", choices=CONVENTION_NAMES,
+                           help="whose conventions the measures follow (gen.measures.conventions): gen's, "
+                                "Jiang et al. 2020's code (jiang2020) or Neyshabur et al.'s code (neyshabur2017)")
     # --- norms ---------------------------------------------------------------------------------
     include_bias: bool = spec(False, help="norms and path sums include biases (appended as a column)")
-    conv_spectral: str = spec("fft", choices=["fft", "reshape"],
-                              help="spectral norm of a conv: exact operator norm via FFT (Sedghi et al.) "
-                                   "or the kernel reshaped to out × (in·k·k)")
+    conv_spectral: str | None = spec(None, choices=["fft", "reshape"],
+                                     help="spectral norm of a conv in the unsuffixed spectral measures: exact "
+                                          "operator norm via FFT (Sedghi et al.) or the kernel reshaped to "
+                                          "out × (in·k·k); null: the convention's")
     # --- S1 sharpness --------------------------------------------------------------------------
     sharpness_alpha: float = spec(5e-4, gt=0, help="worst-case box |ν_i| ≤ α(|w_i| + 1)")
     sharpness_steps: int = spec(20, ge=1, help="projected gradient-ascent steps of every worst-case search")
