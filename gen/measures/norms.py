@@ -200,6 +200,18 @@ def param_norm(ctx) -> float:
     return math.fsum(v ** 2 for v in frobenius(ctx))
 
 
+@measure("l2_norm", size_adjust="sqrt")
+def l2_norm(ctx) -> float:
+    """J's L2: ‖w‖_2 = (Σ‖W_i‖_F²)^{1/2}, the weights as one vector (unsquared)."""
+    return math.sqrt(param_norm(ctx))
+
+
+@measure("l2_distance", size_adjust="sqrt")
+def l2_distance(ctx) -> float:
+    """J's L2_DIST: ‖w − w⁰‖_2 = (Σ‖W_i − W_i⁰‖_F²)^{1/2} (unsquared)."""
+    return math.sqrt(distance_from_init(ctx))
+
+
 # ---- J's spectral family, in each of the two spectral methods ------------------------------------
 def spectral_measure(name: str, size_adjust: str):
     """Register ``fn(ctx, method)`` as ``name`` (the context's method), ``name_fft`` and ``name_reshaped``."""
