@@ -8,7 +8,10 @@ folded twin.
   the largest loss met, so ζ_α ≥ 0.
 - expected E_{ν~N(0,σ²)}[L(w+ν)] − L(w) over ``expected_samples`` draws, with σ =
   ``expected_sigma`` or, by S1's rule, σ_t = expected_sigma_scale·(10·|mean(w_t)| + 1) per tensor.
-  (S1's own code drew one sample and returned nothing.)
+  S1's own ``calc_sharpness`` draws one perturbation and returns the perturbed minus the clean
+  loss (one version of it adds a single random scalar per layer to that layer's weights only);
+  gen instead draws element-wise noise on every trainable parameter, biases included, and averages
+  ``expected_samples`` draws.
 """
 import torch
 
