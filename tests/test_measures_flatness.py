@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, hessian
 
 from gen.measures.hessian import (gauss_newton_diagonal, hessian_vector_product, hutchinson_trace,
-                                  per_sample_gauss_newton, top_eigenvalue)
+                                  lanczos_top_eigenvalue, per_sample_gauss_newton)
 from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
 from gen.measures.pacbayes import random_search, worst_case_search
 from gen.measures.registry import NotApplicable
@@ -211,12 +211,25 @@ def test_hutchinson_trace_approaches_the_exact_trace(tiny_classifier):
     assert abs(estimate - h.trace().item()) < 4 * standard_error + 1e-6
 
 
-def test_power_iteration_finds_the_exact_top_eigenvalue(tiny_classifier):
+def test_lanczos_finds_the_exact_top_eigenvalue(tiny_classifier):
     model, x, y = tiny_classifier
     eigenvalues = torch.linalg.eigvalsh(exact_hessian(model, x, y)[0].double())
     largest = eigenvalues[eigenvalues.abs().argmax()].item()
-    got = top_eigenvalue(measure_context(model, x, y), iterations=3000, tolerance=1e-12)
+    got = lanczos_top_eigenvalue(measure_context(model, x, y), iterations=3000, tolerance=1e-12)
     assert got == pytest.approx(largest, rel=1e-4)
+    # With the default tolerance it stops well before the 31 products that span the whole space.
+    assert value(measure_context(model, x, y), "hessian_top_eig") == pytest.approx(largest, rel=1e-3)
+
+
+def test_hessian_trace_is_exact_on_a_relu_net_and_hutchinson_elsewhere(tiny_classifier):
+    model, x, y = tiny_classifier
+    exact = exact_hessian(model, x, y)[0].trace().item()
+    assert value(measure_context(model, x, y), "hessian_trace") == pytest.approx(exact, rel=1e-4)
+    torch.manual_seed(0)
+    smooth = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3))  # not piecewise linear
+    ctx = measure_context(smooth, x, y, hessian_probes=7)
+    assert value(ctx, "hessian_trace") == pytest.approx(hutchinson_trace(measure_context(smooth, x, y), 7),
+                                                        rel=1e-9)
 
 
 # ---- S1's sharpness ------------------------------------------------------------------------------------------

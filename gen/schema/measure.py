@@ -46,8 +46,10 @@ class MeasureParams:
     magnitude_eps: float = spec(1e-3, ge=0, help="ε of the magnitude-aware noise: variance σ'²·w² + ε²")
     # --- curvature (S4) --------------------------------------------------------------------------
     hessian_probes: int = spec(100, ge=1, help="Rademacher probes of Hutchinson's trace estimate")
-    power_iterations: int = spec(100, ge=1, help="most power iterations for the top Hessian eigenvalue")
-    power_tolerance: float = spec(1e-4, gt=0, help="power iteration stops at this relative change")
+    power_iterations: int = spec(100, ge=1, help="most Hessian-vector products (Lanczos steps) for the top "
+                                                 "Hessian eigenvalue")
+    power_tolerance: float = spec(1e-4, gt=0, help="Lanczos stops when the top Ritz value changes by less than "
+                                                   "this (relative)")
     min_sharpness_iterations: int = spec(200, ge=1, help="L-BFGS iterations over the log layer scales")
 
 
