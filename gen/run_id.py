@@ -9,10 +9,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 NOT_IN_ID = ("hydra", "rerun", "name", "analysis")
 NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size", "ensemble")
 # Measure parameters added after runs had ids: (new default, what the id hashes in its place;
-# OMIT leaves the key out).  At that default they compute what the runs before them computed, so
-# adding them moved no run's folder.
+# OMIT leaves the key out).  At that default they compute what the runs before them computed (the
+# bracket tolerance: to within the flatness searches' own precision), so adding them moved no
+# run's folder.
 OMIT = object()
-ADDED_MEASURE_PARAMS = {"convention": ("gen", OMIT), "conv_spectral": (None, "fft")}
+ADDED_MEASURE_PARAMS = {"convention": ("gen", OMIT), "conv_spectral": (None, "fft"),
+                        "flatness_bracket_tolerance": (0.01, OMIT)}
 
 
 def run_id(cfg: DictConfig) -> str:

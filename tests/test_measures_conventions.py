@@ -160,6 +160,7 @@ def test_the_gen_convention_is_the_default_and_adding_the_keys_moved_no_run_id()
     before = copy.deepcopy(cfg)  # the config as it was before the keys existed
     OmegaConf.set_struct(before, False)
     del before.measure.params["convention"]
+    del before.measure.params["flatness_bracket_tolerance"]
     before.measure.params.conv_spectral = "fft"
     assert run_id(cfg) == run_id(before)
     moved = compose_config(["measure=jiang2020", "model=vgg", "measure.params.convention=jiang2020"])

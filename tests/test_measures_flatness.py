@@ -13,7 +13,7 @@ from torch.func import functional_call, hessian
 from gen.measures.hessian import (gauss_newton_diagonal, hessian_vector_product, hutchinson_trace,
                                   lanczos_top_eigenvalue, per_sample_gauss_newton)
 from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
-from gen.measures.pacbayes import random_search, worst_case_search
+from gen.measures.pacbayes import bisect, random_search, worst_case_search
 from gen.measures.registry import NotApplicable
 from gen.objective import Objective
 from tests.conftest import measure_context, measure_value as value, relu_mlp as relu_net
@@ -327,6 +327,19 @@ def test_pacbayes_sigma_search_lands_on_the_target_accuracy_drop(fitted_classifi
     assert monte_carlo_accuracy_drop(model, x, y, std_of, draws=200, seed=11) == pytest.approx(0.1, abs=0.035)
     assert monte_carlo_accuracy_drop(model, x, y, lambda w: std_of(w) * 0.5, 100, 12) < 0.07
     assert monte_carlo_accuracy_drop(model, x, y, lambda w: std_of(w) * 2.0, 100, 13) > 0.13
+
+
+def test_bisection_stops_once_the_bracket_is_tight_around_a_jump():
+    calls = []
+
+    def jump(s):  # the drop leaps from 0 to 0.5 at s = 0.0123: the target 0.1 ± 0.01 is never met
+        calls.append(s)
+        return 0.5 if s > 0.0123 else 0.0
+    full = bisect(jump, 0.1, 0.01, 2.0, 15)
+    early = bisect(jump, 0.1, 0.01, 2.0, 15, bracket=0.01)
+    assert not full.within_tolerance and full.steps == 15 and len(calls) == 15 + early.steps
+    assert early.steps < 15
+    assert early.scale == pytest.approx(0.0123, rel=0.02) and full.scale == pytest.approx(0.0123, rel=5e-3)
 
 
 def test_pacbayes_bounds_are_jiangs_formulas_at_the_sigma_found(fitted_classifier):

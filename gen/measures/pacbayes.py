@@ -3,7 +3,10 @@ bisection, and the PAC-Bayes-style bounds built on it (Jiang et al. 2020, Sec. C
 
 The search.  Bisection on a scale s ∈ [0, ``flatness_search_max``] for the s at which the train
 accuracy (on the subsample) drops by ``flatness_target_drop`` (± ``flatness_tolerance``), at most
-``flatness_search_depth`` steps; if the tolerance is never met the last midpoint is used, with a note.
+``flatness_search_depth`` steps, and no further once the bracket is tight (narrower than
+``flatness_bracket_tolerance`` times its upper end: the drop then jumps across the target inside
+it, and more steps would only move s within that relative precision); if the tolerance is never
+met the last midpoint is used, with a note.
 - random (PAC-Bayes): u ~ N(0, σ²) on every trainable parameter, the drop averaged over
   ``flatness_mc_samples`` draws (the same standard-normal draws at every σ, so the drop varies
   smoothly with σ).  Magnitude-aware: variance σ'²·w_i² + ε² (ε = ``magnitude_eps``).
@@ -39,23 +42,27 @@ class SearchResult:
     scale: float
     drop: float
     within_tolerance: bool
+    steps: int = 0
 
 
 def bisect(drop_at: Callable[[float], float], target: float, tolerance: float, upper: float,
-           depth: int) -> SearchResult:
-    """The scale s at which drop_at(s) ≈ target, for drop_at increasing in s."""
+           depth: int, bracket: float = 0.0) -> SearchResult:
+    """The scale s at which drop_at(s) ≈ target, for drop_at increasing in s; stops early once
+    upper − lower ≤ bracket·upper."""
     lower = 0.0
     scale = drop = float("nan")
-    for _ in range(depth):
+    for step in range(1, depth + 1):
         scale = (lower + upper) / 2
         drop = drop_at(scale)
         if abs(drop - target) < tolerance:
-            return SearchResult(scale, drop, True)
+            return SearchResult(scale, drop, True, step)
         if drop > target:
             upper = scale
         else:
             lower = scale
-    return SearchResult(scale, drop, False)
+        if upper - lower <= bracket * upper:
+            break
+    return SearchResult(scale, drop, False, step)
 
 
 # ---- the searches ----------------------------------------------------------------------------
@@ -128,10 +135,10 @@ def _searched(ctx, what: str, drop_at) -> SearchResult:
     p = ctx.params
     _accuracy(ctx)
     result = bisect(drop_at, p.flatness_target_drop, p.flatness_tolerance, p.flatness_search_max,
-                    p.flatness_search_depth)
+                    p.flatness_search_depth, p.flatness_bracket_tolerance)
     if not result.within_tolerance:
         ctx.note(f"the {what} search ended at {result.scale:.4g} with an accuracy drop of {result.drop:.4f}, "
-                 f"outside {p.flatness_target_drop} ± {p.flatness_tolerance} after {p.flatness_search_depth} steps")
+                 f"outside {p.flatness_target_drop} ± {p.flatness_tolerance} after {result.steps} steps")
     return result
 
 

@@ -41,6 +41,8 @@ class MeasureParams:
     flatness_target_drop: float = spec(0.1, gt=0, lt=1, help="train-accuracy drop the search aims for")
     flatness_tolerance: float = spec(0.01, gt=0, help="the search stops within this of the target drop")
     flatness_search_depth: int = spec(15, ge=1, help="bisection steps")
+    flatness_bracket_tolerance: float = spec(0.01, ge=0, help="the search also stops once its bracket is narrower "
+                                                              "than this fraction of its upper end (0: never)")
     flatness_search_max: float = spec(2.0, gt=0, help="the bisection searches [0, this]")
     flatness_mc_samples: int = spec(10, ge=1, help="Monte-Carlo samples per σ (PAC-Bayes)")
     magnitude_eps: float = spec(1e-3, ge=0, help="ε of the magnitude-aware noise: variance σ'²·w² + ε²")
