@@ -48,7 +48,7 @@ MEANINGS: dict[str, dict[str, str]] = {
     },
     "path_biases": {
         "zero": "biases set to 0: the sum runs over input→output paths only",
-        "power": "biases raised to |b|^p like the weights (both peers' code)",
+        "power": "biases raised to the p-th power of their absolute value, like the weights (both peers' code)",
     },
     "pacbayes_vector": {
         "all": "every trainable parameter of the folded network, biases included",
