@@ -15,6 +15,7 @@ from gen.measures.hessian import (gauss_newton_diagonal, hessian_vector_product,
 from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
 from gen.measures.pacbayes import bisect, random_search, worst_case_search
 from gen.measures.registry import NotApplicable
+from gen.measures.sharpness import ascend
 from gen.objective import Objective
 from tests.conftest import measure_context, measure_value as value, relu_mlp as relu_net
 
@@ -272,6 +273,20 @@ def test_worst_case_sharpness_beats_random_points_of_its_box(fitted_classifier):
                 p += alpha * (p.abs() + 1) * (2 * torch.randint(0, 2, p.shape, generator=generator) - 1)
         random_best = max(random_best, (F.cross_entropy(moved(x), y).item() - base) / (1 + base))
     assert value(ctx, "sharpness_worst") >= random_best
+
+
+def test_the_ascent_reports_the_accuracy_at_its_worst_point_as_a_fresh_forward_pass_gives_it(fitted_classifier):
+    model, x, y = fitted_classifier
+    ctx = measure_context(model, x, y, batch_size=25)  # several batches: the counts add up
+    params = [p for _, p in ctx.parameters()]
+    boxes = [torch.full_like(p, 0.3) for p in params]
+    _, worst, accuracy = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], 5)
+    moved = copy.deepcopy(model)
+    with torch.no_grad():
+        for p, d in zip(moved.parameters(), worst):
+            p += d
+    assert accuracy == pytest.approx((moved(x).argmax(1) == y).float().mean().item(), abs=1e-12)
+    assert accuracy < 1.0  # the box is large enough to cost some accuracy
 
 
 def test_expected_sharpness_of_a_linear_regression_equals_its_closed_form():

@@ -154,6 +154,18 @@ class MeasureContext:
             raise NotApplicable(f"parameters {missing[:3]} have no counterpart at initialisation")
         return [init[name].detach() for name, _ in self.parameters()]
 
+    # ---- the unperturbed network on the sample: one forward pass shared ---------------------
+    def clean_outputs(self) -> torch.Tensor:
+        """The twin's outputs on the sample (the margin, the training loss and accuracy read them)."""
+        from gen.measures import evaluation
+        return self.shared("clean_outputs", lambda: evaluation.outputs(self.twin, self.sample[0],
+                                                                       self.params.batch_size))
+
+    def clean_loss_and_accuracy(self) -> tuple[float, float | None]:
+        from gen.measures import evaluation
+        return self.shared("clean_loss_and_accuracy", lambda: evaluation.loss_and_accuracy_of(
+            self.clean_outputs(), self.sample[1], self.objective))
+
     # ---- the margin --------------------------------------------------------------------------
     @property
     def margin(self) -> float:

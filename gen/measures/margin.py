@@ -13,7 +13,6 @@ import math
 
 import torch
 
-from gen.measures import evaluation
 from gen.measures.registry import NotApplicable, measure
 
 
@@ -31,8 +30,7 @@ def margins(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def margin_percentile(ctx) -> float:
     if ctx.data.task != "classification":
         raise NotApplicable("the margin needs a classification task")
-    x, y = ctx.sample
-    values = margins(evaluation.outputs(ctx.twin, x, ctx.params.batch_size), y)
+    values = margins(ctx.clean_outputs(), ctx.sample[1])
     return percentile(values.double(), ctx.params.margin_percentile, ctx.convention.margin_rank)
 
 

@@ -73,9 +73,7 @@ def _params(ctx) -> list[torch.Tensor]:
 def _accuracy(ctx) -> float:
     if ctx.data.task != "classification":
         raise NotApplicable("flatness searches track the train accuracy: they need a classification task")
-    x, y = ctx.sample
-    return ctx.shared("training_accuracy",
-                      lambda: loss_and_accuracy(ctx.twin, x, y, ctx.objective, ctx.params.batch_size)[1])
+    return ctx.clean_loss_and_accuracy()[1]
 
 
 def _perturbed_accuracy(ctx, params, deltas) -> float:
@@ -124,8 +122,8 @@ def worst_case_search(ctx, magnitude: bool) -> SearchResult:
             generator = ctx.generator("sharpness_mag" if magnitude else "sharpness")
             start = [b * (2 * torch.rand(b.shape, generator=generator, device=b.device, dtype=b.dtype) - 1)
                      for b in boxes]
-            _, worst = ascend(ctx, params, boxes, start, p.sharpness_steps)
-            return _accuracy(ctx) - _perturbed_accuracy(ctx, params, worst)
+            _, _, accuracy_there = ascend(ctx, params, boxes, start, p.sharpness_steps)
+            return _accuracy(ctx) - accuracy_there
 
         return _searched(ctx, "worst-case magnitude-aware α'" if magnitude else "worst-case α", drop_at)
     return ctx.shared(f"worst_case_search_{magnitude}", search)
