@@ -72,10 +72,6 @@ PEER_DEFECTS = (
 )
 
 
-def convention(name: str) -> Convention:
-    return CONVENTIONS[name]
-
-
 def settings() -> list[str]:
     """The names of the settings a convention fixes, in table order."""
     return [f.name for f in fields(Convention)]
