@@ -9,7 +9,8 @@ BatchNorm folded; on anything else the path norms are null with a note.  The for
 float64.
 
 S1's capacity forms: ℓ1-path (1/γ²)·(2^d·f_{|θ|}(1))² and ℓ2-path (1/γ²)·Π_i(4h_i)·f_{θ²}(1); S1's
-code also reports f_{|θ|}(1)/γ, f_{|θ|^1.5}(1)^{1/1.5}/γ and f_{θ²}(1)^{1/2}/γ.  J's path norm is f_{θ²}(1) and f_{θ²}(1)/γ².
+code also reports f_{|θ|}(1)/γ, f_{|θ|^1.5}(1)^{1/1.5}/γ and f_{θ²}(1)^{1/2}/γ.  J's path norm is
+f_{θ²}(1) and f_{θ²}(1)/γ².
 """
 import copy
 import math
