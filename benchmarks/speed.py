@@ -17,7 +17,8 @@ Sections (all baselines are measured in the same run, on the same data and model
    per-job overhead is the gap between consecutive jobs' ``metrics.json`` writes minus their training.
 4. ``collect``: ``analysis.collect.collect`` over 10,000 generated ``metrics.json`` files.
 5. ``measures``: the ``default`` and ``all`` measure sets on the trained fc H=1024, as a fraction of
-   one training epoch.
+   one training epoch, with every measure's seconds (a shared intermediate result, such as a σ
+   search or the Gauss-Newton diagonal, counts for the first measure that needs it).
 6. ``cuda``: with a GPU, sections 1 and 2 on CUDA (section 1 in fp32 and bf16 AMP); skipped otherwise.
 
 Every figure goes to a JSON file (``benchmarks/results/<host>-<date>.json`` unless ``--out``).
@@ -317,7 +318,7 @@ def bench_measures(root: Path, sets: list[str], hidden: int, budget_s: int) -> d
             continue
         slowest = sorted(result.seconds.items(), key=lambda kv: -kv[1])[:5]
         out[name] = {"seconds": result.total_seconds, "fraction_of_epoch": result.total_seconds / epoch_s,
-                     "slowest": dict(slowest), "measures": len(result.values)}
+                     "slowest": dict(slowest), "measures": len(result.values), "per_measure_s": result.seconds}
         print(f"  measure={name}: {result.total_seconds:.2f}s = {result.total_seconds / epoch_s:.1%} of an epoch "
               f"({epoch_s:.2f}s); slowest {', '.join(f'{k} {v:.2f}s' for k, v in slowest)}", flush=True)
     return out

@@ -8,6 +8,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 # Keys that say how to run, not what to compute: changing them must not move a run's folder.
 NOT_IN_ID = ("hydra", "rerun", "name", "analysis")
 NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size", "ensemble")
+# Measure parameters added after runs had ids: (new default, what the id hashes in its place;
+# OMIT leaves the key out).  At that default they compute what the runs before them computed (the
+# bracket tolerance: to within the flatness searches' own precision), so adding them moved no
+# run's folder.
+OMIT = object()
+ADDED_MEASURE_PARAMS = {"convention": ("gen", OMIT), "conv_spectral": (None, "fft"),
+                        "flatness_bracket_tolerance": (0.01, OMIT)}
 
 
 def run_id(cfg: DictConfig) -> str:
@@ -23,7 +30,22 @@ def identity(cfg: DictConfig) -> dict:
     trainer = content.get("trainer")
     if isinstance(trainer, dict):
         content["trainer"] = {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}
+    measure = content.get("measure")
+    if isinstance(measure, dict) and isinstance(measure.get("params"), dict):
+        _as_before_added_params(measure["params"])
     return content
+
+
+def _as_before_added_params(params: dict) -> None:
+    """Measure parameters added later, at their defaults, hash as the runs before them did."""
+    if params.get("convention", "gen") != "gen":
+        return
+    for key, (default, hashed) in ADDED_MEASURE_PARAMS.items():
+        if key in params and params[key] == default:
+            if hashed is OMIT:
+                del params[key]
+            else:
+                params[key] = hashed
 
 
 def register_resolver() -> None:

@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from torch.func import functional_call, hessian
 
 from gen.measures.hessian import (gauss_newton_diagonal, hessian_vector_product, hutchinson_trace,
-                                  per_sample_gauss_newton, top_eigenvalue)
+                                  lanczos_top_eigenvalue, per_sample_gauss_newton)
 from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
-from gen.measures.pacbayes import random_search, worst_case_search
+from gen.measures.pacbayes import bisect, random_search, worst_case_search
 from gen.measures.registry import NotApplicable
+from gen.measures.sharpness import ascend
 from gen.objective import Objective
 from tests.conftest import measure_context, measure_value as value, relu_mlp as relu_net
 
@@ -211,12 +212,25 @@ def test_hutchinson_trace_approaches_the_exact_trace(tiny_classifier):
     assert abs(estimate - h.trace().item()) < 4 * standard_error + 1e-6
 
 
-def test_power_iteration_finds_the_exact_top_eigenvalue(tiny_classifier):
+def test_lanczos_finds_the_exact_top_eigenvalue(tiny_classifier):
     model, x, y = tiny_classifier
     eigenvalues = torch.linalg.eigvalsh(exact_hessian(model, x, y)[0].double())
     largest = eigenvalues[eigenvalues.abs().argmax()].item()
-    got = top_eigenvalue(measure_context(model, x, y), iterations=3000, tolerance=1e-12)
+    got = lanczos_top_eigenvalue(measure_context(model, x, y), iterations=3000, tolerance=1e-12)
     assert got == pytest.approx(largest, rel=1e-4)
+    # With the default tolerance it stops well before the 31 products that span the whole space.
+    assert value(measure_context(model, x, y), "hessian_top_eig") == pytest.approx(largest, rel=1e-3)
+
+
+def test_hessian_trace_is_exact_on_a_relu_net_and_hutchinson_elsewhere(tiny_classifier):
+    model, x, y = tiny_classifier
+    exact = exact_hessian(model, x, y)[0].trace().item()
+    assert value(measure_context(model, x, y), "hessian_trace") == pytest.approx(exact, rel=1e-4)
+    torch.manual_seed(0)
+    smooth = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3))  # not piecewise linear
+    ctx = measure_context(smooth, x, y, hessian_probes=7)
+    assert value(ctx, "hessian_trace") == pytest.approx(hutchinson_trace(measure_context(smooth, x, y), 7),
+                                                        rel=1e-9)
 
 
 # ---- S1's sharpness ------------------------------------------------------------------------------------------
@@ -259,6 +273,20 @@ def test_worst_case_sharpness_beats_random_points_of_its_box(fitted_classifier):
                 p += alpha * (p.abs() + 1) * (2 * torch.randint(0, 2, p.shape, generator=generator) - 1)
         random_best = max(random_best, (F.cross_entropy(moved(x), y).item() - base) / (1 + base))
     assert value(ctx, "sharpness_worst") >= random_best
+
+
+def test_the_ascent_reports_the_accuracy_at_its_worst_point_as_a_fresh_forward_pass_gives_it(fitted_classifier):
+    model, x, y = fitted_classifier
+    ctx = measure_context(model, x, y, batch_size=25)  # several batches: the counts add up
+    params = [p for _, p in ctx.parameters()]
+    boxes = [torch.full_like(p, 0.3) for p in params]
+    _, worst, accuracy = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], 5)
+    moved = copy.deepcopy(model)
+    with torch.no_grad():
+        for p, d in zip(moved.parameters(), worst):
+            p += d
+    assert accuracy == pytest.approx((moved(x).argmax(1) == y).float().mean().item(), abs=1e-12)
+    assert accuracy < 1.0  # the box is large enough to cost some accuracy
 
 
 def test_expected_sharpness_of_a_linear_regression_equals_its_closed_form():
@@ -314,6 +342,19 @@ def test_pacbayes_sigma_search_lands_on_the_target_accuracy_drop(fitted_classifi
     assert monte_carlo_accuracy_drop(model, x, y, std_of, draws=200, seed=11) == pytest.approx(0.1, abs=0.035)
     assert monte_carlo_accuracy_drop(model, x, y, lambda w: std_of(w) * 0.5, 100, 12) < 0.07
     assert monte_carlo_accuracy_drop(model, x, y, lambda w: std_of(w) * 2.0, 100, 13) > 0.13
+
+
+def test_bisection_stops_once_the_bracket_is_tight_around_a_jump():
+    calls = []
+
+    def jump(s):  # the drop leaps from 0 to 0.5 at s = 0.0123: the target 0.1 ± 0.01 is never met
+        calls.append(s)
+        return 0.5 if s > 0.0123 else 0.0
+    full = bisect(jump, 0.1, 0.01, 2.0, 15)
+    early = bisect(jump, 0.1, 0.01, 2.0, 15, bracket=0.01)
+    assert not full.within_tolerance and full.steps == 15 and len(calls) == 15 + early.steps
+    assert early.steps < 15
+    assert early.scale == pytest.approx(0.0123, rel=0.02) and full.scale == pytest.approx(0.0123, rel=5e-3)
 
 
 def test_pacbayes_bounds_are_jiangs_formulas_at_the_sigma_found(fitted_classifier):

@@ -7,17 +7,20 @@ listed; ``compute_measures`` evaluates the set on the trained network, each meas
 each null explained in ``notes``.  One module per family:
 
   margin.py          margin, 1/γ², parameter count
-  norms.py           S1's capacity and plain forms, norm products, distances, J's norm family
-  path_norms.py      ℓ1/ℓ2 path norms (S1) and J's path norm
-  bounds.py          Bartlett et al. 2017, Neyshabur et al. 2018
+  norms.py           S1's capacity and plain forms, its code's ℓ_{p,q}/Schatten products, distances,
+                     J's norm family (spectral ones both ways: exact conv operator norm, reshaped kernel)
+  path_norms.py      ℓ1/ℓ1.5/ℓ2 path norms (S1) and J's path norm
+  bounds.py          Bartlett et al. 2017, Neyshabur et al. 2018, and S1's code's 2002/2015 bounds
   sharpness.py       S1's worst-case and expected sharpness
   pacbayes.py        J's PAC-Bayes and worst-case flatness searches and bounds
   hessian.py         Hessian trace (Hutchinson), top eigenvalue (power iteration)
   min_sharpness.py   S4's minimum sharpness over function-preserving layer rescalings
   trajectory.py      S5's first-layer-bias trajectory measures and the local Lipschitz estimate
   optimization.py    J's steps-to-cross-entropy measures
-Shared machinery: registry.py, context.py (what measures read), folding.py (BatchNorm folding),
-layers.py (weight matrices, FFT conv norms), graph.py (operations), evaluation.py (forward passes).
+Shared machinery: registry.py, context.py (what measures read), conventions.py (gen's and the
+peers' conventions, ``measure.params.convention``), folding.py (BatchNorm folding), layers.py
+(weight matrices, FFT conv norms), graph.py (operations), evaluation.py (forward passes);
+reference.py computes the tables of docs/measures.md.
 """
 import math
 import time

@@ -13,6 +13,7 @@ import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 
 from gen.data.bundle import DataBundle
+from gen.measures.conventions import CONVENTIONS, Convention
 from gen.measures.folding import FoldedNet, fold_batchnorm
 from gen.measures.layers import WeightLayer, weight_layers
 from gen.measures.registry import NotApplicable
@@ -36,6 +37,16 @@ class MeasureContext:
         self.train_size = getattr(record, "train_size", 0) or len(data.x_train)
         self.notes: list[str] = []
         self._memo: dict[str, Any] = {}
+
+    @property
+    def convention(self) -> Convention:
+        """The settings of ``measure.params.convention`` (gen.measures.conventions)."""
+        return CONVENTIONS[self.params.convention]
+
+    @property
+    def conv_spectral(self) -> str:
+        """How the unsuffixed spectral measures take a conv's norm: the parameter, else the convention's."""
+        return self.params.conv_spectral or self.convention.conv_spectral
 
     # ---- memoisation ---------------------------------------------------------------------------
     def shared(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -142,6 +153,18 @@ class MeasureContext:
         if missing:
             raise NotApplicable(f"parameters {missing[:3]} have no counterpart at initialisation")
         return [init[name].detach() for name, _ in self.parameters()]
+
+    # ---- the unperturbed network on the sample: one forward pass shared ---------------------
+    def clean_outputs(self) -> torch.Tensor:
+        """The twin's outputs on the sample (the margin, the training loss and accuracy read them)."""
+        from gen.measures import evaluation
+        return self.shared("clean_outputs", lambda: evaluation.outputs(self.twin, self.sample[0],
+                                                                       self.params.batch_size))
+
+    def clean_loss_and_accuracy(self) -> tuple[float, float | None]:
+        from gen.measures import evaluation
+        return self.shared("clean_loss_and_accuracy", lambda: evaluation.loss_and_accuracy_of(
+            self.clean_outputs(), self.sample[1], self.objective))
 
     # ---- the margin --------------------------------------------------------------------------
     @property

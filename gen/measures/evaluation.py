@@ -17,27 +17,39 @@ def outputs(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Objective,
                       batch_size: int) -> tuple[float, float | None]:
     """Mean loss and accuracy (None for regression) of ``model`` on (x, y)."""
-    out = outputs(model, x, batch_size)
+    return loss_and_accuracy_of(outputs(model, x, batch_size), y, objective)
+
+
+def loss_and_accuracy_of(out: torch.Tensor, y: torch.Tensor, objective: Objective) -> tuple[float, float | None]:
+    """Mean loss and accuracy (None for regression) of outputs already computed."""
     correct = objective.correct(out, y)
     accuracy = correct.float().mean().item() if correct is not None else None
     return objective.loss(out, y).item(), accuracy
 
 
 def loss_and_gradient(model: nn.Module, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                      objective: Objective, batch_size: int) -> tuple[float, list[torch.Tensor]]:
-    """Mean loss over (x, y) and its gradient with respect to ``params``, accumulated over batches."""
+                      objective: Objective, batch_size: int) -> tuple[float, list[torch.Tensor], float | None]:
+    """Mean loss over (x, y), its gradient with respect to ``params`` (accumulated over batches) and
+    the accuracy of the same forward pass (None for regression)."""
     total = torch.zeros((), device=x.device)
+    right, counted = torch.zeros((), device=x.device), True
     grads = [torch.zeros_like(p) for p in params]
     for i in range(0, len(x), batch_size):
         with torch.enable_grad():
-            loss = objective.loss(model(x[i:i + batch_size]).float(), y[i:i + batch_size], reduction="sum")
+            out = model(x[i:i + batch_size]).float()
+            loss = objective.loss(out, y[i:i + batch_size], reduction="sum")
             batch_grads = torch.autograd.grad(loss, params, allow_unused=True)
         total += loss.detach()
+        correct = objective.correct(out.detach(), y[i:i + batch_size])
+        if correct is None:
+            counted = False
+        else:
+            right += correct.float().sum()
         for g, b in zip(grads, batch_grads):
             if b is not None:
                 g += b
     n = len(x)
-    return total.item() / n, [g / n for g in grads]
+    return total.item() / n, [g / n for g in grads], right.item() / n if counted else None
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, torch.nn.Parameter]]:

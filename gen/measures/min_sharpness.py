@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from gen.measures.folding import FoldedNet
 from gen.measures.graph import describe, kind_of, tensor_args
-from gen.measures.hessian import gauss_newton_diagonal
+from gen.measures.hessian import gauss_newton_costs
 from gen.measures.registry import NotApplicable, measure
 
 
@@ -156,9 +156,8 @@ def apply_rescaling(module: nn.Module, plan: Rescalings, a: torch.Tensor) -> Non
 
 
 def layer_costs(ctx) -> dict[str, float]:
-    """C per trainable parameter tensor: Σ of the Gauss–Newton diagonal over it."""
-    return ctx.shared("gauss_newton_costs", lambda: {name: d.sum().item()
-                                                     for name, d in gauss_newton_diagonal(ctx).items()})
+    """C per trainable parameter tensor: Σ of the Gauss–Newton diagonal over it (shared with hessian_trace)."""
+    return gauss_newton_costs(ctx)
 
 
 @measure("min_sharpness")

@@ -3,15 +3,21 @@ bisection, and the PAC-Bayes-style bounds built on it (Jiang et al. 2020, Sec. C
 
 The search.  Bisection on a scale s ∈ [0, ``flatness_search_max``] for the s at which the train
 accuracy (on the subsample) drops by ``flatness_target_drop`` (± ``flatness_tolerance``), at most
-``flatness_search_depth`` steps; if the tolerance is never met the last midpoint is used, with a note.
+``flatness_search_depth`` steps, and no further once the bracket is tight (narrower than
+``flatness_bracket_tolerance`` times its upper end: the drop then jumps across the target inside
+it, and more steps would only move s within that relative precision); if the tolerance is never
+met the last midpoint is used, with a note.
 - random (PAC-Bayes): u ~ N(0, σ²) on every trainable parameter, the drop averaged over
   ``flatness_mc_samples`` draws (the same standard-normal draws at every σ, so the drop varies
   smoothly with σ).  Magnitude-aware: variance σ'²·w_i² + ε² (ε = ``magnitude_eps``).
-  J's own code used σ² as the standard deviation; here σ is the standard deviation.
+  Under the gen and neyshabur2017 conventions σ is the standard deviation; under jiang2020 the
+  noise is J's code's, ``torch.normal(0, σ²)``: σ² is the standard deviation (magnitude-aware:
+  σ'²·w_i² + ε²), and the bounds still use σ.
 - worst case (sharpness_*): at each α the perturbation maximises the loss in the box |ν_i| ≤ α
   (magnitude-aware: α·|w_i| + ε) by sign-gradient ascent from a seeded random point of the box.
 
-The bounds (m training samples, ω trainable parameters, w⁰ the weights at initialisation):
+The bounds (m training samples, w⁰ the weights at initialisation; w is every trainable parameter,
+or under jiang2020 the layer weights alone, as J's ``get_weights_only``; ω its length):
   pacbayes_init       ‖w − w⁰‖²/(4σ²) + log(m/σ) + 10          (…_orig: ‖w‖ in place of ‖w − w⁰‖)
   pacbayes_flatness   1/σ²
   pacbayes_mag_init   ¼ Σ_i log[(ε² + (σ'² + 1)‖w − w⁰‖²/ω) / (ε² + σ'²(w_i − w_i⁰)²)] + log(m/σ') + 10
@@ -36,23 +42,27 @@ class SearchResult:
     scale: float
     drop: float
     within_tolerance: bool
+    steps: int = 0
 
 
 def bisect(drop_at: Callable[[float], float], target: float, tolerance: float, upper: float,
-           depth: int) -> SearchResult:
-    """The scale s at which drop_at(s) ≈ target, for drop_at increasing in s."""
+           depth: int, bracket: float = 0.0) -> SearchResult:
+    """The scale s at which drop_at(s) ≈ target, for drop_at increasing in s; stops early once
+    upper − lower ≤ bracket·upper."""
     lower = 0.0
     scale = drop = float("nan")
-    for _ in range(depth):
+    for step in range(1, depth + 1):
         scale = (lower + upper) / 2
         drop = drop_at(scale)
         if abs(drop - target) < tolerance:
-            return SearchResult(scale, drop, True)
+            return SearchResult(scale, drop, True, step)
         if drop > target:
             upper = scale
         else:
             lower = scale
-    return SearchResult(scale, drop, False)
+        if upper - lower <= bracket * upper:
+            break
+    return SearchResult(scale, drop, False, step)
 
 
 # ---- the searches ----------------------------------------------------------------------------
@@ -63,9 +73,7 @@ def _params(ctx) -> list[torch.Tensor]:
 def _accuracy(ctx) -> float:
     if ctx.data.task != "classification":
         raise NotApplicable("flatness searches track the train accuracy: they need a classification task")
-    x, y = ctx.sample
-    return ctx.shared("training_accuracy",
-                      lambda: loss_and_accuracy(ctx.twin, x, y, ctx.objective, ctx.params.batch_size)[1])
+    return ctx.clean_loss_and_accuracy()[1]
 
 
 def _perturbed_accuracy(ctx, params, deltas) -> float:
@@ -86,13 +94,21 @@ def random_search(ctx, magnitude: bool) -> SearchResult:
             for _ in range(p.flatness_mc_samples):
                 noise = []
                 for w in params:
-                    std = torch.sqrt(sigma ** 2 * w.detach() ** 2 + eps ** 2) if magnitude else sigma
+                    std = noise_std(sigma, w.detach(), magnitude, eps, ctx.convention.pacbayes_sigma)
                     noise.append(std * torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype))
                 accuracies.append(_perturbed_accuracy(ctx, params, noise))
             return base - sum(accuracies) / len(accuracies)
 
         return _searched(ctx, "magnitude-aware σ'" if magnitude else "σ", drop_at)
     return ctx.shared(f"random_search_{magnitude}", search)
+
+
+def noise_std(sigma: float, w: torch.Tensor, magnitude: bool, eps: float, kind: str):
+    """The perturbation's standard deviation at σ: σ, or √(σ²w² + ε²) magnitude-aware; under J's
+    code (``variance``) the variance formula itself is the standard deviation: σ², or σ²w² + ε²."""
+    if kind == "variance":
+        return sigma ** 2 * w ** 2 + eps ** 2 if magnitude else sigma ** 2
+    return torch.sqrt(sigma ** 2 * w ** 2 + eps ** 2) if magnitude else sigma
 
 
 def worst_case_search(ctx, magnitude: bool) -> SearchResult:
@@ -106,8 +122,8 @@ def worst_case_search(ctx, magnitude: bool) -> SearchResult:
             generator = ctx.generator("sharpness_mag" if magnitude else "sharpness")
             start = [b * (2 * torch.rand(b.shape, generator=generator, device=b.device, dtype=b.dtype) - 1)
                      for b in boxes]
-            _, worst = ascend(ctx, params, boxes, start, p.sharpness_steps)
-            return _accuracy(ctx) - _perturbed_accuracy(ctx, params, worst)
+            _, _, accuracy_there = ascend(ctx, params, boxes, start, p.sharpness_steps)
+            return _accuracy(ctx) - accuracy_there
 
         return _searched(ctx, "worst-case magnitude-aware α'" if magnitude else "worst-case α", drop_at)
     return ctx.shared(f"worst_case_search_{magnitude}", search)
@@ -117,24 +133,32 @@ def _searched(ctx, what: str, drop_at) -> SearchResult:
     p = ctx.params
     _accuracy(ctx)
     result = bisect(drop_at, p.flatness_target_drop, p.flatness_tolerance, p.flatness_search_max,
-                    p.flatness_search_depth)
+                    p.flatness_search_depth, p.flatness_bracket_tolerance)
     if not result.within_tolerance:
         ctx.note(f"the {what} search ended at {result.scale:.4g} with an accuracy drop of {result.drop:.4f}, "
-                 f"outside {p.flatness_target_drop} ± {p.flatness_tolerance} after {p.flatness_search_depth} steps")
+                 f"outside {p.flatness_target_drop} ± {p.flatness_tolerance} after {result.steps} steps")
     return result
 
 
 # ---- the bounds -------------------------------------------------------------------------------
+def _weights_only(ctx) -> bool:
+    return ctx.convention.pacbayes_vector == "weights"
+
+
 def _weights(ctx) -> torch.Tensor:
-    """w: every trainable parameter, flattened, in float64 (the "orig" bounds need nothing else)."""
-    return ctx.shared("parameter_vector", lambda: torch.cat([p.detach().flatten() for p in _params(ctx)]).double())
+    """w, flattened, in float64 (the "orig" bounds need nothing else): every trainable parameter, or
+    the layer weights alone."""
+    def gather():
+        tensors = [layer.weight for layer in ctx.layers] if _weights_only(ctx) else [p.detach() for p in _params(ctx)]
+        return torch.cat([t.flatten() for t in tensors]).double()
+    return ctx.shared("parameter_vector", gather)
 
 
 def _distance(ctx) -> torch.Tensor:
     """w − w⁰, flattened like ``_weights``."""
     def subtract():
-        w0 = torch.cat([p.flatten() for p in ctx.init_parameters()]).double()
-        return _weights(ctx) - w0
+        initial = [layer.weight for layer in ctx.init_layers] if _weights_only(ctx) else ctx.init_parameters()
+        return _weights(ctx) - torch.cat([t.flatten() for t in initial]).double()
     return ctx.shared("parameter_distance", subtract)
 
 

@@ -1,14 +1,16 @@
 """Path norms: sums over all input→output paths of products of the weights on the path.
 
 f_{|θ|^p}(1), the sum over paths of Π_i |W_i[j_i, j_{i−1}]|^p, is one forward pass of a copy of
-the network with every weight replaced by |w|^p, biases zeroed (or |b|^p with ``include_bias``)
-and an all-ones input, summed over the outputs (Neyshabur et al. 2015).  That identity needs a
+the network with every weight replaced by |w|^p, biases zeroed (or |b|^p with ``include_bias``
+or where the convention says so, as both peers' code does) and an all-ones input, summed over
+the outputs (Neyshabur et al. 2015).  That identity needs a
 positively homogeneous network (ReLU, pooling, Linear/Conv, concatenation, residual sums) with
 BatchNorm folded; on anything else the path norms are null with a note.  The forward pass runs in
 float64.
 
 S1's capacity forms: ℓ1-path (1/γ²)·(2^d·f_{|θ|}(1))² and ℓ2-path (1/γ²)·Π_i(4h_i)·f_{θ²}(1); S1's
-code also reports f_{|θ|}(1)/γ and f_{θ²}(1)^{1/2}/γ.  J's path norm is f_{θ²}(1) and f_{θ²}(1)/γ².
+code also reports f_{|θ|}(1)/γ, f_{|θ|^1.5}(1)^{1/1.5}/γ and f_{θ²}(1)^{1/2}/γ.  J's path norm is
+f_{θ²}(1) and f_{θ²}(1)/γ².
 """
 import copy
 import math
@@ -50,9 +52,10 @@ def path_sum(ctx, p: float) -> float:
         if problem:
             raise NotApplicable(f"path norms need a positively homogeneous network: {problem}")
         net = copy.deepcopy(ctx.twin).double()
+        biases = ctx.params.include_bias or ctx.convention.path_biases == "power"
         with torch.no_grad():
             for name, param in net.named_parameters():
-                if name.rsplit(".", 1)[-1] == "bias" and not ctx.params.include_bias:
+                if name.rsplit(".", 1)[-1] == "bias" and not biases:
                     param.zero_()
                 else:
                     param.abs_().pow_(p)
@@ -85,6 +88,12 @@ def l1_path_plain(ctx) -> float:
 def l2_path_plain(ctx) -> float:
     """S1's code: f_{θ²}(1)^{1/2} / γ."""
     return math.sqrt(path_sum(ctx, 2)) / ctx.positive_margin()
+
+
+@measure("l15_path_plain")
+def l15_path_plain(ctx) -> float:
+    """S1's code: f_{|θ|^1.5}(1)^{1/1.5} / γ."""
+    return path_sum(ctx, 1.5) ** (1 / 1.5) / ctx.positive_margin()
 
 
 @measure("path_norm", size_adjust="sqrt")

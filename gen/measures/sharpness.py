@@ -8,7 +8,10 @@ folded twin.
   the largest loss met, so ζ_α ≥ 0.
 - expected E_{ν~N(0,σ²)}[L(w+ν)] − L(w) over ``expected_samples`` draws, with σ =
   ``expected_sigma`` or, by S1's rule, σ_t = expected_sigma_scale·(10·|mean(w_t)| + 1) per tensor.
-  (S1's own code drew one sample and returned nothing.)
+  S1's own ``calc_sharpness`` draws one perturbation and returns the perturbed minus the clean
+  loss (one version of it adds a single random scalar per layer to that layer's weights only);
+  gen instead draws element-wise noise on every trainable parameter, biases included, and averages
+  ``expected_samples`` draws.
 """
 import torch
 
@@ -17,33 +20,33 @@ from gen.measures.registry import measure
 
 
 def ascend(ctx, params: list[torch.Tensor], boxes: list[torch.Tensor], start: list[torch.Tensor],
-           steps: int) -> tuple[float, list[torch.Tensor]]:
+           steps: int) -> tuple[float, list[torch.Tensor], float | None]:
     """Projected sign-gradient ascent of L(w + ν) over the box |ν| ≤ boxes, from ν = start.
 
-    Returns the largest loss met and the ν that gave it.
+    Returns the largest loss met, the ν that gave it and the accuracy there (from the same forward
+    pass, so a caller that wants it needs no further one).
     """
     x, y = ctx.sample
     step = 2.5 / steps
-    best_loss, best = float("-inf"), start
+    best_loss, best, best_accuracy = float("-inf"), start, None
     deltas = start
     for i in range(steps + 1):
         with perturbed(params, deltas):
             if i < steps:
-                loss, grads = loss_and_gradient(ctx.twin, params, x, y, ctx.objective, ctx.params.batch_size)
+                loss, grads, accuracy = loss_and_gradient(ctx.twin, params, x, y, ctx.objective,
+                                                          ctx.params.batch_size)
             else:
-                loss, _ = loss_and_accuracy(ctx.twin, x, y, ctx.objective, ctx.params.batch_size)
+                loss, accuracy = loss_and_accuracy(ctx.twin, x, y, ctx.objective, ctx.params.batch_size)
         if loss > best_loss:
-            best_loss, best = loss, deltas
+            best_loss, best, best_accuracy = loss, deltas, accuracy
         if i < steps:
             deltas = [torch.clamp(d + step * b * g.sign(), -b, b) for d, b, g in zip(deltas, boxes, grads)]
-    return best_loss, best
+    return best_loss, best, best_accuracy
 
 
 def training_loss(ctx) -> float:
     """L(w) on the subsample."""
-    x, y = ctx.sample
-    return ctx.shared("training_loss", lambda: loss_and_accuracy(ctx.twin, x, y, ctx.objective,
-                                                                 ctx.params.batch_size)[0])
+    return ctx.clean_loss_and_accuracy()[0]
 
 
 @measure("sharpness_worst")
@@ -52,7 +55,7 @@ def sharpness_worst(ctx) -> float:
     alpha = ctx.params.sharpness_alpha
     boxes = [alpha * (p.detach().abs() + 1) for p in params]
     base = training_loss(ctx)
-    worst, _ = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], ctx.params.sharpness_steps)
+    worst, _, _ = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], ctx.params.sharpness_steps)
     return max(worst - base, 0.0) / (1 + base)
 
 

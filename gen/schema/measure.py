@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 
 from gen.schema.base import register, spec
 
+# The rows of gen.measures.conventions.CONVENTIONS (importing it here would be circular; a test keeps
+# the two equal).
+CONVENTION_NAMES = ["gen", "jiang2020", "neyshabur2017"]
+
 
 @dataclass
 class MeasureParams:
@@ -17,11 +21,15 @@ class MeasureParams:
     max_samples: int = spec(10000, ge=1, help="measures evaluate on a fixed, seeded subsample of the train set")
     seed: int = spec(0, ge=0, help="seed of the subsample and of every random draw a measure makes")
     batch_size: int = spec(1000, ge=1, help="evaluation batch size (no-grad forward passes)")
+    convention: str = spec("gen", choices=CONVENTION_NAMES,
+                           help="whose conventions the measures follow (gen.measures.conventions): gen's, "
+                                "Jiang et al. 2020's code (jiang2020) or Neyshabur et al.'s code (neyshabur2017)")
     # --- norms ---------------------------------------------------------------------------------
     include_bias: bool = spec(False, help="norms and path sums include biases (appended as a column)")
-    conv_spectral: str = spec("fft", choices=["fft", "reshape"],
-                              help="spectral norm of a conv: exact operator norm via FFT (Sedghi et al.) "
-                                   "or the kernel reshaped to out × (in·k·k)")
+    conv_spectral: str | None = spec(None, choices=["fft", "reshape"],
+                                     help="spectral norm of a conv in the unsuffixed spectral measures: exact "
+                                          "operator norm via FFT (Sedghi et al.) or the kernel reshaped to "
+                                          "out × (in·k·k); null: the convention's")
     # --- S1 sharpness --------------------------------------------------------------------------
     sharpness_alpha: float = spec(5e-4, gt=0, help="worst-case box |ν_i| ≤ α(|w_i| + 1)")
     sharpness_steps: int = spec(20, ge=1, help="projected gradient-ascent steps of every worst-case search")
@@ -33,13 +41,17 @@ class MeasureParams:
     flatness_target_drop: float = spec(0.1, gt=0, lt=1, help="train-accuracy drop the search aims for")
     flatness_tolerance: float = spec(0.01, gt=0, help="the search stops within this of the target drop")
     flatness_search_depth: int = spec(15, ge=1, help="bisection steps")
+    flatness_bracket_tolerance: float = spec(0.01, ge=0, help="the search also stops once its bracket is narrower "
+                                                              "than this fraction of its upper end (0: never)")
     flatness_search_max: float = spec(2.0, gt=0, help="the bisection searches [0, this]")
     flatness_mc_samples: int = spec(10, ge=1, help="Monte-Carlo samples per σ (PAC-Bayes)")
     magnitude_eps: float = spec(1e-3, ge=0, help="ε of the magnitude-aware noise: variance σ'²·w² + ε²")
     # --- curvature (S4) --------------------------------------------------------------------------
     hessian_probes: int = spec(100, ge=1, help="Rademacher probes of Hutchinson's trace estimate")
-    power_iterations: int = spec(100, ge=1, help="most power iterations for the top Hessian eigenvalue")
-    power_tolerance: float = spec(1e-4, gt=0, help="power iteration stops at this relative change")
+    power_iterations: int = spec(100, ge=1, help="most Hessian-vector products (Lanczos steps) for the top "
+                                                 "Hessian eigenvalue")
+    power_tolerance: float = spec(1e-4, gt=0, help="Lanczos stops when the top Ritz value changes by less than "
+                                                   "this (relative)")
     min_sharpness_iterations: int = spec(200, ge=1, help="L-BFGS iterations over the log layer scales")
 
 
