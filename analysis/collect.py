@@ -68,7 +68,7 @@ def collect(sweeps: list[Path]) -> Collection:
 def flat_row(folder: run_status.RunFolder, config_columns: dict) -> dict:
     """One run as a flat dict: identity, the config's dotted keys, then the record's blocks."""
     m = folder.metrics
-    row = {"run_id": m.get("run_id") or folder.path.name, "status": m.get("status"),
+    row = {"run_id": folder.run_id, "status": m.get("status"),
            "experiment": m.get("experiment"), "path": str(folder.path)}
     config = flatten(m.get("config") or {})
     for key in config:

@@ -1,18 +1,33 @@
 """A run's id: a short hash of its resolved config, so a relaunched sweep maps each job to the
-same folder.  Registered as the OmegaConf resolver ``${run_id:}`` used by ``hydra.run.dir``."""
+same folder.  Registered as the OmegaConf resolver ``${run_id:}`` used by ``hydra.run.dir``.
+
+The same hash of the config a metrics.json records (:func:`run_id_of_record`) lets every reader check
+that a record is the record of its own config."""
 import hashlib
 import json
+import re
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # Keys that say how to run, not what to compute: changing them must not move a run's folder.
 NOT_IN_ID = ("hydra", "rerun", "name", "analysis")
-NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size", "ensemble")
+NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size", "ensemble",
+                     "divergence")
+RUN_ID_LENGTH = 12
+_RUN_ID = re.compile(rf"[0-9a-f]{{{RUN_ID_LENGTH}}}")
 
 
 def run_id(cfg: DictConfig) -> str:
-    text = json.dumps(identity(cfg), sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return _hash(identity(cfg))
+
+
+def run_id_of_record(config: dict) -> str:
+    """The id of the run whose resolved config (as metrics.json records it) is ``config``."""
+    return _hash(_without_how_to_run({k: v for k, v in config.items() if k not in NOT_IN_ID}))
+
+
+def looks_like_run_id(name: str) -> bool:
+    return bool(_RUN_ID.fullmatch(name))
 
 
 def identity(cfg: DictConfig) -> dict:
@@ -20,10 +35,19 @@ def identity(cfg: DictConfig) -> dict:
     content = {k: OmegaConf.to_container(cfg[k], resolve=True)
                if isinstance(cfg[k], (DictConfig, ListConfig)) else cfg[k]
                for k in cfg.keys() if k not in NOT_IN_ID}
+    return _without_how_to_run(content)
+
+
+def _without_how_to_run(content: dict) -> dict:
     trainer = content.get("trainer")
     if isinstance(trainer, dict):
-        content["trainer"] = {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}
+        content = {**content, "trainer": {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}}
     return content
+
+
+def _hash(content: dict) -> str:
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:RUN_ID_LENGTH]
 
 
 def register_resolver() -> None:
