@@ -8,7 +8,7 @@ In a multirun a job whose run fails does not stop the sweep: the run records ``s
 in its metrics.json (gen.run) and the job returns normally, so every launcher goes on with the
 other jobs.  ``SweepSummary``, a Hydra callback in the main process, then lists the runs that
 failed in this sweep and the exit status is non-zero.  Bad input and preemption still stop the
-sweep: every job would fail the same way; so does a file that cannot be written (a full disk).
+sweep: every job would fail the same way; so does a failure that cannot even be recorded (a full disk).
 A run that another process holds (gen.runlock) is skipped; the summary counts those apart.
 """
 import os
@@ -84,8 +84,8 @@ def run_job(cfg: DictConfig) -> float | None:
 
     In a multirun a failed run returns None instead of raising: gen.run has recorded it (metrics.json
     with the error, and the log), and the sweep goes on; ``SweepSummary`` reports it at the end."""
-    from gen.atomic import WriteError
     from gen.checkpoint import Interrupted
+    from gen.record import NotRecorded, was_recorded
     from gen.run import train
 
     _pin_local_gpu_worker()
@@ -93,10 +93,10 @@ def run_job(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
     except ConfigError as error:  # bad input: every later job would fail alike
         raise BadInput(str(error)) from None
-    except (Interrupted, WriteError):  # a stop request; a full disk, that every later job would meet too
+    except (Interrupted, NotRecorded):  # a stop request; a failure not even recordable (a full disk)
         raise
-    except Exception:
-        if not _in_multirun():
+    except Exception as error:  # only a failure its metrics.json records lets the sweep go on
+        if not _in_multirun() or not was_recorded(error):
             raise
         return None
     return None if metrics is None else metrics["final"]["test_acc"]  # None: another process runs it

@@ -107,6 +107,20 @@ def _type_names(kind) -> str:
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
 
+class NotRecorded(Exception):
+    """A run failed and not even its failure could be written (a full disk): every later run would
+    meet the same, so the sweep stops here."""
+
+
+def mark_recorded(error: BaseException) -> None:
+    """Note on ``error`` that the run's metrics.json records it (a sweep may then go on past it)."""
+    error.gen_recorded = True
+
+
+def was_recorded(error: BaseException) -> bool:
+    return getattr(error, "gen_recorded", False)
+
+
 # ---- reading ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Record:

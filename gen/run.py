@@ -22,7 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gen import atomic, checkpoint, ensemble, measures, record, runlock
+from gen import atomic, checkpoint, ensemble, measures, memory, record, runlock
 from gen.data import DataBundle, load_data
 from gen.lockstep import Lockstep
 from gen.models import build_model
@@ -117,9 +117,8 @@ def _record_failure(cfg: DictConfig, run_dir: Path, error: Exception, started: f
     try:
         record.write(run_dir, _failure(cfg, error, started))
     except OSError as write_error:
-        log.error("run failed: %s: %s; and its failure could not be recorded: %s", type(error).__name__, error,
-                  write_error)
-        raise write_error from error
+        raise record.NotRecorded(f"{write_error} (the run failed: {type(error).__name__}: {error})") from error
+    record.mark_recorded(error)
     log.error("run failed: %s: %s (recorded in %s)", type(error).__name__, error, run_dir / record.METRICS_FILE)
 
 
@@ -131,6 +130,7 @@ def _claim_group(run_dir: Path, cfg: DictConfig):
     locks, kept = [], group[:1]
     try:
         for member in group[1:]:
+            member.run_dir.mkdir(parents=True, exist_ok=True)
             lock = runlock.acquire(member.run_dir)
             if lock is None:
                 log.warning("lockstep: %s leaves the group: running in another process (%s)", member.run_dir,
@@ -237,6 +237,7 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
         data = load_data(cfg.dataset, cfg.corruption, device)
     data_seconds = time.perf_counter() - loading
 
+    memory.check_model_fits(cfg.model, lambda: build_model(cfg.model, data), device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, data).to(device)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
