@@ -102,6 +102,8 @@ def _is(value: Any, kind) -> bool:
 
 def _type_names(kind) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds:  # an integer is a number too
+        kinds = tuple(k for k in kinds if k is not int)
     names = {int: "an integer", float: "a number", str: "a string", dict: "an object", list: "a list",
              type(None): "null", bool: "true/false"}
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))

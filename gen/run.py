@@ -127,10 +127,12 @@ def _claim_group(run_dir: Path, cfg: DictConfig):
     """The lockstep group this run leads, less the members another process holds or has finished;
     their folders stay locked by this process until the group's records are written."""
     group = ensemble.claim(run_dir)
-    locks, kept = [], group[:1]
+    locks, kept, created = [], group[:1], []
     try:
         for member in group[1:]:
-            member.run_dir.mkdir(parents=True, exist_ok=True)
+            if not member.run_dir.exists():
+                created.append(member.run_dir)
+                member.run_dir.mkdir(parents=True)
             lock = runlock.acquire(member.run_dir)
             if lock is None:
                 log.warning("lockstep: %s leaves the group: running in another process (%s)", member.run_dir,
@@ -142,6 +144,13 @@ def _claim_group(run_dir: Path, cfg: DictConfig):
             locks.append(lock)
             kept.append(member)
         yield kept if len(kept) > 1 else []
+    except ConfigError:  # bad input leaves nothing behind, in the members' folders either
+        for lock in locks:
+            lock.release()
+        locks = []
+        for folder in created:
+            _remove_fresh_run_dir(folder)
+        raise
     finally:
         for lock in locks:
             lock.release()
