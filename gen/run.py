@@ -243,6 +243,7 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     device = pick_device(cfg.trainer.device)
     loading = time.perf_counter()
     if data is None:
+        memory.check_data_fits(cfg.dataset, device)
         data = load_data(cfg.dataset, cfg.corruption, device)
     data_seconds = time.perf_counter() - loading
 

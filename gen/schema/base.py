@@ -4,8 +4,9 @@ A schema is a dataclass (written without ``from __future__ import annotations``,
 annotations are real types); range limits sit in each field's metadata (``ge``, ``gt``, ``le``,
 ``lt``, ``choices``; for lists ``length``, ``min_length`` and ``items``, the limits of every item;
 ``folder_name`` for a key that becomes a folder) through :func:`spec`.  Nested dataclasses
-(``optimizer.sam``) are checked recursively.  Every number must be finite, every seed fit
-:data:`SEED_MAX` (what every consumer of a seed accepts: torch, numpy, scikit-learn).
+(``optimizer.sam``) are checked recursively.  Every number must be finite, every string and list
+non-empty (unless ``min_length=0``), every seed fit :data:`SEED_MAX` (what every consumer of a seed
+accepts: torch, numpy, scikit-learn); ``items`` may name values accepted beside a range (``also``).
 """
 import dataclasses
 import math
@@ -96,6 +97,8 @@ def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = Fa
 
 
 def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:
+    if isinstance(value, str) and value in limits.get("also", ()):  # named values beside a range ("M")
+        return
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -127,15 +130,19 @@ def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:
 
 
 def _check_length(key: str, value: ListConfig, limits: dict) -> None:
-    if "length" in limits and len(value) != limits["length"]:
-        raise ConfigError(key, value, f"expected a list of {limits['length']} values")
-    if "min_length" in limits and len(value) < limits["min_length"]:
-        raise ConfigError(key, value, f"expected a list of at least {limits['min_length']} value(s)")
+    """A list has ``length`` items if given, else at least ``min_length`` (default 1: empty means unset)."""
+    if "length" in limits:
+        if len(value) != limits["length"]:
+            raise ConfigError(key, value, f"expected a list of {limits['length']} values")
+    elif len(value) < limits.get("min_length", 1):
+        raise ConfigError(key, value, f"expected a list of at least {limits.get('min_length', 1)} value(s)")
 
 
 def _check_scalar_type(key: str, value: Any, annotation: Any) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(key, value, "must be a finite number")
+    if value == "" and annotation in (str, Any):
+        raise ConfigError(key, value, "must not be empty")
     if annotation is Any:
         return
     ok = {

@@ -47,5 +47,5 @@ class MeasureParams:
 @dataclass
 class MeasureSetConfig:
     name: str
-    names: list[str] = field(default_factory=list)
+    names: list[str] = spec(default_factory=list, min_length=0)  # []: no measures (measure=none)
     params: MeasureParams = field(default_factory=MeasureParams)
