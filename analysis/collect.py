@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import status as run_status
+from gen import record
 
 # metrics.json blocks that become prefixed columns (besides the config, which keeps its own keys)
 BLOCKS = ("final", "split_acc", "interpolation", "measures", "timing", "data")
@@ -52,8 +53,8 @@ class Collection:
 def collect(sweeps: list[Path]) -> Collection:
     sweeps = [Path(s) for s in sweeps]
     folders = run_status.scan(sweeps)
-    completed = [f for f in folders if f.status == "completed"]
-    diverged = [f for f in folders if f.status == "diverged"]
+    completed = [f for f in folders if f.status == record.COMPLETED]
+    diverged = [f for f in folders if f.status == record.DIVERGED]
     rows, config_columns = [], {}
     for folder in completed:
         rows.append(flat_row(folder, config_columns))

@@ -88,13 +88,13 @@ def _classify(path: Path, names: set[str], now: float) -> RunFolder:
     status, metrics = found.status, found.metrics
     if status in (record.INVALID, record.UNREADABLE):
         return RunFolder(path, status, reason=found.reason, log=log)
-    if status == "failed":
+    if status == record.FAILED:
         if _relaunched(path, names, now):
             return RunFolder(path, "running", metrics, "failed before; a relaunch is training now", log)
-        return RunFolder(path, "failed", metrics, error_line(metrics), log)
-    if status == "diverged":
-        return RunFolder(path, "diverged", metrics, _diverged_reason(metrics), log)
-    return RunFolder(path, "completed", metrics, log=log)
+        return RunFolder(path, record.FAILED, metrics, error_line(metrics), log)
+    if status == record.DIVERGED:
+        return RunFolder(path, record.DIVERGED, metrics, _diverged_reason(metrics), log)
+    return RunFolder(path, record.COMPLETED, metrics, log=log)
 
 
 def _unfinished(path: Path, names: set[str], now: float, log: Path | None) -> RunFolder:
@@ -169,6 +169,6 @@ def describe(folders: list[RunFolder], roots: list[Path]) -> str:
             continue
         lines.append(f"{status}:")
         for folder in chosen:
-            where = f"  (log: {folder.log})" if folder.log and status in ("failed", "running") else ""
+            where = f"  (log: {folder.log})" if folder.log and status in (record.FAILED, "running") else ""
             lines.append(f"  {folder.path}  {folder.reason}{where}")
     return "\n".join(lines)

@@ -73,7 +73,7 @@ def load(run_dir: Path, run_id: str) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # anything the unpickler refuses: garbage, truncation, foreign objects
-        raise Unusable(f"not a readable checkpoint ({type(error).__name__}: {_first_line(error)})") from None
+        raise Unusable(f"not a readable checkpoint ({type(error).__name__}: {first_line(error)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise Unusable("not a gen checkpoint")
     if state.get("run_id") != run_id:
@@ -138,6 +138,6 @@ def from_plain(value: Any) -> Any:
 _DEQUE = "__deque__"
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else ""

@@ -30,6 +30,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from tqdm import tqdm
 
 from gen import checkpoint, divergence
+from gen.record import DIVERGED
 from gen.optim import build_optimizer, build_scheduler, uses_sam
 from gen.schema import ConfigError
 from gen.train import Trainer, set_cpu_threads
@@ -82,7 +83,7 @@ class Lockstep:
             if not trainer.record.history:
                 trainer._evaluate_row()
                 trainer._check_divergence()
-            if trainer.record.status == "diverged" or trainer._should_stop():
+            if trainer.record.status == DIVERGED or trainer._should_stop():
                 self._finish(k)
         bar = tqdm(total=self.cfg.max_epochs, desc=f"epochs (lockstep ×{len(self.trainers)})", unit="ep",
                    disable=not self.cfg.progress, leave=False, dynamic_ncols=True)

@@ -189,9 +189,9 @@ def _resume(setup: RunSetup) -> RunSetup:
             return setup
         trainer.load_state_dict(saved)
         setup.init_state = _checked_init_state(saved["init_state"], setup.init_state)
-    except (checkpoint.Unusable, KeyError, TypeError, ValueError, RuntimeError) as error:
+    except Exception as error:  # whatever the state does to load_state_dict, the run must not wedge on it
         why = str(error) if isinstance(error, checkpoint.Unusable) else \
-            f"does not fit this run ({type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''})"
+            f"does not fit this run ({type(error).__name__}: {checkpoint.first_line(error)})"
         checkpoint.quarantine(run_dir, why)
         return build_run(setup.cfg, run_dir, setup.data)
     log.info("resuming %s from epoch %d, step %d", run_dir, trainer.record.epoch, trainer.record.step)
@@ -272,7 +272,7 @@ def _finish(setup: RunSetup, result: TrainingRecord, started: float, overrides: 
     cfg, model, data = setup.cfg, setup.model, setup.data
     if cfg.trainer.save_weights:
         atomic.save_torch(setup.run_dir / FINAL_WEIGHTS, model.state_dict())
-    if result.status == "diverged":  # measures of a non-finite network mean nothing
+    if result.status == record.DIVERGED:  # measures of a non-finite network mean nothing
         measured = measures.MeasureResults.skipped(cfg.measure, "training diverged")
     else:
         measured = measures.compute_measures(cfg.measure, model, setup.init_state, data, result)
@@ -294,7 +294,7 @@ def _metrics(header: dict, model, data, result: TrainingRecord, measured, timing
              "loss_gap": last["test_loss"] - last["train_loss"],
              "epochs": result.epoch, "steps": result.step}
     notes = list(measured.notes)
-    if result.status == "diverged":
+    if result.status == record.DIVERGED:
         notes.append(f"training diverged ({result.divergence['rule']}, gen.divergence) in epoch "
                      f"{result.divergence['epoch']}")
     metrics = dict(header)
@@ -308,7 +308,7 @@ def _metrics(header: dict, model, data, result: TrainingRecord, measured, timing
     })
     if result.split_acc is not None:
         metrics["split_acc"] = result.split_acc
-    if result.status == "diverged":
+    if result.status == record.DIVERGED:
         metrics["divergence"] = result.divergence
     return metrics
 
@@ -320,7 +320,7 @@ def _header(cfg: DictConfig, status: str, overrides: list[str], experiment: str 
 
 
 def _failure(cfg: DictConfig, error: Exception, started: float) -> dict:
-    failed = _header(cfg, "failed", _overrides(), _choice("experiment"))
+    failed = _header(cfg, record.FAILED, _overrides(), _choice("experiment"))
     failed["error"] = {"type": type(error).__name__, "message": str(error),
                        "traceback_tail": traceback.format_exc().strip().splitlines()[-12:]}
     failed["timing"] = {"total_s": time.perf_counter() - started}

@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from gen import checkpoint, divergence
+from gen.record import COMPLETED, DIVERGED
 from gen.data.bundle import DataBundle
 from gen.objective import Objective
 
@@ -46,7 +47,7 @@ class TrainingRecord:
     history: list[dict] = field(default_factory=list)
     interpolation: dict = field(default_factory=lambda: {"reached": False, "epoch": None, "step": None,
                                                          "seconds": None, "test_error": None})
-    status: str = "completed"   # completed | diverged
+    status: str = COMPLETED      # or DIVERGED
     divergence: dict | None = None  # which rule of gen.divergence fired, where
     epoch: int = 0               # finished epochs
     step: int = 0
@@ -96,7 +97,7 @@ class Trainer:
         bar = tqdm(total=self.cfg.max_epochs, initial=record.epoch, desc="epochs", unit="ep",
                    disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
         with bar:
-            while record.status != "diverged" and not self._should_stop():
+            while record.status != DIVERGED and not self._should_stop():
                 if not self._run_epoch():
                     self.diverge(divergence.NON_FINITE_LOSS)
                     break
@@ -116,7 +117,7 @@ class Trainer:
         record = self.record
         if record.history[-1]["step"] != record.step:
             self._evaluate_row()
-        if record.status == "diverged":
+        if record.status == DIVERGED:
             if record.divergence is None:  # diverge() was called before the final evaluation
                 record.divergence = divergence.verdict(self._pending_rule, record.history[-1])
         else:
@@ -124,7 +125,7 @@ class Trainer:
 
     def diverge(self, rule: str) -> None:
         """Training stops here: ``rule`` fired (recorded once the final evaluation is in)."""
-        self.record.status = "diverged"
+        self.record.status = DIVERGED
         self._pending_rule = rule
 
     def _check_divergence(self, last: bool = False) -> bool:
@@ -132,7 +133,7 @@ class Trainer:
         found = divergence.check(self.record.history, self.model, self.chance_loss,
                                  self.divergence_factor, self.divergence_patience, last)
         if found is not None:
-            self.record.status, self.record.divergence = "diverged", found
+            self.record.status, self.record.divergence = DIVERGED, found
         return found is not None
 
     def _run_epoch(self) -> bool:
@@ -267,8 +268,8 @@ class Trainer:
             "rng": checkpoint.rng_states(self.generator),
             "epoch_perm": self.epoch_perm, "batch_index": self.batch_index,
             "tracker": record.tracker.state_dict() if record.tracker is not None else None,
-            "record": {k: getattr(record, k) for k in ("history", "interpolation", "status", "divergence", "epoch", "step",
-                                                        "seconds", "samples_seen", "split_acc",
+            "record": {k: getattr(record, k) for k in ("history", "interpolation", "status", "divergence", "epoch",
+                                                        "step", "seconds", "samples_seen", "split_acc",
                                                         "last_tracker_row")},
         }
 
