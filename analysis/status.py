@@ -130,10 +130,8 @@ def _log_file(path: Path, names: set[str]) -> Path | None:
 
 
 def _recently_touched(path: Path, names: set[str], now: float) -> bool:
-    """A lock whose holder this machine cannot see (another host), or any file (checkpoint, log, Hydra's
-    config) modified in the last minutes."""
-    if runlock.LOCK_FILE in names and runlock.holder_alive(path) is None:
-        return True
+    """Any file (checkpoint, log, lock, Hydra's config) modified in the last minutes: how a lock taken on
+    another host (whose process this machine cannot see) shows that its run is alive."""
     candidates = [path / n for n in names if n != ".hydra"] + [path / ".hydra"]
     return any(_mtime(p) > now - RECENT_SECONDS for p in candidates)
 

@@ -82,8 +82,7 @@ class Lockstep:
             trainer = self.trainers[k]
             if not trainer.record.history:
                 trainer._evaluate_row()
-                trainer._check_divergence()
-            if trainer.record.status == DIVERGED or trainer._should_stop():
+            if trainer._should_stop():
                 self._finish(k)
         bar = tqdm(total=self.cfg.max_epochs, desc=f"epochs (lockstep ×{len(self.trainers)})", unit="ep",
                    disable=not self.cfg.progress, leave=False, dynamic_ncols=True)

@@ -1,9 +1,12 @@
 """One run, start to finish: ``train(cfg)`` is what ``launch.py`` calls for every job.
 
-1. validate the config; 2. skip if the run folder already holds a result; 3. load data as tensors
-on the device; 4. build model and optimizer (resuming from a checkpoint if one is there);
-5. train; 6. compute measures; 7. write metrics.json atomically as the last act.
-A run that raises records ``status: failed`` and re-raises, so the job exits non-zero.
+1. validate the config; 2. take the run folder's lock (gen.runlock: a run another process holds is
+skipped); 3. skip if the folder already holds a result, once gen.record has checked it (a record that
+fails the check is moved aside and the run trains again); 4. load data as tensors on the device;
+5. build model and optimizer (resuming from a checkpoint if it is this run's; any other is moved aside);
+6. train (gen.divergence says when it exploded); 7. compute measures; 8. write metrics.json
+atomically as the last act.  A run that raises records ``status: failed`` and re-raises, so the job
+exits non-zero; if even that record cannot be written, ``record.NotRecorded`` says which file.
 
 A run the launcher made the first of a lockstep group (``trainer.ensemble``, gen.ensemble) builds
 every member with the same steps 3-4, trains them together (gen.lockstep) and writes each
@@ -76,7 +79,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
     if cfg.rerun:
         checkpoint.remove(run_dir)
     started = time.perf_counter()
-    with _claim_group(run_dir, cfg) as group:  # the runs the launcher gave this one to train in lockstep, if any
+    with _claim_group(run_dir) as group:  # the runs the launcher gave this one to train in lockstep, if any
         if not group and cfg.trainer.ensemble > 1:
             log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns, of runs that "
                         "need training and differ only in %s)", cfg.trainer.ensemble, run_dir.name,
@@ -123,7 +126,7 @@ def _record_failure(cfg: DictConfig, run_dir: Path, error: Exception, started: f
 
 
 @contextlib.contextmanager
-def _claim_group(run_dir: Path, cfg: DictConfig):
+def _claim_group(run_dir: Path):
     """The lockstep group this run leads, less the members another process holds or has finished;
     their folders stay locked by this process until the group's records are written."""
     group = ensemble.claim(run_dir)

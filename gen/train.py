@@ -92,12 +92,11 @@ class Trainer:
     def fit(self) -> TrainingRecord:
         record = self.record
         if not record.history:
-            self._evaluate_row()
-            self._check_divergence()  # weights that are non-finite from the start
+            self._evaluate_row()  # the reference of gen.divergence's bound; judged from the first epoch on
         bar = tqdm(total=self.cfg.max_epochs, initial=record.epoch, desc="epochs", unit="ep",
                    disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
         with bar:
-            while record.status != DIVERGED and not self._should_stop():
+            while not self._should_stop():
                 if not self._run_epoch():
                     self.diverge(divergence.NON_FINITE_LOSS)
                     break
