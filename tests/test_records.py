@@ -326,9 +326,10 @@ def test_a_name_that_is_not_a_plain_folder_name_is_one_config_error(name, tmp_pa
     work.mkdir(parents=True)
     proc = launch(["-m", *TINY, f"name={name}", *QUIET], work)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        f"error: invalid config: name={name}: must be a plain folder name (letters, digits, _ . = + -, not starting "
-        f"with a dot; no /); choose the folder itself with hydra.sweep.dir"]
+    allowed = "must not be empty" if not name else ("must be a plain folder name (letters, digits, _ . = + -, "
+                                                     "not starting with a dot; no /); choose the folder itself "
+                                                     "with hydra.sweep.dir")
+    assert proc.stderr.strip().splitlines() == [f"error: invalid config: name={name}: {allowed}"]
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c"]  # nothing written anywhere
 
 
