@@ -5,7 +5,7 @@ Commands (default ``report``: all of it):
   collect  runs.csv (one row per completed run), history.csv, status.csv (every run folder)
   plot     the figures of the studies the sweep reproduces; or one figure with --x/--y [--hue] [--col]
   rank     Kendall τ, granulated Ψ, CMI and robust sign-error of every measure vs the gap: rank.csv, rank.png
-  status   counts of completed / diverged / failed / running / interrupted / missing / unreadable runs
+  status   counts of completed / diverged / failed / running / interrupted / missing / invalid / unreadable runs
 
 Output goes to DIR, by default the ``analysis/`` folder inside the first sweep folder.
 """

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import status as run_status
+from gen import record
 
 # metrics.json blocks that become prefixed columns (besides the config, which keeps its own keys)
 BLOCKS = ("final", "split_acc", "interpolation", "measures", "timing", "data")
@@ -52,8 +53,8 @@ class Collection:
 def collect(sweeps: list[Path]) -> Collection:
     sweeps = [Path(s) for s in sweeps]
     folders = run_status.scan(sweeps)
-    completed = [f for f in folders if f.status == "completed"]
-    diverged = [f for f in folders if f.status == "diverged"]
+    completed = [f for f in folders if f.status == record.COMPLETED]
+    diverged = [f for f in folders if f.status == record.DIVERGED]
     rows, config_columns = [], {}
     for folder in completed:
         rows.append(flat_row(folder, config_columns))
@@ -68,7 +69,7 @@ def collect(sweeps: list[Path]) -> Collection:
 def flat_row(folder: run_status.RunFolder, config_columns: dict) -> dict:
     """One run as a flat dict: identity, the config's dotted keys, then the record's blocks."""
     m = folder.metrics
-    row = {"run_id": m.get("run_id") or folder.path.name, "status": m.get("status"),
+    row = {"run_id": folder.run_id, "status": m.get("status"),
            "experiment": m.get("experiment"), "path": str(folder.path)}
     config = flatten(m.get("config") or {})
     for key in config:

@@ -2,27 +2,31 @@
 
 A run folder is a folder that holds a ``metrics.json`` or Hydra's ``.hydra/``.  Its state:
 
-- ``completed``, ``diverged``, ``failed``: what its ``metrics.json`` records (DESIGN.md, schema 1);
-- ``unreadable``: a ``metrics.json`` that is not valid JSON or has no known status;
-- ``running``: no result yet, but something in the folder (checkpoint, log, lock) changed recently;
+- ``completed``, ``diverged``, ``failed``: what its ``metrics.json`` records (DESIGN.md, schema 1), once
+  the record passed gen.record's check (the schema, its run id, its folder);
+- ``invalid``: a ``metrics.json`` that fails that check (the reason says why); ``unreadable``: one
+  that is not JSON at all.  Neither is ever a result; a relaunch trains the run again;
+- ``running``: no result yet, and a live process holds the run's lock (gen.runlock) or something in
+  the folder (checkpoint, log) changed recently;
 - ``interrupted``: no result, a ``checkpoint.pt``, nothing changed recently: preempted or killed
   after a checkpoint; a relaunch resumes it;
 - ``missing``: no result and no sign of life — the job never finished (killed, lost, not yet started).
 
 Only ``completed`` runs are results; ``diverged`` runs are reported beside them.
 """
-import json
 import os
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-METRICS_FILE = "metrics.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-STATUSES = ("completed", "diverged", "failed", "running", "interrupted", "missing", "unreadable")
-NOT_RESULTS = ("failed", "unreadable", "diverged", "running", "interrupted", "missing")  # listed, in this order
-RECORDED_STATUSES = ("completed", "diverged", "failed")
+from gen import record, runlock
+from gen.checkpoint import CHECKPOINT_FILE
+from gen.record import METRICS_FILE
+
+STATUSES = (*record.RECORDED_STATUSES, "running", "interrupted", "missing", record.INVALID, record.UNREADABLE)
+FAILURES = (record.FAILED, record.INVALID, record.UNREADABLE)  # a sweep that leaves these exits non-zero
+NOT_RESULTS = (*FAILURES, record.DIVERGED, "running", "interrupted", "missing")  # listed, in this order
 RECENT_SECONDS = 15 * 60  # a folder touched this recently belongs to a job that is still alive
 SKIPPED_DIRS = ("analysis",)  # our own output folder inside a sweep
 
@@ -32,12 +36,14 @@ class RunFolder:
     path: Path
     status: str
     metrics: dict | None = None
-    reason: str = ""          # the error line, the parse error, or why a run counts as unfinished
+    reason: str = ""          # the error line, what the record's check found, or why a run counts as unfinished
     log: Path | None = None   # the run's own log file, where there is one
+    held: bool = False        # a live process holds the run's lock (gen.runlock)
 
     @property
     def run_id(self) -> str:
-        return (self.metrics or {}).get("run_id") or self.path.name
+        """The folder's name: a valid record's run_id wherever the folder is named by its id (gen.record)."""
+        return self.path.name
 
 
 def scan(roots: list[Path], now: float | None = None) -> list[RunFolder]:
@@ -72,22 +78,23 @@ def _run_dirs(root: Path):
 
 def _classify(path: Path, names: set[str], now: float) -> RunFolder:
     log = _log_file(path, names)
+    held = runlock.LOCK_FILE in names and runlock.holder_alive(path) is True
+    if held:
+        return RunFolder(path, "running", reason=f"held by a live process ({runlock.describe_holder(path)})",
+                         log=log, held=True)
     if METRICS_FILE not in names:
         return _unfinished(path, names, now, log)
-    try:
-        metrics = json.loads((path / METRICS_FILE).read_bytes())
-    except (OSError, ValueError) as error:
-        return RunFolder(path, "unreadable", reason=f"metrics.json: {error}", log=log)
-    status = metrics.get("status") if isinstance(metrics, dict) else None
-    if status not in RECORDED_STATUSES:
-        return RunFolder(path, "unreadable", reason=f"metrics.json: unknown status {status!r}", log=log)
-    if status == "failed":
+    found = record.read(path)
+    status, metrics = found.status, found.metrics
+    if status in (record.INVALID, record.UNREADABLE):
+        return RunFolder(path, status, reason=found.reason, log=log)
+    if status == record.FAILED:
         if _relaunched(path, names, now):
             return RunFolder(path, "running", metrics, "failed before; a relaunch is training now", log)
-        return RunFolder(path, "failed", metrics, error_line(metrics), log)
-    if status == "diverged":
-        return RunFolder(path, "diverged", metrics, _diverged_reason(metrics), log)
-    return RunFolder(path, "completed", metrics, log=log)
+        return RunFolder(path, record.FAILED, metrics, error_line(metrics), log)
+    if status == record.DIVERGED:
+        return RunFolder(path, record.DIVERGED, metrics, _diverged_reason(metrics), log)
+    return RunFolder(path, record.COMPLETED, metrics, log=log)
 
 
 def _unfinished(path: Path, names: set[str], now: float, log: Path | None) -> RunFolder:
@@ -113,8 +120,8 @@ def error_line(metrics: dict) -> str:
 
 
 def _diverged_reason(metrics: dict) -> str:
-    notes = [n for n in metrics.get("notes") or [] if "diverged" in str(n)]
-    return notes[0] if notes else "training diverged"
+    found = metrics["divergence"]
+    return f"training diverged: {found['rule']} at epoch {found.get('epoch')}"
 
 
 def _log_file(path: Path, names: set[str]) -> Path | None:
@@ -123,9 +130,8 @@ def _log_file(path: Path, names: set[str]) -> Path | None:
 
 
 def _recently_touched(path: Path, names: set[str], now: float) -> bool:
-    """A lock file, or any file (checkpoint, log, Hydra's config) modified in the last minutes."""
-    if any(n.endswith(".lock") for n in names):
-        return True
+    """Any file (checkpoint, log, lock, Hydra's config) modified in the last minutes: how a lock taken on
+    another host (whose process this machine cannot see) shows that its run is alive."""
     candidates = [path / n for n in names if n != ".hydra"] + [path / ".hydra"]
     return any(_mtime(p) > now - RECENT_SECONDS for p in candidates)
 
@@ -161,6 +167,6 @@ def describe(folders: list[RunFolder], roots: list[Path]) -> str:
             continue
         lines.append(f"{status}:")
         for folder in chosen:
-            where = f"  (log: {folder.log})" if folder.log and status in ("failed", "running") else ""
+            where = f"  (log: {folder.log})" if folder.log and status in (record.FAILED, "running") else ""
             lines.append(f"  {folder.path}  {folder.reason}{where}")
     return "\n".join(lines)

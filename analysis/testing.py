@@ -6,12 +6,13 @@ For the analysis tests and the ``collect`` benchmark: each run folder gets a sch
 anything: the caller supplies the results it wants analysis to find.
 """
 import copy
-import hashlib
 import json
 import math
 from pathlib import Path
 
 import yaml
+
+from gen.run_id import run_id_of_record
 
 BASE_CONFIG = {
     "model": {"_target_": "gen.models.fc.FullyConnected", "name": "fc", "hidden_units": 512},
@@ -48,7 +49,8 @@ def make_config(name: str = "default", **dotted) -> dict:
 
 
 def run_id_of(config: dict) -> str:
-    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    """gen's own id of a run with this config: what gen.record checks a record's run_id against."""
+    return run_id_of_record(config)
 
 
 def curve(epochs: int, start: float, end: float, rate: float = 0.1) -> list[float]:
@@ -80,13 +82,12 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
               interpolation: dict | None = None, train_size: int = 1347, test_size: int = 450,
               error: tuple[str, str] = ("RuntimeError", "boom"), run_id: str | None = None) -> Path:
     """One run folder under ``sweep_dir`` holding what a real run of ``config`` would leave."""
-    run_id = run_id or run_id_of(config)
-    run_dir = Path(sweep_dir) / run_id
+    run_dir = Path(sweep_dir) / (run_id or run_id_of(config))  # a record carries its config's id, whatever the folder
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([]))
-    (run_dir / "launch.log").write_text(f"[gen] {status} {run_id}\n")
-    record = {"schema": 1, "run_id": run_id, "status": status, "config": config, "overrides": [],
+    (run_dir / "launch.log").write_text(f"[gen] {status} {run_dir.name}\n")
+    record = {"schema": 1, "run_id": run_id_of(config), "status": status, "config": config, "overrides": [],
               "experiment": None, "seed": config["seed"],
               "env": {"python": "3.11", "torch": "2.14.1", "device": "cpu", "git_sha": None, "host": "test",
                       "package_version": "0.1.0"}}
@@ -107,7 +108,10 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
             history=history,
             timing={"total_s": last["seconds"] + 0.5, "data_s": 0.1, "train_s": last["seconds"],
                     "measures_s": 0.1, "train_samples_per_s": 50000.0},
-            notes=["training diverged (non-finite loss)"] if status == "diverged" else [])
+            notes=["training diverged (non_finite_loss, gen.divergence)"] if status == "diverged" else [])
+        if status == "diverged":
+            record["divergence"] = {"rule": "non_finite_loss", "epoch": last["epoch"], "step": last["step"],
+                                    "train_loss": None}
         if split_acc is not None:
             record["split_acc"] = split_acc
     (run_dir / "metrics.json").write_text(json.dumps(record, indent=2))

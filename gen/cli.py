@@ -8,7 +8,8 @@ In a multirun a job whose run fails does not stop the sweep: the run records ``s
 in its metrics.json (gen.run) and the job returns normally, so every launcher goes on with the
 other jobs.  ``SweepSummary``, a Hydra callback in the main process, then lists the runs that
 failed in this sweep and the exit status is non-zero.  Bad input and preemption still stop the
-sweep: every job would fail the same way.
+sweep: every job would fail the same way; so does a failure that cannot even be recorded (a full disk).
+A run that another process holds (gen.runlock) is skipped; the summary counts those apart.
 """
 import os
 import re
@@ -26,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 import gen.local_gpus  # noqa: F401  (the ${local_gpus_workers:} resolver of hydra/launcher=local_gpus)
 import gen.run_id  # noqa: F401  (the ${run_id:} resolver; joblib workers import it through here)
 from gen.overrides import check_group_choices
-from gen.schema import ConfigError
+from gen.schema import ConfigError, check_folder_names
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -84,19 +85,21 @@ def run_job(cfg: DictConfig) -> float | None:
     In a multirun a failed run returns None instead of raising: gen.run has recorded it (metrics.json
     with the error, and the log), and the sweep goes on; ``SweepSummary`` reports it at the end."""
     from gen.checkpoint import Interrupted
+    from gen.record import NotRecorded, was_recorded
     from gen.run import train
 
     _pin_local_gpu_worker()
     try:
-        return train(cfg)["final"]["test_acc"]
+        metrics = train(cfg)
     except ConfigError as error:  # bad input: every later job would fail alike
         raise BadInput(str(error)) from None
-    except Interrupted:  # a stop request
+    except (Interrupted, NotRecorded):  # a stop request; a failure not even recordable (a full disk)
         raise
-    except Exception:
-        if not _in_multirun():
+    except Exception as error:  # only a failure its metrics.json records lets the sweep go on
+        if not _in_multirun() or not was_recorded(error):
             raise
         return None
+    return None if metrics is None else metrics["final"]["test_acc"]  # None: another process runs it
 
 
 class BadInput(BaseException):
@@ -136,6 +139,10 @@ class SweepSummary(Callback):
         self._before: dict[Path, int] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:  # before Hydra's sweeper creates the sweep folder from them
+            check_folder_names(config)
+        except ConfigError as error:
+            raise BadInput(str(error)) from None  # not an Exception: Hydra's callback runner lets it through
         self._before = _record_stamps(Path(OmegaConf.select(config, "hydra.sweep.dir")))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -143,11 +150,15 @@ class SweepSummary(Callback):
 
         sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
         folders = status.scan([sweep_dir]) if sweep_dir.is_dir() else []
-        failed = [f for f in folders if f.status in ("failed", "unreadable")
+        failed = [f for f in folders if f.status in status.FAILURES
                   and _stamp(f.path / status.METRICS_FILE) != self._before.get(f.path)]
+        elsewhere = [f for f in folders if f.status == "running" and f.held]
         print(status.describe(folders, [sweep_dir]), file=sys.stderr)
         for folder in failed:
             print(f"failed in this sweep: {folder.path / status.METRICS_FILE}", file=sys.stderr)
+        if elsewhere:  # not failures: their own process records them
+            print(f"{len(elsewhere)} run(s) of this sweep are running in another process (not failures; "
+                  f"relaunch once it ends to check them)", file=sys.stderr)
         _sweep_failures.extend(str(f.path) for f in failed)
 
     def __getstate__(self) -> dict:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig, open_dict, read_write
 
 from gen import checkpoint, record
-from gen.run_id import identity
+from gen.run_id import identity, run_id
 
 VARYING = ("seed", "corruption", "optimizer.lr")  # what may differ inside a lockstep group
 
@@ -73,7 +73,7 @@ def shape_key(cfg: DictConfig) -> str:
 def _needs_training(member: Member) -> bool:
     if (member.run_dir / checkpoint.CHECKPOINT_FILE).exists():
         return False  # resumes alone from where it stopped
-    return member.cfg.rerun or not record.has_result(member.run_dir)
+    return member.cfg.rerun or not record.has_result(member.run_dir, run_id(member.cfg))
 
 
 def units(members: list[Member]) -> list[list[int]]:

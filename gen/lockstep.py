@@ -10,8 +10,9 @@ configs): every supported optimizer (:data:`ELEMENTWISE`) updates each weight fr
 own gradient and state, so stacking members never mixes them, and its update is linear in the
 learning rate, so a member whose rate differs from the first member's scales the step the shared
 optimizer took: ``p ← p_old + (lr_k / lr_0)(p_new − p_old)``.  A member whose stopping rule fires
-(or whose loss diverges) is frozen at that point: ``p ← p_old`` from then on, and its record ends
-there, as it would alone.  Evaluation, stopping and history are each member's own ``Trainer``'s.
+(or that diverges by gen.divergence's rule, judged per member at its evaluations) is frozen at that
+point: ``p ← p_old`` from then on, and its record ends there, as it would alone.
+Evaluation, stopping, divergence and history are each member's own ``Trainer``'s.
 
 Not supported (a ConfigError says so): models with buffers or dropout (batch-norm statistics and
 dropout masks are per-run state vmap does not carry), SAM, bf16, per-step trajectory tracking and
@@ -28,7 +29,8 @@ import torch.nn as nn
 from torch.func import functional_call, grad_and_value, vmap
 from tqdm import tqdm
 
-from gen import checkpoint
+from gen import checkpoint, divergence
+from gen.record import DIVERGED
 from gen.optim import build_optimizer, build_scheduler, uses_sam
 from gen.schema import ConfigError
 from gen.train import Trainer, set_cpu_threads
@@ -77,9 +79,10 @@ class Lockstep:
     def fit(self) -> None:
         members = range(len(self.trainers))
         for k in members:
-            if not self.trainers[k].record.history:
-                self.trainers[k]._evaluate_row()
-            if self.trainers[k]._should_stop():
+            trainer = self.trainers[k]
+            if not trainer.record.history:
+                trainer._evaluate_row()
+            if trainer._should_stop():
                 self._finish(k)
         bar = tqdm(total=self.cfg.max_epochs, desc=f"epochs (lockstep ×{len(self.trainers)})", unit="ep",
                    disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
@@ -145,19 +148,20 @@ class Lockstep:
                 trainer.scheduler.step()
         self._load_member(k)
         if not bool(torch.isfinite(epoch_loss)):
-            record.status = "diverged"
+            trainer.diverge(divergence.NON_FINITE_LOSS)
             self._finish(k)
             return
         if record.epoch % self.cfg.eval_every == 0 or trainer._out_of_budget():
             trainer._evaluate_row()
+            if trainer._check_divergence():
+                self._finish(k)
+                return
         if trainer._should_stop():
             self._finish(k)
 
     def _finish(self, k: int) -> None:
         """End member ``k``'s training; its model holds its current weights (see _end_epoch)."""
-        trainer = self.trainers[k]
-        if trainer.record.history[-1]["step"] != trainer.record.step:
-            trainer._evaluate_row()
+        self.trainers[k].end_training()  # the last evaluation and gen.divergence's verdict, as alone
         self.running[k] = False
         self.running_mask[k] = False
 

@@ -1,54 +1,178 @@
-"""The run record: ``metrics.json`` (schema 1), written atomically as a run's last act."""
+"""The run record: ``metrics.json`` (schema 1), written atomically as a run's last act, and
+checked against its schema whenever it is read.
+
+One home for what a record is: the statuses, the keys each status requires and their types
+(:data:`REQUIRED`), and :func:`check`, which the writer applies to what it writes and every reader
+(a relaunch, the launchers, ``analysis``) to what it reads.  A record that fails is ``invalid``
+(``unreadable`` when it is not JSON at all): it is never skipped as done, never counted as a result.
+This module imports neither torch nor Hydra, so that analysis can use it cheaply.
+"""
 import json
 import math
-import os
 import platform
 import socket
 import subprocess
 import sys
-import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import gen
+from gen import atomic
+from gen.run_id import looks_like_run_id, run_id_of_record
 
 SCHEMA_VERSION = 1
 METRICS_FILE = "metrics.json"
-RESULT_STATUSES = ("completed", "diverged")  # a relaunch skips these: they are results
+
+COMPLETED, DIVERGED, FAILED = "completed", "diverged", "failed"
+RECORDED_STATUSES = (COMPLETED, DIVERGED, FAILED)  # what a run writes
+RESULT_STATUSES = (COMPLETED, DIVERGED)            # a relaunch skips these: they are results
+INVALID, UNREADABLE = "invalid", "unreadable"      # what a reader makes of a record that fails its check
+
+# ---- the schema ---------------------------------------------------------------------------------
+NUMBER = (int, float)
+OPTIONAL_NUMBER = (int, float, type(None))
+COMMON = {"schema": int, "run_id": str, "status": str, "config": dict, "overrides": list, "seed": int,
+          "experiment": (str, type(None)), "env": dict, "notes": list}
+RESULT = {"model": dict, "data": dict, "final": dict, "interpolation": dict, "measures": dict, "history": list,
+          "timing": dict}
+FINAL = {"train_loss": OPTIONAL_NUMBER, "test_loss": OPTIONAL_NUMBER, "train_acc": OPTIONAL_NUMBER,
+         "test_acc": OPTIONAL_NUMBER, "epochs": int, "steps": int}
+REQUIRED = {  # status -> {block: {key: type}}; "" is the top level
+    COMPLETED: {"": {**COMMON, **RESULT}, "final": {**FINAL, "train_loss": NUMBER}},
+    DIVERGED: {"": {**COMMON, **RESULT, "divergence": dict}, "final": FINAL, "divergence": {"rule": str}},
+    FAILED: {"": {**COMMON, "error": dict}, "error": {"type": str, "message": str}},
+}
 
 
-def read_status(run_dir: Path) -> str | None:
-    """The status a run folder's metrics.json records, or None (absent or unreadable)."""
-    try:
-        return json.loads((run_dir / METRICS_FILE).read_text()).get("status")
-    except (OSError, ValueError):
+def check(metrics: Any, run_dir: Path | None = None, run_id: str | None = None) -> str | None:
+    """Why ``metrics`` is not a valid record of the run in ``run_dir`` (of id ``run_id``), or None."""
+    if not isinstance(metrics, dict):
+        return f"not a JSON object but {type(metrics).__name__}"
+    status = metrics.get("status")
+    if status not in REQUIRED:
+        return f"status {status!r} is not one of {list(REQUIRED)}"
+    for block, keys in REQUIRED[status].items():
+        where = metrics if block == "" else metrics[block]
+        for key, kind in keys.items():
+            name = f"{block}.{key}" if block else key
+            if key not in where:
+                return f"a {status} record needs '{name}'"
+            if not _is(where[key], kind):
+                return f"'{name}' is {where[key]!r}, not {_type_names(kind)}"
+    return _check_identity(metrics, run_dir, run_id) or _check_values(metrics)
+
+
+def _check_identity(metrics: dict, run_dir: Path | None, run_id: str | None) -> str | None:
+    if metrics["schema"] != SCHEMA_VERSION:
+        return f"schema {metrics['schema']} is not {SCHEMA_VERSION}"
+    recorded = metrics["run_id"]
+    of_config = run_id_of_record(metrics["config"])
+    if recorded != of_config:
+        return f"run_id {recorded} is not the id of its own config ({of_config})"
+    if run_id is not None and recorded != run_id:
+        return f"run_id {recorded} is not the id of this run ({run_id})"
+    # a folder named by a run id holds that run; one named by hand (hydra.run.dir) holds whichever run it was given
+    if run_dir is not None and looks_like_run_id(run_dir.name) and recorded != run_dir.name:
+        return f"run_id {recorded} is not the folder's ({run_dir.name})"
+    if metrics["seed"] != metrics["config"].get("seed"):
+        return f"seed {metrics['seed']} is not its config's ({metrics['config'].get('seed')})"
+    return None
+
+
+def _check_values(metrics: dict) -> str | None:
+    if metrics["status"] == FAILED:
         return None
+    if not metrics["history"] or not all(isinstance(row, dict) for row in metrics["history"]):
+        return "'history' holds no evaluations"
+    for key in ("train_acc", "test_acc"):
+        value = metrics["final"][key]
+        if value is not None and not 0 <= value <= 1:
+            return f"'final.{key}' is {value}, not in [0, 1]"
+    return None
 
 
-def has_result(run_dir: Path) -> bool:
-    """True if the run folder holds a result (a relaunch skips it unless ``rerun``)."""
-    return read_status(run_dir) in RESULT_STATUSES
+def _is(value: Any, kind) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool):  # JSON true is not a number
+        return bool in kinds
+    return isinstance(value, kinds)
 
 
-def read_metrics(run_dir: Path) -> dict:
-    return json.loads((run_dir / METRICS_FILE).read_text())
+def _type_names(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds:  # an integer is a number too
+        kinds = tuple(k for k in kinds if k is not int)
+    names = {int: "an integer", float: "a number", str: "a string", dict: "an object", list: "a list",
+             type(None): "null", bool: "true/false"}
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write to a temp file beside ``path`` and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class NotRecorded(Exception):
+    """A run failed and not even its failure could be written (a full disk): every later run would
+    meet the same, so the sweep stops here."""
+
+
+def mark_recorded(error: BaseException) -> None:
+    """Note on ``error`` that the run's metrics.json records it (a sweep may then go on past it)."""
+    error.gen_recorded = True
+
+
+def was_recorded(error: BaseException) -> bool:
+    return getattr(error, "gen_recorded", False)
+
+
+# ---- reading ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Record:
+    """What a run folder's metrics.json says, once checked: ``status`` is one of the recorded
+    statuses, ``invalid``, ``unreadable``, or None (no metrics.json)."""
+    status: str | None
+    metrics: dict | None = None
+    reason: str = ""        # why it is invalid or unreadable
+
+    @property
+    def is_result(self) -> bool:
+        return self.status in RESULT_STATUSES
+
+
+def read(run_dir: Path, run_id: str | None = None) -> Record:
+    """The checked record of ``run_dir``; ``run_id``: the id the record must carry (a relaunch knows it)."""
+    path = Path(run_dir) / METRICS_FILE
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(to_json(payload), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return Record(None)
+    except OSError as error:
+        return Record(UNREADABLE, reason=f"{METRICS_FILE}: {error.strerror or error}")
+    try:
+        metrics = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as error:
+        return Record(UNREADABLE, reason=f"{METRICS_FILE}: not valid JSON ({error})")
+    reason = check(metrics, Path(run_dir), run_id)
+    if reason:
+        return Record(INVALID, metrics if isinstance(metrics, dict) else None, f"{METRICS_FILE}: {reason}")
+    return Record(metrics["status"], metrics)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def has_result(run_dir: Path, run_id: str | None = None) -> bool:
+    """True if the run folder holds a valid result (a relaunch skips it unless ``rerun``)."""
+    return read(run_dir, run_id).is_result
+
+
+# ---- writing ------------------------------------------------------------------------------------
+def write(run_dir: Path, metrics: dict) -> None:
+    """Check ``metrics`` against the schema, then write it atomically as the run's metrics.json."""
+    payload = to_json(metrics)
+    reason = check(payload, Path(run_dir))
+    if reason:  # a bug in gen, not in the run: never leave a record that readers would refuse
+        raise ValueError(f"refusing to write an invalid {METRICS_FILE} in {run_dir}: {reason}")
+    atomic.write_json(Path(run_dir) / METRICS_FILE, payload)
 
 
 def to_json(value: Any) -> Any:
@@ -57,7 +181,7 @@ def to_json(value: Any) -> Any:
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, "tolist") and hasattr(value, "numel"):  # a torch tensor
         value = value.item() if value.numel() == 1 else value.tolist()
         return to_json(value)
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
@@ -67,8 +191,10 @@ def to_json(value: Any) -> Any:
     return value
 
 
-def environment(device: torch.device) -> dict:
+def environment(device) -> dict:
     """What produced the run: interpreter, libraries, hardware, code version."""
+    import torch
+
     name = str(device)
     if device.type == "cuda":
         name = f"cuda:{torch.cuda.get_device_name(device)}"

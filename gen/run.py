@@ -1,15 +1,20 @@
 """One run, start to finish: ``train(cfg)`` is what ``launch.py`` calls for every job.
 
-1. validate the config; 2. skip if the run folder already holds a result; 3. load data as tensors
-on the device; 4. build model and optimizer (resuming from a checkpoint if one is there);
-5. train; 6. compute measures; 7. write metrics.json atomically as the last act.
-A run that raises records ``status: failed`` and re-raises, so the job exits non-zero.
+1. validate the config; 2. take the run folder's lock (gen.runlock: a run another process holds is
+skipped); 3. skip if the folder already holds a result, once gen.record has checked it (a record that
+fails the check is moved aside and the run trains again); 4. load data as tensors on the device;
+5. build model and optimizer (resuming from a checkpoint if it is this run's; any other is moved aside);
+6. train (gen.divergence says when it exploded); 7. compute measures; 8. write metrics.json
+atomically as the last act.  A run that raises records ``status: failed`` and re-raises, so the job
+exits non-zero; if even that record cannot be written, ``record.NotRecorded`` says which file.
 
 A run the launcher made the first of a lockstep group (``trainer.ensemble``, gen.ensemble) builds
 every member with the same steps 3-4, trains them together (gen.lockstep) and writes each
 member's metrics.json; the other members' jobs then find their result.
 """
+import contextlib
 import logging
+import os
 import shutil
 import time
 import traceback
@@ -20,20 +25,23 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gen import checkpoint, ensemble, measures, record
+from gen import atomic, checkpoint, ensemble, measures, memory, record, runlock
 from gen.data import DataBundle, load_data
 from gen.lockstep import Lockstep
 from gen.models import build_model
 from gen.objective import objective_for
 from gen.optim import build_optimizer, build_scheduler, uses_sam
+from gen.run_id import run_id as run_id_of
 from gen.schema import ConfigError, validate
 from gen.train import Trainer, TrainingRecord
 
 log = logging.getLogger("gen")
+INIT_WEIGHTS, FINAL_WEIGHTS = "init.pt", "model.pt"
 
 
-def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
-    """Run the job ``cfg`` describes in ``run_dir`` (default: Hydra's output dir) and return its metrics."""
+def train(cfg: DictConfig, run_dir: Path | None = None) -> dict | None:
+    """Run the job ``cfg`` describes in ``run_dir`` (default: Hydra's output dir) and return its metrics
+    (None where another process is running it)."""
     run_dir = Path(run_dir or HydraConfig.get().runtime.output_dir)
     fresh = not (run_dir / record.METRICS_FILE).exists() and not (run_dir / checkpoint.CHECKPOINT_FILE).exists()
     try:
@@ -44,45 +52,111 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict:
         raise
 
 
-def _run(cfg: DictConfig, run_dir: Path) -> dict:
+def _run(cfg: DictConfig, run_dir: Path) -> dict | None:
     validate(cfg)
     measures.check_set(cfg.measure)
     run_dir.mkdir(parents=True, exist_ok=True)
     if ensemble.trained_together(run_dir):
         log.info("skipping %s: trained in lockstep with an earlier run of this sweep", run_dir)
-        return record.read_metrics(run_dir)
-    previous = record.read_status(run_dir)
-    if previous in record.RESULT_STATUSES and not cfg.rerun:
-        log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous)
-        return record.read_metrics(run_dir)
+        return record.read(run_dir).metrics
+    lock = runlock.acquire(run_dir)
+    if lock is None:
+        log.warning("skipping %s: running in another process (%s)", run_dir, runlock.describe_holder(run_dir))
+        return None
+    try:
+        return _run_locked(cfg, run_dir)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
+    previous = _previous_record(cfg, run_dir)
+    if previous.is_result and not cfg.rerun:
+        log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous.status)
+        return previous.metrics
     if checkpoint.requested():  # a sweep that was told to stop starts no more runs
         raise checkpoint.Interrupted("stop requested (SIGTERM/SIGUSR) before this run started")
     if cfg.rerun:
         checkpoint.remove(run_dir)
     started = time.perf_counter()
-    group = ensemble.claim(run_dir)  # the runs the launcher gave this one to train in lockstep, if any
-    if not group and cfg.trainer.ensemble > 1:
-        log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns, of runs that "
-                    "need training and differ only in %s)", cfg.trainer.ensemble, run_dir.name,
-                    ", ".join(ensemble.VARYING))
-    try:
-        metrics = _execute_lockstep(group, started) if group else _execute(cfg, run_dir, started)
-    except ConfigError:
-        raise
-    except checkpoint.Interrupted as stop:
-        if group:  # lockstep runs keep no checkpoint (gen.lockstep)
-            log.warning("%s", stop)
-        else:
-            log.warning("%s; the checkpoint in %s resumes it", stop, run_dir)
-        raise
-    except Exception as error:
-        record.write_json_atomic(run_dir / record.METRICS_FILE, _failure(cfg, run_dir, error, started))
-        log.error("run failed: %s: %s (recorded in %s)", type(error).__name__, error, run_dir / record.METRICS_FILE)
-        raise
-    record.write_json_atomic(run_dir / record.METRICS_FILE, metrics)
+    with _claim_group(run_dir) as group:  # the runs the launcher gave this one to train in lockstep, if any
+        if not group and cfg.trainer.ensemble > 1:
+            log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns, of runs that "
+                        "need training and differ only in %s)", cfg.trainer.ensemble, run_dir.name,
+                        ", ".join(ensemble.VARYING))
+        try:
+            metrics = _execute_lockstep(group, started) if group else _execute(cfg, run_dir, started)
+        except ConfigError:
+            raise
+        except checkpoint.Interrupted as stop:
+            if group:  # lockstep runs keep no checkpoint (gen.lockstep)
+                log.warning("%s", stop)
+            else:
+                log.warning("%s; the checkpoint in %s resumes it", stop, run_dir)
+            raise
+        except Exception as error:
+            _record_failure(cfg, run_dir, error, started)
+            raise
+        record.write(run_dir, metrics)
     checkpoint.remove(run_dir)
     _log_summary(metrics)
     return metrics
+
+
+def _previous_record(cfg: DictConfig, run_dir: Path) -> record.Record:
+    """The run folder's checked record; one that fails its check is moved aside (kept, never believed)."""
+    previous = record.read(run_dir, run_id_of(cfg))
+    if previous.status in (record.INVALID, record.UNREADABLE):
+        path = run_dir / record.METRICS_FILE
+        aside = path.with_name(record.METRICS_FILE + "." + previous.status)
+        os.replace(path, aside)
+        log.warning("%s is %s (%s); moved to %s, the run trains again", path, previous.status,
+                    previous.reason.removeprefix(record.METRICS_FILE + ": "), aside.name)
+    return previous
+
+
+def _record_failure(cfg: DictConfig, run_dir: Path, error: Exception, started: float) -> None:
+    """metrics.json says failed, with the error; if even that cannot be written, the write error says why."""
+    try:
+        record.write(run_dir, _failure(cfg, error, started))
+    except OSError as write_error:
+        raise record.NotRecorded(f"{write_error} (the run failed: {type(error).__name__}: {error})") from error
+    record.mark_recorded(error)
+    log.error("run failed: %s: %s (recorded in %s)", type(error).__name__, error, run_dir / record.METRICS_FILE)
+
+
+@contextlib.contextmanager
+def _claim_group(run_dir: Path):
+    """The lockstep group this run leads, less the members another process holds or has finished;
+    their folders stay locked by this process until the group's records are written."""
+    group = ensemble.claim(run_dir)
+    locks, kept, created = [], group[:1], []
+    try:
+        for member in group[1:]:
+            if not member.run_dir.exists():
+                created.append(member.run_dir)
+                member.run_dir.mkdir(parents=True)
+            lock = runlock.acquire(member.run_dir)
+            if lock is None:
+                log.warning("lockstep: %s leaves the group: running in another process (%s)", member.run_dir,
+                            runlock.describe_holder(member.run_dir))
+                continue
+            if not member.cfg.rerun and record.has_result(member.run_dir, run_id_of(member.cfg)):
+                lock.release()  # finished by another launch meanwhile: its own job skips it
+                continue
+            locks.append(lock)
+            kept.append(member)
+        yield kept if len(kept) > 1 else []
+    except ConfigError:  # bad input leaves nothing behind, in the members' folders either
+        for lock in locks:
+            lock.release()
+        locks = []
+        for folder in created:
+            _remove_fresh_run_dir(folder)
+        raise
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 @dataclass
@@ -99,17 +173,39 @@ class RunSetup:
 
 
 def _execute(cfg: DictConfig, run_dir: Path, started: float) -> dict:
-    setup = build_run(cfg, run_dir)
+    setup = _resume(build_run(cfg, run_dir))
     trainer = setup.trainer
-    saved = checkpoint.load(run_dir)
-    if saved is not None:
-        setup.init_state = saved["init_state"]
-        trainer.load_state_dict(saved)
-        log.info("resuming %s from epoch %d, step %d", run_dir, trainer.record.epoch, trainer.record.step)
     trainer.extra_state = {"init_state": setup.init_state}
     _save_init(setup)
     checkpoint.install_signal_handlers()
     return _finish(setup, trainer.fit(), started, _overrides(), _choice("experiment"))
+
+
+def _resume(setup: RunSetup) -> RunSetup:
+    """The run continued from its checkpoint, if it has one it can use; else as built.  A checkpoint
+    that is not this run's (or that its model, optimizer or RNGs refuse) is moved aside and the run is
+    built again from scratch, so that nothing of it is half-applied."""
+    run_dir, trainer = setup.run_dir, setup.trainer
+    try:
+        saved = checkpoint.load(run_dir, trainer.run_id)
+        if saved is None:
+            return setup
+        trainer.load_state_dict(saved)
+        setup.init_state = _checked_init_state(saved["init_state"], setup.init_state)
+    except Exception as error:  # whatever the state does to load_state_dict, the run must not wedge on it
+        why = str(error) if isinstance(error, checkpoint.Unusable) else \
+            f"does not fit this run ({type(error).__name__}: {checkpoint.first_line(error)})"
+        checkpoint.quarantine(run_dir, why)
+        return build_run(setup.cfg, run_dir, setup.data)
+    log.info("resuming %s from epoch %d, step %d", run_dir, trainer.record.epoch, trainer.record.step)
+    return setup
+
+
+def _checked_init_state(saved: dict, built: dict) -> dict:
+    if not isinstance(saved, dict) or saved.keys() != built.keys() or any(
+            not isinstance(saved[k], torch.Tensor) or saved[k].shape != built[k].shape for k in built):
+        raise ValueError("its initial weights are not this model's")
+    return {k: v.to(built[k].device) for k, v in saved.items()}
 
 
 def _execute_lockstep(members: list[ensemble.Member], started: float) -> dict:
@@ -139,7 +235,7 @@ def _execute_lockstep(members: list[ensemble.Member], started: float) -> dict:
                                 f"(trainer.ensemble={len(members)}: {peers}); timing.train_s is shared")
         results.append(metrics)
     for member, metrics in zip(members[1:], results[1:]):
-        record.write_json_atomic(member.run_dir / record.METRICS_FILE, metrics)
+        record.write(member.run_dir, metrics)
         ensemble.mark_trained(member.run_dir)
         _log_summary(metrics)
     return results[0]
@@ -150,9 +246,11 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     device = pick_device(cfg.trainer.device)
     loading = time.perf_counter()
     if data is None:
+        memory.check_data_fits(cfg.dataset, device)
         data = load_data(cfg.dataset, cfg.corruption, device)
     data_seconds = time.perf_counter() - loading
 
+    memory.check_model_fits(cfg.model, lambda: build_model(cfg.model, data), device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, data).to(device)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -162,13 +260,13 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     generator = torch.Generator().manual_seed(cfg.seed)
     tracker = measures.trajectory.make_tracker(cfg.measure, model)
     trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
-                      generator, tracker, run_dir)
+                      generator, tracker, run_dir, run_id_of(cfg))
     return RunSetup(cfg, run_dir, device, data, data_seconds, model, init_state, trainer)
 
 
 def _save_init(setup: RunSetup) -> None:
     if setup.cfg.trainer.save_weights:
-        torch.save(setup.init_state, setup.run_dir / "init.pt")
+        atomic.save_torch(setup.run_dir / INIT_WEIGHTS, setup.init_state)
 
 
 def _finish(setup: RunSetup, result: TrainingRecord, started: float, overrides: list[str],
@@ -176,15 +274,15 @@ def _finish(setup: RunSetup, result: TrainingRecord, started: float, overrides: 
     """Weights, measures and the metrics of a trained run."""
     cfg, model, data = setup.cfg, setup.model, setup.data
     if cfg.trainer.save_weights:
-        torch.save(model.state_dict(), setup.run_dir / "model.pt")
-    if result.status == "diverged":  # measures of a non-finite network mean nothing
+        atomic.save_torch(setup.run_dir / FINAL_WEIGHTS, model.state_dict())
+    if result.status == record.DIVERGED:  # measures of a non-finite network mean nothing
         measured = measures.MeasureResults.skipped(cfg.measure, "training diverged")
     else:
         measured = measures.compute_measures(cfg.measure, model, setup.init_state, data, result)
     timing = {"total_s": time.perf_counter() - started, "data_s": setup.data_seconds, "train_s": result.seconds,
               "measures_s": measured.total_seconds, "measure_s": measured.seconds,
               "train_samples_per_s": result.samples_seen / result.seconds if result.seconds > 0 else None}
-    header = _header(cfg, setup.run_dir, result.status, overrides, experiment)
+    header = _header(cfg, result.status, overrides, experiment)
     return _metrics(header, model, data, result, measured, timing, setup.device)
 
 
@@ -199,8 +297,9 @@ def _metrics(header: dict, model, data, result: TrainingRecord, measured, timing
              "loss_gap": last["test_loss"] - last["train_loss"],
              "epochs": result.epoch, "steps": result.step}
     notes = list(measured.notes)
-    if result.status == "diverged":
-        notes.append(f"training diverged (non-finite loss) in epoch {result.epoch}")
+    if result.status == record.DIVERGED:
+        notes.append(f"training diverged ({result.divergence['rule']}, gen.divergence) in epoch "
+                     f"{result.divergence['epoch']}")
     metrics = dict(header)
     metrics.update({
         "model": {"name": header["config"]["model"]["name"], "num_params": sum(p.numel() for p in model.parameters())},
@@ -212,17 +311,19 @@ def _metrics(header: dict, model, data, result: TrainingRecord, measured, timing
     })
     if result.split_acc is not None:
         metrics["split_acc"] = result.split_acc
+    if result.status == record.DIVERGED:
+        metrics["divergence"] = result.divergence
     return metrics
 
 
-def _header(cfg: DictConfig, run_dir: Path, status: str, overrides: list[str], experiment: str | None) -> dict:
-    return {"schema": record.SCHEMA_VERSION, "run_id": run_dir.name, "status": status,
+def _header(cfg: DictConfig, status: str, overrides: list[str], experiment: str | None) -> dict:
+    return {"schema": record.SCHEMA_VERSION, "run_id": run_id_of(cfg), "status": status,
             "config": OmegaConf.to_container(cfg, resolve=True), "overrides": overrides,
             "experiment": experiment, "seed": cfg.seed}
 
 
-def _failure(cfg: DictConfig, run_dir: Path, error: Exception, started: float) -> dict:
-    failed = _header(cfg, run_dir, "failed", _overrides(), _choice("experiment"))
+def _failure(cfg: DictConfig, error: Exception, started: float) -> dict:
+    failed = _header(cfg, record.FAILED, _overrides(), _choice("experiment"))
     failed["error"] = {"type": type(error).__name__, "message": str(error),
                        "traceback_tail": traceback.format_exc().strip().splitlines()[-12:]}
     failed["timing"] = {"total_s": time.perf_counter() - started}
@@ -265,7 +366,7 @@ def _choice(group: str) -> str | None:
 def _remove_fresh_run_dir(run_dir: Path) -> None:
     """Bad input leaves nothing behind: drop a folder holding only Hydra's bookkeeping."""
     leftovers = {p.name for p in run_dir.iterdir()} if run_dir.exists() else set()
-    if leftovers <= {".hydra", "launch.log"}:
+    if leftovers <= {".hydra", "launch.log", runlock.LOCK_FILE}:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

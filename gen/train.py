@@ -26,7 +26,8 @@ import torch.nn as nn
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from gen import checkpoint
+from gen import checkpoint, divergence
+from gen.record import COMPLETED, DIVERGED
 from gen.data.bundle import DataBundle
 from gen.objective import Objective
 
@@ -46,7 +47,8 @@ class TrainingRecord:
     history: list[dict] = field(default_factory=list)
     interpolation: dict = field(default_factory=lambda: {"reached": False, "epoch": None, "step": None,
                                                          "seconds": None, "test_error": None})
-    status: str = "completed"   # completed | diverged
+    status: str = COMPLETED      # or DIVERGED
+    divergence: dict | None = None  # which rule of gen.divergence fired, where
     epoch: int = 0               # finished epochs
     step: int = 0
     seconds: float = 0.0         # training time, evaluations excluded
@@ -64,10 +66,10 @@ class TrainingRecord:
 class Trainer:
     def __init__(self, model: nn.Module, data: DataBundle, objective: Objective, optimizer, scheduler,
                  sam: bool, cfg: DictConfig, generator: torch.Generator, tracker=None,
-                 run_dir: Path | None = None):
+                 run_dir: Path | None = None, run_id: str | None = None):
         self.model, self.data, self.objective = model, data, objective
         self.optimizer, self.scheduler, self.sam = optimizer, scheduler, sam
-        self.cfg, self.generator, self.run_dir = cfg, generator, run_dir
+        self.cfg, self.generator, self.run_dir, self.run_id = cfg, generator, run_dir, run_id
         self.record = TrainingRecord(tracker=tracker, train_size=len(data.x_train))
         self.extra_state: dict = {}                   # saved with every checkpoint as is (e.g. init weights)
         self.epoch_perm: torch.Tensor | None = None   # the current epoch's shuffle, while it runs
@@ -79,6 +81,10 @@ class Trainer:
         # Read once: the loop consults these every step, and DictConfig lookups are slow.
         self.batch_size, self.max_steps = int(cfg.batch_size), cfg.max_steps
         self.mixed_precision = cfg.precision == "bf16"
+        self.chance_loss = divergence.chance_loss(objective.kind, data.num_classes)
+        self.divergence_factor = float(cfg.divergence.loss_factor)
+        self.divergence_patience = int(cfg.divergence.patience)
+        self._pending_rule = divergence.NON_FINITE_LOSS
         if device_type == "cpu":
             set_cpu_threads()
 
@@ -86,23 +92,48 @@ class Trainer:
     def fit(self) -> TrainingRecord:
         record = self.record
         if not record.history:
-            self._evaluate_row()
+            self._evaluate_row()  # the reference of gen.divergence's bound; judged from the first epoch on
         bar = tqdm(total=self.cfg.max_epochs, initial=record.epoch, desc="epochs", unit="ep",
                    disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
         with bar:
             while not self._should_stop():
                 if not self._run_epoch():
-                    record.status = "diverged"
+                    self.diverge(divergence.NON_FINITE_LOSS)
                     break
                 if record.epoch % self.cfg.eval_every == 0 or self._out_of_budget():
                     row = self._evaluate_row()
                     bar.set_postfix(loss=f"{row['train_loss']:.3g}", acc=_fmt(row["train_acc"]),
                                     test=_fmt(row["test_acc"]))
+                    if self._check_divergence():
+                        break
                 bar.update(1)
                 self._maybe_checkpoint()
-        if record.history[-1]["step"] != record.step:  # the last epochs were not evaluated
-            self._evaluate_row()
+        self.end_training()
         return record
+
+    def end_training(self) -> None:
+        """Evaluate the last epochs if they were not, and judge the final weights (gen.divergence)."""
+        record = self.record
+        if record.history[-1]["step"] != record.step:
+            self._evaluate_row()
+        if record.status == DIVERGED:
+            if record.divergence is None:  # diverge() was called before the final evaluation
+                record.divergence = divergence.verdict(self._pending_rule, record.history[-1])
+        else:
+            self._check_divergence(last=True)
+
+    def diverge(self, rule: str) -> None:
+        """Training stops here: ``rule`` fired (recorded once the final evaluation is in)."""
+        self.record.status = DIVERGED
+        self._pending_rule = rule
+
+    def _check_divergence(self, last: bool = False) -> bool:
+        """Apply gen.divergence to the latest evaluation; True (and the run diverged) if it fires."""
+        found = divergence.check(self.record.history, self.model, self.chance_loss,
+                                 self.divergence_factor, self.divergence_patience, last)
+        if found is not None:
+            self.record.status, self.record.divergence = DIVERGED, found
+        return found is not None
 
     def _run_epoch(self) -> bool:
         """One pass over the training set; False if the loss became NaN/inf."""
@@ -225,25 +256,25 @@ class Trainer:
 
     def _save_checkpoint(self) -> None:
         if self.run_dir is not None:
-            checkpoint.save(self.run_dir, self.state_dict())
+            checkpoint.save(self.run_dir, self.state_dict(), self.run_id)
 
     def state_dict(self) -> dict:
         record = self.record
         return {
             **self.extra_state,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(), "optimizer": checkpoint.to_plain(self.optimizer.state_dict()),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng": checkpoint.rng_states(self.generator),
             "epoch_perm": self.epoch_perm, "batch_index": self.batch_index,
             "tracker": record.tracker.state_dict() if record.tracker is not None else None,
-            "record": {k: getattr(record, k) for k in ("history", "interpolation", "status", "epoch", "step",
-                                                        "seconds", "samples_seen", "split_acc",
+            "record": {k: getattr(record, k) for k in ("history", "interpolation", "status", "divergence", "epoch",
+                                                        "step", "seconds", "samples_seen", "split_acc",
                                                         "last_tracker_row")},
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(checkpoint.from_plain(state["optimizer"]))
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         checkpoint.restore_rng_states(state["rng"], self.generator)

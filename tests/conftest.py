@@ -31,6 +31,16 @@ def launch(args: list[str], cwd: Path, env: dict | None = None, timeout: float =
                           text=True, timeout=timeout)
 
 
+def plant_unwritable_weights(sweep_dir: Path, overrides: list[str]) -> str:
+    """A real failure for one run of a sweep: a folder where that run's ``model.pt`` must go, so it
+    trains and then cannot write its final weights (IsADirectoryError).  Returns the run's id."""
+    from gen.run_id import run_id
+
+    rid = run_id(compose_config(overrides))
+    (Path(sweep_dir) / rid / "model.pt").mkdir(parents=True)
+    return rid
+
+
 def metrics_files(root: Path) -> list[Path]:
     return sorted(root.rglob("metrics.json"))
 

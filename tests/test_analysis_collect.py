@@ -22,7 +22,8 @@ HOURS_AGO = time.time() - 3 * 3600
 
 @pytest.fixture
 def sweep(tmp_path):
-    """Three completed runs (H = 8, 16, 32), then one of each way a run can fail to be a result."""
+    """Three completed runs (H = 8, 16, 32), then one of each way a run can fail to be a result
+    (the hollow record, ``{"status": "completed"}`` alone, is invalid: it holds no result)."""
     root = tmp_path / "outputs" / "sweeps" / "quickstart"
     write_multirun_yaml(root, "quickstart", {"model.hidden_units": "8,16,32,64,128,256,512"})
     for h in (8, 16, 32):
@@ -35,6 +36,8 @@ def sweep(tmp_path):
               error=("ValueError", "hidden_units too large for this machine\nsecond line"))
     corrupt = write_run(root, make_config("quickstart", **{"model.hidden_units": 256}), run_id="corrupt00001")
     (corrupt / "metrics.json").write_text('{"schema": 1, "status": "comp')  # cut off mid-write
+    hollow = write_run(root, make_config("quickstart", **{"model.hidden_units": 4096}), run_id="hollow000001")
+    (hollow / "metrics.json").write_text('{"status": "completed"}')  # says completed, holds nothing
     half = write_unfinished_run(root, make_config("quickstart", **{"model.hidden_units": 512}), run_id="halfwritten1")
     stopped = write_unfinished_run(root, make_config("quickstart", **{"model.hidden_units": 2048}),
                                    run_id="preempted001")
@@ -51,7 +54,7 @@ def sweep(tmp_path):
 def test_only_completed_runs_are_results(sweep):
     collection = collect([sweep])
     assert collection.counts() == {"completed": 3, "diverged": 1, "failed": 1, "running": 1, "interrupted": 1,
-                                   "missing": 1, "unreadable": 1}
+                                   "missing": 1, "invalid": 1, "unreadable": 1}
     assert sorted(collection.runs["model.hidden_units"]) == [8, 16, 32]
     assert list(collection.diverged["run_id"]) == ["diverged0001"]
     assert set(collection.history["run_id"]) == set(collection.runs["run_id"])

@@ -177,7 +177,7 @@ def test_every_model_yaml_validates(name):
 
 
 @pytest.mark.parametrize("override, message", [
-    (["model=mlp", "model.depth=0"], "invalid config: model.depth=0: must be ≥ 1"),
+    (["model=mlp", "model.depth=0"], "invalid config: model.depth=0: must be ≥ 1 and ≤ 10000"),
     (["model=mlp", "model.width=-1"], "invalid config: model.width=-1: must be ≥ 1"),
     (["model=nin", "model.width=-1"], "invalid config: model.width=-1: must be ≥ 1"),
 ])

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LAUNCH, TINY, launch, metrics_files, read_metrics
+from conftest import LAUNCH, TINY, launch, metrics_files, plant_unwritable_weights, read_metrics
 
 pytestmark = pytest.mark.slurm
 
 # One CPU and 1 GB per job, so that two jobs run at once on a 2-core machine.
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
          "hydra.launcher.timeout_min=10"]
-TOO_BIG = "1000000000000"  # an fc layer of 64 × 10^12 weights: allocating it fails (a real runtime error)
+BROKEN = "24"  # the hidden_units of the run whose model.pt cannot be written (conftest.plant_unwritable_weights)
 WAIT_S = 240               # the most a test waits for a job to reach a state before it fails
 
 
@@ -163,7 +163,8 @@ def test_a_lockstep_group_is_one_slurm_job_and_its_runs_equal_runs_trained_alone
 
 def test_a_failed_run_fails_its_job_and_the_others_go_on(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = launch(["-m", *SLURM, *TINY, f"model.hidden_units=16,{TOO_BIG},32", f"hydra.sweep.dir={sweep}"], tmp_path)
+    plant_unwritable_weights(sweep, [*TINY, f"model.hidden_units={BROKEN}"])
+    proc = launch(["-m", *SLURM, *TINY, f"model.hidden_units=16,{BROKEN},32", f"hydra.sweep.dir={sweep}"], tmp_path)
 
     assert proc.returncode != 0
     jobs = submitted_jobs(sweep)
@@ -171,13 +172,13 @@ def test_a_failed_run_fails_its_job_and_the_others_go_on(tmp_path):
     assert [info["JobState"] for info in infos] == ["COMPLETED", "FAILED", "COMPLETED"], infos
     assert infos[1]["ExitCode"] != "0:0"
     assert [accounted_end(job) for job in jobs] == [["COMPLETED"], ["FAILED"], ["COMPLETED"]]
-    assert f"job {jobs[1]} (" in proc.stderr and f"model.hidden_units={TOO_BIG}" in proc.stderr
+    assert f"job {jobs[1]} (" in proc.stderr and f"model.hidden_units={BROKEN}" in proc.stderr
     assert "1 run(s) of this sweep failed" in proc.stderr  # the sweep's summary ran: Hydra did not stop early
 
     runs = {m["config"]["model"]["hidden_units"]: m for m in map(read_metrics, metrics_files(sweep))}
     assert runs[16]["status"] == runs[32]["status"] == "completed"
-    assert runs[int(TOO_BIG)]["status"] == "failed"
-    assert "allocate" in runs[int(TOO_BIG)]["error"]["message"]
+    assert runs[int(BROKEN)]["status"] == "failed"
+    assert "model.pt: Is a directory" in runs[int(BROKEN)]["error"]["message"]
 
     status = subprocess.run([sys.executable, "-m", "analysis", "status", str(sweep)],
                             capture_output=True, text=True, cwd=LAUNCH.parent)

@@ -1,17 +1,19 @@
 """Sweeps on the local launchers: a failed job leaves the others running and the exit non-zero,
 relaunching skips results and reruns the rest, the status command and the analysis callback.
 
-A job fails for real here: ``model.hidden_units=10**15`` passes the schema (any positive int) and
-then cannot be allocated — an out-of-memory failure like a too-large model on a real machine.
+A job fails for real here: the run with ``model.hidden_units=24`` finds a folder where its ``model.pt``
+must go (tests.conftest.plant_unwritable_weights), so it trains and then cannot write its weights — a
+real failure of the filesystem, as a full disk or a quota gives.  (A model too large for memory is
+now refused before any work: test_records.)
 """
 import json
 
 import pytest
 
 from analysis.cli import main as analysis_main
-from tests.conftest import TINY, launch, read_metrics
+from tests.conftest import TINY, launch, plant_unwritable_weights, read_metrics
 
-TOO_LARGE = "1000000000000000"
+BROKEN = "24"  # the hidden_units of the run whose weights cannot be written
 QUIET = ["analysis.auto=false"]
 LAUNCHERS = {"basic": [], "local_gpus": ["hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2"]}
 
@@ -33,13 +35,15 @@ def hidden_units(metrics: dict) -> int:
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_a_failed_job_leaves_the_others_running_and_the_exit_non_zero(launcher, tmp_path):
-    proc = launch(["-m", *TINY, f"model.hidden_units=8,{TOO_LARGE},32", *LAUNCHERS[launcher], *QUIET], tmp_path)
+    plant_unwritable_weights(tmp_path / "outputs" / "sweeps" / "default", [*TINY, f"model.hidden_units={BROKEN}"])
+    proc = launch(["-m", *TINY, f"model.hidden_units=8,{BROKEN},32", *LAUNCHERS[launcher], *QUIET], tmp_path)
     assert proc.returncode == 1, proc.stderr
     runs = sweep_runs(tmp_path)
     statuses = {hidden_units(m): m["status"] for m in runs.values()}
-    assert statuses == {8: "completed", int(TOO_LARGE): "failed", 32: "completed"}
+    assert statuses == {8: "completed", int(BROKEN): "failed", 32: "completed"}
     (failed_id,) = [run_id for run_id, m in runs.items() if m["status"] == "failed"]
-    assert "can't allocate memory" in runs[failed_id]["error"]["message"]
+    assert f"could not write {tmp_path}/outputs/sweeps/default/{failed_id}/model.pt: Is a directory" in \
+        runs[failed_id]["error"]["message"]
     # the summary names what failed and where its record and log are; the last line says what to do
     failed_dir = f"outputs/sweeps/default/{failed_id}"
     assert f"failed in this sweep: {failed_dir}/metrics.json" in proc.stderr
@@ -48,16 +52,20 @@ def test_a_failed_job_leaves_the_others_running_and_the_exit_non_zero(launcher, 
 
 
 def test_status_command_counts_runs_and_shows_each_error_line(tmp_path, capsys):
-    launch(["-m", *TINY, f"model.hidden_units=8,{TOO_LARGE}", *QUIET], tmp_path)
+    plant_unwritable_weights(tmp_path / "outputs" / "sweeps" / "default", [*TINY, f"model.hidden_units={BROKEN}"])
+    launch(["-m", *TINY, f"model.hidden_units=8,{BROKEN}", *QUIET], tmp_path)
     assert analysis_main(["status", str(tmp_path / "outputs" / "sweeps" / "default")]) == 0
     out = capsys.readouterr().out
     assert "completed       1" in out and "failed          1" in out and "missing         0" in out
-    assert "RuntimeError: [enforce fail" in out and "can't allocate memory" in out
+    assert "WriteError: [Errno 21] could not write" in out and "model.pt: Is a directory" in out
 
 
 def test_relaunch_skips_results_reruns_the_rest_and_rerun_forces_all(tmp_path):
-    # completed (lr 0.05), diverged (lr 1e30) and failed (too large) runs, twice over
-    args = ["-m", *TINY, "optimizer.lr=0.05,1e30", f"model.hidden_units=8,{TOO_LARGE}", *QUIET]
+    # completed (lr 0.05), diverged (lr 1e30) and failed (unwritable weights) runs, twice over
+    for lr in ("0.05", "1e30"):
+        plant_unwritable_weights(tmp_path / "outputs" / "sweeps" / "default",
+                                 [*TINY, f"optimizer.lr={lr}", f"model.hidden_units={BROKEN}"])
+    args = ["-m", *TINY, "optimizer.lr=0.05,1e30", f"model.hidden_units=8,{BROKEN}", *QUIET]
     first = launch(args, tmp_path)
     assert first.returncode == 1, first.stderr
     runs = sweep_runs(tmp_path)

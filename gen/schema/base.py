@@ -2,10 +2,15 @@
 
 A schema is a dataclass (written without ``from __future__ import annotations``, so that its
 annotations are real types); range limits sit in each field's metadata (``ge``, ``gt``, ``le``,
-``lt``, ``choices``) through :func:`spec`.  Nested dataclasses (``optimizer.sam``) are checked
-recursively.
+``lt``, ``choices``; for lists ``length``, ``min_length`` and ``items``, the limits of every item;
+``folder_name`` for a key that becomes a folder) through :func:`spec`.  Nested dataclasses
+(``optimizer.sam``) are checked recursively.  Every number must be finite, every string and list
+non-empty (unless ``min_length=0``), every seed fit :data:`SEED_MAX` (what every consumer of a seed
+accepts: torch, numpy, scikit-learn); ``items`` may name values accepted beside a range (``also``).
 """
 import dataclasses
+import math
+import re
 import types
 import typing
 from typing import Any
@@ -13,6 +18,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 GROUPS: dict[str, dict[str, type]] = {}
+SEED_MAX = 2**32 - 1
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,199}")  # no separators, no leading dot (.., hidden)
 
 
 class ConfigError(ValueError):
@@ -30,9 +37,12 @@ def _show(value: Any) -> str:
 
 
 def spec(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None,
-         choices=None, default_factory: Any = dataclasses.MISSING, help: str = ""):
+         choices=None, length=None, min_length=None, items=None, folder_name=None,
+         default_factory: Any = dataclasses.MISSING, help: str = ""):
     """A dataclass field with range limits that :func:`validate` enforces."""
-    limits = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items() if v is not None}
+    limits = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, length=length,
+                                    min_length=min_length, items=items, folder_name=folder_name).items()
+              if v is not None}
     return dataclasses.field(default=default, default_factory=default_factory,
                              metadata={"limits": limits, "help": help})
 
@@ -61,6 +71,13 @@ def validate(cfg: DictConfig) -> None:
         check_node(node, schema, group)
 
 
+def check_folder_names(cfg: DictConfig) -> None:
+    """Check the top-level keys that become folders (before anything is created from them)."""
+    for field in dataclasses.fields(GROUPS[""]["root"]):
+        if field.metadata.get("limits", {}).get("folder_name") and field.name in cfg:
+            _check_value(field.name, cfg[field.name], field.type, field.metadata["limits"])
+
+
 def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = False) -> None:
     fields = {f.name: f for f in dataclasses.fields(schema)}
     for key in node.keys():
@@ -80,6 +97,8 @@ def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = Fa
 
 
 def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:
+    if isinstance(value, str) and value in limits.get("also", ()):  # named values beside a range ("M")
+        return
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -96,9 +115,9 @@ def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:
         if not isinstance(value, ListConfig):
             raise ConfigError(key, value, "expected a list")
         (item_type, *_) = typing.get_args(annotation) or (Any,)
+        _check_length(key, value, limits)
         for i, item in enumerate(value):
-            _check_value(f"{key}[{i}]", item, item_type, {})
-        _check_limits(key, value, limits)
+            _check_value(f"{key}[{i}]", item, item_type, limits.get("items", {}))
         return
     if origin is dict or annotation is dict:
         if not isinstance(value, DictConfig):
@@ -110,7 +129,20 @@ def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:
     _check_limits(key, value, limits)
 
 
+def _check_length(key: str, value: ListConfig, limits: dict) -> None:
+    """A list has ``length`` items if given, else at least ``min_length`` (default 1: empty means unset)."""
+    if "length" in limits:
+        if len(value) != limits["length"]:
+            raise ConfigError(key, value, f"expected a list of {limits['length']} values")
+    elif len(value) < limits.get("min_length", 1):
+        raise ConfigError(key, value, f"expected a list of at least {limits.get('min_length', 1)} value(s)")
+
+
 def _check_scalar_type(key: str, value: Any, annotation: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(key, value, "must be a finite number")
+    if value == "" and annotation in (str, Any):
+        raise ConfigError(key, value, "must not be empty")
     if annotation is Any:
         return
     ok = {
@@ -124,6 +156,9 @@ def _check_scalar_type(key: str, value: Any, annotation: Any) -> None:
 
 
 def _check_limits(key: str, value: Any, limits: dict) -> None:
+    if limits.get("folder_name") and not (isinstance(value, str) and FOLDER_NAME.fullmatch(value)):
+        raise ConfigError(key, value, "must be a plain folder name (letters, digits, _ . = + -, not starting "
+                                      "with a dot; no /); choose the folder itself with hydra.sweep.dir")
     if "choices" in limits and value not in limits["choices"]:
         raise ConfigError(key, value, f"one of {list(limits['choices'])}")
     bounds = {"ge": (lambda v, b: v >= b, "≥"), "gt": (lambda v, b: v > b, ">"),

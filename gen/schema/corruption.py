@@ -1,14 +1,14 @@
 """Schemas of the ``corruption`` group (Zhang et al.'s randomization tests; see gen/corruption.py)."""
 from dataclasses import dataclass
 
-from gen.schema.base import register, spec
+from gen.schema.base import SEED_MAX, register, spec
 
 
 @dataclass
 class CorruptionCommon:
     name: str
     apply_to: str = spec("train", choices=["train", "both"], help="corrupt the training split, or both splits")
-    seed: int = spec(0, ge=0, help="the corruption's own seed, independent of the training seed")
+    seed: int = spec(0, ge=0, le=SEED_MAX, help="the corruption's own seed, independent of the training seed")
 
 
 @register("corruption", "none")

@@ -8,14 +8,14 @@ data (``train_size`` larger than the set, a class index out of range) happen in 
 """
 from dataclasses import dataclass
 
-from gen.schema.base import register, spec
+from gen.schema.base import SEED_MAX, register, spec
 
 
 @dataclass
 class DatasetCommon:
     name: str
     train_size: int | None = spec(None, ge=1, help="a seeded, class-stratified subset of the training split")
-    data_seed: int = spec(0, ge=0, help="seeds the subset (and the split or generation of digits/synthetic/sinusoid)")
+    data_seed: int = spec(0, ge=0, le=SEED_MAX, help="seeds the subset (and the split or generation of digits/synthetic/sinusoid)")
 
 
 @dataclass

@@ -6,7 +6,7 @@ exist is the measure registry's business: ``gen.measures.check_set`` checks them
 """
 from dataclasses import dataclass, field
 
-from gen.schema.base import register, spec
+from gen.schema.base import SEED_MAX, register, spec
 
 # The rows of gen.measures.conventions.CONVENTIONS (importing it here would be circular; a test keeps
 # the two equal).
@@ -19,7 +19,7 @@ class MeasureParams:
     margin_percentile: float = spec(10.0, ge=0, le=100, help="q: the margin is the q-th percentile of "
                                                              "f(x)[y] - max_{j≠y} f(x)[j] (S1: 5, J: 10)")
     max_samples: int = spec(10000, ge=1, help="measures evaluate on a fixed, seeded subsample of the train set")
-    seed: int = spec(0, ge=0, help="seed of the subsample and of every random draw a measure makes")
+    seed: int = spec(0, ge=0, le=SEED_MAX, help="seed of the subsample and of every random draw a measure makes")
     batch_size: int = spec(1000, ge=1, help="evaluation batch size (no-grad forward passes)")
     convention: str = spec("gen", choices=CONVENTION_NAMES,
                            help="whose conventions the measures follow (gen.measures.conventions): gen's, "
@@ -59,5 +59,5 @@ class MeasureParams:
 @dataclass
 class MeasureSetConfig:
     name: str
-    names: list[str] = field(default_factory=list)
+    names: list[str] = spec(default_factory=list, min_length=0)  # []: no measures (measure=none)
     params: MeasureParams = field(default_factory=MeasureParams)

@@ -1,8 +1,11 @@
 """Schemas of the ``model`` group, one per architecture (see conf/model/*.yaml)."""
 from dataclasses import dataclass, field
-from typing import Any
 
 from gen.schema.base import register, spec
+
+# Bounds on what is built layer by layer (a loop, not an allocation, so gen.memory cannot see it coming).
+MAX_DEPTH = 10_000
+MAX_PADDING = 16  # zeros around a 3×3 conv's input: more only adds blank border
 
 
 @dataclass
@@ -22,7 +25,7 @@ class FCConfig(ModelCommon):
 @register("model", "mlp3")
 @dataclass
 class MLPConfig(ModelCommon):
-    depth: int = spec(2, ge=1, help="hidden layers")
+    depth: int = spec(2, ge=1, le=MAX_DEPTH, help="hidden layers")
     width: int = spec(512, ge=1, help="units per hidden layer")
 
 
@@ -45,7 +48,8 @@ class InceptionSmallConfig(ModelCommon):
 @register("model", "vgg16")
 @dataclass
 class VGGConfig(ModelCommon):
-    layers: list[Any] = field(default_factory=list)  # channel counts and "M" (2×2 max-pool)
+    layers: list[int] = spec(default_factory=list, items={"ge": 1, "also": ["M"]},
+                             help='channel counts and "M" (2×2 max-pool)')
     batch_norm: bool = False
     head_width: int = spec(512, ge=1)
     head_batch_norm: bool = True
@@ -55,7 +59,7 @@ class VGGConfig(ModelCommon):
 @register("model", "nin")
 @dataclass
 class NiNConfig(ModelCommon):
-    depth: int = spec(2, ge=1, help="NiN blocks")
+    depth: int = spec(2, ge=1, le=MAX_DEPTH, help="NiN blocks")
     width: int = spec(4, ge=1, help="channel multiplier: 25 × width channels")
     batch_norm: bool = True
     dropout: float = spec(0.0, ge=0, lt=1)
@@ -66,8 +70,9 @@ class NiNConfig(ModelCommon):
 @register("model", "complex_batch")
 @dataclass
 class BatchNetConfig(ModelCommon):
-    layers: list[Any] = field(default_factory=list)  # channel counts and "M" (2×2 max-pool)
-    padding: int = spec(1, ge=0)
+    layers: list[int] = spec(default_factory=list, items={"ge": 1, "also": ["M"]},
+                             help='channel counts and "M" (2×2 max-pool)')
+    padding: int = spec(1, ge=0, le=MAX_PADDING)
     hidden: int = spec(512, ge=1)
 
 

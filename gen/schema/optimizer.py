@@ -43,7 +43,7 @@ class SGDConfig(OptimizerCommon):
 @register("optimizer", "adamw")
 @dataclass
 class AdamConfig(OptimizerCommon):
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = spec(default_factory=lambda: [0.9, 0.999], length=2, items={"ge": 0, "lt": 1})
     eps: float = spec(1e-8, gt=0)
     amsgrad: bool = False
 
@@ -60,7 +60,7 @@ class AdagradConfig(OptimizerCommon):
 @dataclass
 class AdaBoundConfig(OptimizerCommon):
     final_lr: float = spec(0.1, gt=0)   # the SGD rate the bounds converge to
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = spec(default_factory=lambda: [0.9, 0.999], length=2, items={"ge": 0, "lt": 1})
     gamma: float = spec(1e-3, gt=0)     # how fast the bounds converge
     eps: float = spec(1e-8, gt=0)
     ams_bound: bool = False
@@ -70,6 +70,6 @@ class AdaBoundConfig(OptimizerCommon):
 @register("optimizer", "adashift")
 @dataclass
 class AdaShiftConfig(OptimizerCommon):
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = spec(default_factory=lambda: [0.9, 0.999], length=2, items={"ge": 0, "lt": 1})
     keep_num: int = spec(10, ge=1)      # gradients kept to decorrelate the moments
     eps: float = spec(1e-10, gt=0)

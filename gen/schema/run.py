@@ -1,7 +1,7 @@
 """Top-level keys of conf/config.yaml (the groups have their own schemas)."""
 from dataclasses import dataclass, field
 
-from gen.schema.base import register, spec
+from gen.schema.base import SEED_MAX, register, spec
 
 
 @dataclass
@@ -12,7 +12,7 @@ class AnalysisConfig:
 @register("", "root")
 @dataclass
 class RunConfig:
-    seed: int = spec(0, ge=0)
-    name: str = "default"      # the sweep's folder under outputs/sweeps/
+    seed: int = spec(0, ge=0, le=SEED_MAX)
+    name: str = spec("default", folder_name=True)  # the sweep's folder under outputs/sweeps/
     rerun: bool = False        # run again even where a completed metrics.json exists
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)

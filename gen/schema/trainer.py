@@ -12,6 +12,14 @@ class StopConfig:
     threshold: float = spec(0.01, ge=0)
 
 
+@dataclass
+class DivergenceConfig:
+    # gen.divergence: diverged when the loss or a weight is non-finite, or when the train loss is above
+    # loss_factor × max(initial loss, chance-level loss) for `patience` evaluations in a row (or at the last).
+    loss_factor: float = spec(10.0, gt=1)
+    patience: int = spec(3, ge=1)
+
+
 @register("trainer", "*")  # every preset shares one schema
 @dataclass
 class TrainerConfig:
@@ -20,6 +28,7 @@ class TrainerConfig:
     max_epochs: int = spec(100, ge=1)
     max_steps: int | None = spec(None, ge=1)
     stop: StopConfig = field(default_factory=StopConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     eval_every: int = spec(1, ge=1)            # epochs between full train/test evaluations
     eval_batch_size: int = spec(4096, ge=1)    # no-grad batches for evaluation
     checkpoint_every: int = spec(0, ge=0)      # epochs between checkpoints; 0: only on preemption

@@ -97,8 +97,9 @@ class FrozenConfigMixin:
         returns = ensemble.run_unit(sweep_configs, lambda config: self._run(config, job_dir_key))
         for ret in returns:
             run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
-            if record.read_status(run_dir) == "failed":  # gen records the failure and returns normally
-                error = record.read_metrics(run_dir).get("error", {})
+            found = record.read(run_dir)
+            if found.status == record.FAILED:  # gen records the failure and returns normally
+                error = found.metrics["error"]
                 raise RunFailed(f"run failed: {error.get('type')}: {error.get('message')} "
                                 f"(recorded in {run_dir / record.METRICS_FILE})")
         return returns
