@@ -47,10 +47,12 @@ s2() {
     publish repro_s2_label_noise
 }
 
-s4() {   # minimum sharpness and SAM across optimizers: simple_batch on 1,000 Fashion-MNIST images, ≤ 30 epochs
-    sweep experiment=sharpness_optimizers name=repro_s4 dataset=fashion_mnist model=simple_batch \
-        dataset.train_size=1000 trainer.max_epochs=30 trainer.eval_every=5 trainer.checkpoint_every=0 \
-        'measure.names=[num_params,margin,min_sharpness]' measure.params.max_samples=500
+S4_PROTOCOL=(experiment=sharpness_optimizers name=repro_s4 dataset=fashion_mnist model=simple_batch
+             dataset.train_size=1000 trainer.max_epochs=20 trainer.eval_every=10 trainer.checkpoint_every=0
+             'measure.names=[num_params,margin,min_sharpness]' measure.params.max_samples=500)
+
+s4() {   # minimum sharpness and SAM across optimizers: simple_batch on 1,000 Fashion-MNIST images, ≤ 20 epochs
+    sweep "${S4_PROTOCOL[@]}" "${@}"
     publish repro_s4
 }
 
@@ -70,7 +72,7 @@ main() {   # one compound command: bash has read all of it before it starts, so 
 case "${1:-}" in
     s1) s1 ;;
     s2) s2 ;;
-    s4) s4 ;;
+    s4) shift; s4 "$@" ;;
     s5) s5 ;;
     rank) rank ;;
     all) s1; s2; s4; s5; rank ;;
