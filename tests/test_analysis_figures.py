@@ -154,3 +154,22 @@ def test_generic_plot_of_run_and_history_columns(tmp_path, capsys):
     assert_png(out / "figures" / "plot_train_loss_vs_epoch_by_model.hidden_units_per_corruption.name.png")
     assert "wrote" in printed
     assert main(["plot", str(sweep), "--out", str(out), "--x", "epoch", "--y", "no_such_column"]) == 2
+
+
+def test_error_figures_draw_the_chance_level_and_name_the_seeds_only_when_they_vary(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from analysis.figures import style
+
+    collection = collect([s1_width_sweep(tmp_path / "sweep")])
+    assert style.chance_error(collection.runs) == pytest.approx(90.0)        # 10 classes
+    saved = {}
+    monkeypatch.setattr(plt, "close", lambda fig: saved.setdefault("fig", fig))
+    draw_figures(collection.runs, collection.history, tmp_path / "figures", studies=["s1_width"])
+    ax = saved["fig"].axes[0]
+    assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"] == [pytest.approx(90.0)]
+    assert "chance" in [text.get_text() for text in ax.texts]
+    assert ax.get_title() == "train and test error (mean ± sd over 2 seeds)"
+    one_seed = collection.runs[collection.runs["seed"] == 0]
+    assert style.over_seeds(one_seed) == ""
+    assert style.chance_error(one_seed.assign(**{"data.num_classes": 0})) is None    # regression: no chance level

@@ -60,7 +60,8 @@ def _error_figure(ctx: Context, x: str, name: str):
                  markers={"train": "o", "test": "s"}, dashes={"train": (3, 2), "test": ""}, errorbar=style.BAND, ax=ax)
     style.set_log_x(ax, x, ctx.runs[x])
     ax.set(xlabel=style.label(x), ylabel="error (%)", ylim=(-2, 102))
-    ax.set_title("train and test error (mean ± sd over seeds)")
+    style.draw_chance(ax, style.chance_error(ctx.runs))
+    ax.set_title("train and test error" + style.over_seeds(ctx.runs))
     style.legend_outside(ax)
     return style.save(fig, ctx.path(name))
 

@@ -53,6 +53,7 @@ def test_error_at_interpolation(ctx: Context):
     ax = axes[0, 0]
     sns.lineplot(rows, x="corruption_level", y="y", hue="model.name", marker="o", errorbar=style.BAND, ax=ax)
     ax.set(xlabel=style.label("corruption_level"), ylabel=style.label("interpolation.test_error"))
+    style.draw_chance(ax, style.chance_error(reached))
     ax.set_title(_reached_note(ctx, reached, "generalization error growth"))
     style.legend_outside(ax, title=style.label("model.name"))
     return style.save(fig, ctx.path("s2_test_error_at_interpolation"))

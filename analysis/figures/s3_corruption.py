@@ -23,6 +23,8 @@ def split_accuracy_vs_corruption(ctx: Context):
         sns.lineplot(rows, x="corruption_level", y="accuracy", hue="part", hue_order=list(PARTS.values()),
                      marker="o", errorbar=style.BAND, ax=ax, legend=ax is axes.flat[-1])
         ax.set(xlabel=style.label("corruption_level"), ylabel="accuracy (%)", title=title, ylim=(-3, 103))
+        chance_error = style.chance_error(rows)
+        style.draw_chance(ax, None if chance_error is None else 100.0 - chance_error)
     style.legend_outside(axes.flat[-1])
     return style.save(fig, ctx.path("s3_split_accuracy_vs_corruption"))
 

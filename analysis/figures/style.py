@@ -193,6 +193,32 @@ def save(fig, path: Path) -> Path:
     return path
 
 
+def chance_error(runs: pd.DataFrame) -> float | None:
+    """Test error (%) of guessing the most frequent class of a balanced k-class task: 100·(1 − 1/k);
+    None when the runs do not share one class count (regression, or mixed tasks)."""
+    classes = pd.to_numeric(runs.get("data.num_classes", pd.Series(dtype=float)), errors="coerce").dropna().unique()
+    if len(classes) != 1 or classes[0] < 2:
+        return None
+    return 100.0 * (1.0 - 1.0 / classes[0])
+
+
+def draw_chance(ax, level: float | None) -> None:
+    """A dotted line at the chance level, labelled, so a curve at chance reads as such."""
+    if level is None:
+        return
+    ax.axhline(level, color="0.45", linestyle=":", linewidth=1.2, zorder=0)
+    right = level >= 50        # error curves reach chance at the right (wide nets, high p), accuracy at the left
+    ax.annotate("chance", xy=(1.0 if right else 0.0, level), xycoords=("axes fraction", "data"),
+                xytext=(-2 if right else 2, 3), textcoords="offset points", ha="right" if right else "left",
+                va="bottom", fontsize="small", color="0.35")
+
+
+def over_seeds(runs: pd.DataFrame) -> str:
+    """' (mean ± sd over N seeds)' where seeds vary, else '' (one seed has no spread to show)."""
+    seeds = runs["seed"].nunique() if "seed" in runs else 1
+    return f" (mean ± sd over {seeds} seeds)" if seeds > 1 else ""
+
+
 def hide_unused(axes, used: int) -> None:
     for ax in axes.flat[used:]:
         ax.set_visible(False)
