@@ -17,7 +17,6 @@ import torch
 import torchvision.datasets as tvd
 
 from gen.data.bundle import DataBundle
-from gen.data.fetch import REAL_SETS
 from gen.schema import ConfigError
 
 
@@ -89,6 +88,8 @@ def decode(name: str, cfg) -> DataBundle:
 
 
 def _how_to_fix(name: str, root: Path) -> str:
+    from gen.data.fetch import REAL_SETS        # here: `python -m gen.data.fetch` must not find itself imported
+
     if name in REAL_SETS:
         return f"run `python -m gen.data.fetch {name} --root {root}` (works offline)"
     return f"put the {SETS[name].tv_class.__name__} files there, or set dataset.download=true (needs internet)"
