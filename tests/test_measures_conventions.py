@@ -16,7 +16,7 @@ from gen.run_id import run_id
 from gen.schema.measure import CONVENTION_NAMES
 from tests.conftest import compose_config, measure_context, measure_value as value, metrics_files, relu_mlp as mlp
 from tests.test_measures_flatness import monte_carlo_accuracy_drop
-from tests.test_measures_norms import self_labelled, unrolled_conv
+from tests.test_measures_norms import conv_norms, self_labelled, small_conv_net
 
 
 def test_the_schema_offers_exactly_the_conventions_of_the_table_and_each_value_is_explained():
@@ -134,15 +134,8 @@ def test_jiang_sigma_is_found_where_sigma_squared_as_the_std_drops_the_accuracy_
 
 # ---- the conv spectral norm --------------------------------------------------------------------------------
 def test_peers_reshape_conv_kernels_and_conv_spectral_overrides_the_convention():
-    torch.manual_seed(5)
-    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
-    model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 5, 2, bias=False))
-    x = torch.randn(12, 2, 5, 5)
-    y = model(x).argmax(1).detach()
-    circular = nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", bias=False)
-    circular.weight.data = conv.weight.data.clone()
-    exact = torch.linalg.svdvals(unrolled_conv(circular, (2, 5, 5))).max().item()
-    reshaped = torch.linalg.matrix_norm(conv.weight.detach().double().reshape(3, -1), ord=2).item()
+    model, x, y = small_conv_net()
+    exact, reshaped = conv_norms(model[0].weight.detach())
     linear = torch.linalg.matrix_norm(model[3].weight.detach().double(), ord=2).item()
     cases = [({}, exact), ({"convention": "jiang2020"}, reshaped), ({"convention": "neyshabur2017"}, reshaped),
              ({"convention": "neyshabur2017", "conv_spectral": "fft"}, exact),

@@ -140,19 +140,30 @@ def test_fft_conv_operator_norm_equals_the_largest_singular_value_of_the_explici
     assert fft == pytest.approx(explicit, rel=1e-9)
 
 
-def test_conv_spectral_measure_uses_the_fft_norm_on_the_layer_input_size_or_the_reshaped_kernel():
+def small_conv_net():
+    """A seeded 2→3-channel 3×3 conv, ReLU and a linear head on 5×5 inputs, 12 inputs labelled by its own
+    predictions: (model, x, y)."""
     torch.manual_seed(5)
     conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
     model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 5, 2, bias=False))
     x = torch.randn(12, 2, 5, 5)
-    y = model(x).argmax(1).detach()
+    return model, x, model(x).argmax(1).detach()
+
+
+def conv_norms(kernel: torch.Tensor) -> tuple[float, float]:
+    """(exact operator norm on the 5×5 circular torus, reshaped-kernel norm) of a 2→3-channel 3×3 kernel."""
     circular = nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", bias=False)
-    circular.weight.data = conv.weight.data.clone()
-    conv_norm = torch.linalg.svdvals(unrolled_conv(circular, (2, 5, 5))).max().item()
+    circular.weight.data = kernel.float().clone()
+    exact = torch.linalg.svdvals(unrolled_conv(circular, (2, 5, 5))).max().item()
+    return exact, torch.linalg.matrix_norm(kernel.double().reshape(3, -1), ord=2).item()
+
+
+def test_conv_spectral_measure_uses_the_fft_norm_on_the_layer_input_size_or_the_reshaped_kernel():
+    model, x, y = small_conv_net()
+    conv_norm, reshaped = conv_norms(model[0].weight.detach())
     linear_norm = torch.linalg.matrix_norm(model[3].weight.detach().double(), ord=2).item()
     fft_ctx = measure_context(model, x, y, conv_spectral="fft")
     assert value(fft_ctx, "spectral_product") == pytest.approx(conv_norm * linear_norm, rel=1e-9)
-    reshaped = torch.linalg.matrix_norm(conv.weight.detach().double().reshape(3, -1), ord=2).item()
     reshape_ctx = measure_context(model, x, y, conv_spectral="reshape")
     assert value(reshape_ctx, "spectral_product") == pytest.approx(reshaped * linear_norm, rel=1e-9)
 

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from gen.measures.margin import margins
 from tests.conftest import measure_context, measure_value as value, relu_mlp as mlp
-from tests.test_measures_norms import brute_force_path_sum, self_labelled, unrolled_conv, weights
+from tests.test_measures_norms import brute_force_path_sum, conv_norms, self_labelled, weights
 
 
 @pytest.fixture
@@ -103,25 +103,17 @@ def conv_net():
     return model, init, x, y
 
 
-def conv_norms(model: nn.Sequential, kernel: torch.Tensor) -> tuple[float, float]:
-    """(exact operator norm on the 5×5 circular torus, reshaped-kernel norm) of a conv kernel."""
-    circular = nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", bias=False)
-    circular.weight.data = kernel.float().clone()
-    exact = torch.linalg.svdvals(unrolled_conv(circular, (2, 5, 5))).max().item()
-    return exact, torch.linalg.matrix_norm(kernel.double().reshape(3, -1), ord=2).item()
-
-
 def test_both_spectral_families_of_a_conv_net_side_by_side(conv_net):
     model, init, x, y = conv_net
     ctx = measure_context(model, x, y, init_state=init)
     linear = model[3].weight.detach().double()
-    exact, reshaped = conv_norms(model, model[0].weight.detach())
+    exact, reshaped = conv_norms(model[0].weight.detach())
     linear_norm = torch.linalg.matrix_norm(linear, ord=2).item()
     assert exact != pytest.approx(reshaped, rel=1e-3)  # the two families differ on this net
     for suffix, conv_norm in (("_fft", exact), ("_reshaped", reshaped)):
         assert value(ctx, "log_prod_spec" + suffix) == pytest.approx(
             math.log(conv_norm ** 2 * linear_norm ** 2), rel=1e-9)
-    dist_exact, dist_reshaped = conv_norms(model, model[0].weight.detach() - init["0.weight"])
+    dist_exact, dist_reshaped = conv_norms(model[0].weight.detach() - init["0.weight"])
     dist_linear = torch.linalg.matrix_norm(linear - init["3.weight"].double(), ord=2).item()
     # (rel 1e-6: the test subtracts in float32, gen in float64)
     assert value(ctx, "spectral_distance_from_init_fft") == pytest.approx(dist_exact ** 2 + dist_linear ** 2,
