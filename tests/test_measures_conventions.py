@@ -15,7 +15,7 @@ from gen.measures.pacbayes import noise_std, random_search
 from gen.run_id import run_id
 from gen.schema.measure import CONVENTION_NAMES
 from tests.conftest import compose_config, measure_context, measure_value as value, metrics_files, relu_mlp as mlp
-from tests.test_measures_flatness import monte_carlo_accuracy_drop
+from tests.test_measures_flatness import fit_blob_classifier, monte_carlo_accuracy_drop
 from tests.test_measures_norms import conv_norms, self_labelled, small_conv_net
 
 
@@ -75,16 +75,7 @@ def test_peers_raise_biases_to_the_power_in_path_sums():
 # ---- PAC-Bayes: the vector and σ ------------------------------------------------------------------------------
 @pytest.fixture
 def fitted():
-    torch.manual_seed(5)
-    centres = torch.randn(3, 4) * 3
-    y = torch.arange(60) % 3
-    x = centres[y] + 0.5 * torch.randn(60, 4)
-    model = mlp([4, 8, 3], bias=True, seed=6)
-    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(200):
-        optimiser.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimiser.step()
+    model, x, y = fit_blob_classifier()
     init = {k: v + 0.05 * torch.randn_like(v) for k, v in model.state_dict().items()}
     return model, init, x, y
 

@@ -234,9 +234,8 @@ def test_hessian_trace_is_exact_on_a_relu_net_and_hutchinson_elsewhere(tiny_clas
 
 
 # ---- S1's sharpness ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def fitted_classifier():
-    """A small ReLU net trained to fit 60 points of three Gaussian blobs."""
+def fit_blob_classifier():
+    """A small ReLU net trained to fit 60 points of three Gaussian blobs: (model, x, y)."""
     torch.manual_seed(5)
     centres = torch.randn(3, 4) * 3
     y = torch.arange(60) % 3
@@ -249,6 +248,11 @@ def fitted_classifier():
         optimiser.step()
     assert (model(x).argmax(1) == y).all()
     return model, x, y
+
+
+@pytest.fixture(scope="module")
+def fitted_classifier():
+    return fit_blob_classifier()
 
 
 def test_worst_case_sharpness_is_non_negative_and_grows_with_alpha(fitted_classifier):
