@@ -91,11 +91,18 @@ def check(name: str, files: Files) -> str:
     return f"60000 + 10000 images of 28x28, train pixel mean {mean:.4f}, MD5 verified"
 
 
+def idx_shape(head: bytes) -> tuple[int, ...] | None:
+    """The shape an unsigned-byte IDX file declares in its first bytes (zero, zero, 0x08, the dimension
+    count, then each size as a big-endian int32); None when ``head`` is not such a header."""
+    if len(head) < 4 or head[:3] != b"\0\0\x08" or len(head) < 4 + 4 * head[3]:
+        return None
+    return tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(head[3]))
+
+
 def _idx(data: bytes) -> np.ndarray:
-    """An IDX file's array (big-endian header: zero, zero, type, dimension count, then sizes)."""
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    """An IDX file's array (its MD5 already checked: the header is sound)."""
+    shape = idx_shape(data)
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * len(shape)).reshape(shape)
 
 
 def raw_folder(root: Path, name: str) -> Path:
@@ -135,7 +142,8 @@ def _apt_install(package: str) -> None:
                                                                             "DEBIAN_FRONTEND": "noninteractive"})
         if done.returncode == 0 and command[1] == "install":
             return
-    raise FetchError(f"apt-get install {package} failed: {done.stderr.strip().splitlines()[-1:]}")
+    last_line = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise FetchError(f"apt-get install {package} failed: {last_line}")
 
 
 def from_pypi(name: str, root: Path) -> Files:

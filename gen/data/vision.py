@@ -97,13 +97,12 @@ def _how_to_fix(name: str, root: Path) -> str:
 
 def _damaged_idx_file(files: list[Path]) -> str | None:
     """The first IDX file whose size is not what its header declares (a truncated or foreign file)."""
+    from gen.data.fetch import idx_shape
+
     for file in files:
         with open(file, "rb") as stream:
-            header = stream.read(4)
-            ndim = header[3] if len(header) == 4 and header[:3] == b"\0\0\x08" else 0
-            sizes = stream.read(4 * ndim)
-        expected = 4 + 4 * ndim + int(np.prod([int.from_bytes(sizes[i:i + 4], "big") for i in range(0, 4 * ndim, 4)]))
-        if ndim == 0 or len(sizes) < 4 * ndim or file.stat().st_size != expected:
+            shape = idx_shape(stream.read(4 + 4 * 255))       # the longest header an IDX file can have
+        if not shape or file.stat().st_size != 4 + 4 * len(shape) + int(np.prod(shape)):
             return f"{file} is damaged (not an IDX file of the size its header declares)"
     return None
 
