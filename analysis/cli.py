@@ -81,7 +81,7 @@ def default_out_dir(sweeps: list[Path]) -> Path:
 
 
 def status(sweeps: list[Path]) -> int:
-    from analysis import status as run_status
+    from gen.sweeps import status as run_status
     print(run_status.describe(run_status.scan(sweeps), sweeps))
     return 0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import status as run_status
+from gen.sweeps import status as run_status
 from gen import record
 
 # metrics.json blocks that become prefixed columns (besides the config, which keeps its own keys)

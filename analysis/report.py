@@ -14,7 +14,7 @@ import yaml
 from analysis.collect import Collection
 from analysis.figures import STUDY_TITLES, Drawn
 from analysis.rank import Ranking
-from analysis.status import NOT_RESULTS
+from gen.sweeps.status import NOT_RESULTS
 
 MAX_LISTED = 20  # problem runs listed per status; the rest are in status.csv
 

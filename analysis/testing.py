@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from gen.run_id import run_id_of_record
+from gen.sweeps.run_id import run_id_of_record
 
 BASE_CONFIG = {
     "model": {"_target_": "gen.models.fc.FullyConnected", "name": "fc", "hidden_units": 512},
@@ -108,7 +108,7 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
             history=history,
             timing={"total_s": last["seconds"] + 0.5, "data_s": 0.1, "train_s": last["seconds"],
                     "measures_s": 0.1, "train_samples_per_s": 50000.0},
-            notes=["training diverged (non_finite_loss, gen.divergence)"] if status == "diverged" else [])
+            notes=["training diverged (non_finite_loss, gen.training.divergence)"] if status == "diverged" else [])
         if status == "diverged":
             record["divergence"] = {"rule": "non_finite_loss", "epoch": last["epoch"], "step": last["step"],
                                     "train_loss": None}

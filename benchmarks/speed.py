@@ -8,7 +8,7 @@ Sections (all baselines are measured in the same run, on the same data and model
 
 1. ``train``: one epoch of ``fc`` (H=64 and H=1024) on MNIST-format data (60,000 random images
    written as real IDX files, read through torchvision's MNIST class) three ways: OUR path
-   (``gen.data.load_data`` + ``gen.train.Trainer``, built as ``gen.run`` builds them), the TEXTBOOK
+   (``gen.data.load_data`` + ``gen.training.loop.Trainer``, built as ``gen.run`` builds them), the TEXTBOOK
    loop (torchvision dataset + ToTensor/Normalize + DataLoader, batch 64, shuffled) and a BARE loop
    over batches sliced from a pre-shuffled tensor (the practical limit). Same epoch, shuffle, batch 64.
 2. ``ensemble``: one epoch of 8 runs (seeds 0-7) of ``fc`` (H=64, 256, 1024) on 10,000 of those
@@ -53,7 +53,7 @@ from tests.fake_datasets import write_idx  # noqa: E402  (the IDX writer the tes
 SECTIONS = ("train", "ensemble", "multirun", "collect", "measures", "cuda")
 ENSEMBLE_MEMBERS = 8
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081   # S1's textbook normalisation
-DEFAULT_THREADS = torch.get_num_threads()  # before gen.train sets its own
+DEFAULT_THREADS = torch.get_num_threads()  # before gen.training.loop sets its own
 
 
 # ---- data ----------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def write_mnist_files(root: Path, n_train: int, n_test: int, seed: int = 0) -> N
 def compose(overrides: list[str]):
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    import gen.run_id  # noqa: F401  (the ${run_id:} resolver)
+    import gen.sweeps.run_id  # noqa: F401  (the ${run_id:} resolver)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides)
 
@@ -197,8 +197,8 @@ def print_row(label: str, row: dict) -> None:
 def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int, repeats: int,
                    device: torch.device) -> dict:
     """One epoch of ``members`` runs (seeds 0..K-1) trained one after another, and trained in lockstep
-    (trainer.ensemble=K, gen.lockstep); samples/s counts every member's samples."""
-    from gen.lockstep import Lockstep
+    (trainer.ensemble=K, gen.training.lockstep); samples/s counts every member's samples."""
+    from gen.training.lockstep import Lockstep
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     out = {"members": members, "train_size": train_size}

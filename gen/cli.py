@@ -9,7 +9,7 @@ in its metrics.json (gen.run) and the job returns normally, so every launcher go
 other jobs.  ``SweepSummary``, a Hydra callback in the main process, then lists the runs that
 failed in this sweep and the exit status is non-zero.  Bad input and preemption still stop the
 sweep: every job would fail the same way; so does a failure that cannot even be recorded (a full disk).
-A run that another process holds (gen.runlock) is skipped; the summary counts those apart.
+A run that another process holds (gen.sweeps.runlock) is skipped; the summary counts those apart.
 """
 import os
 import re
@@ -24,10 +24,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import gen.local_gpus  # noqa: F401  (the ${local_gpus_workers:} resolver of hydra/launcher=local_gpus)
-import gen.run_id  # noqa: F401  (the ${run_id:} resolver; joblib workers import it through here)
-from gen.overrides import check_group_choices
-from gen.schema import ConfigError, check_folder_names
+import gen.sweeps.local_gpus  # noqa: F401  (the ${local_gpus_workers:} resolver of hydra/launcher=local_gpus)
+import gen.sweeps.run_id  # noqa: F401  (the ${run_id:} resolver; joblib workers import it through here)
+from gen.config.overrides import check_group_choices
+from gen.config import ConfigError, check_folder_names
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -84,7 +84,7 @@ def run_job(cfg: DictConfig) -> float | None:
 
     In a multirun a failed run returns None instead of raising: gen.run has recorded it (metrics.json
     with the error, and the log), and the sweep goes on; ``SweepSummary`` reports it at the end."""
-    from gen.checkpoint import Interrupted
+    from gen.training.checkpoint import Interrupted
     from gen.record import NotRecorded, was_recorded
     from gen.run import train
 
@@ -114,7 +114,7 @@ def _pin_local_gpu_worker() -> None:
     except ValueError:
         return
     if hydra_cfg.runtime.choices.get("hydra/launcher") == "local_gpus":
-        gen.local_gpus.pin_worker(int(hydra_cfg.launcher.n_jobs))
+        gen.sweeps.local_gpus.pin_worker(int(hydra_cfg.launcher.n_jobs))
 
 
 def _in_multirun() -> bool:
@@ -146,7 +146,7 @@ class SweepSummary(Callback):
         self._before = _record_stamps(Path(OmegaConf.select(config, "hydra.sweep.dir")))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from analysis import status
+        from gen.sweeps import status
 
         sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
         folders = status.scan([sweep_dir]) if sweep_dir.is_dir() else []

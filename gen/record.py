@@ -20,7 +20,7 @@ from typing import Any
 
 import gen
 from gen import atomic
-from gen.run_id import looks_like_run_id, run_id_of_record
+from gen.sweeps.run_id import looks_like_run_id, run_id_of_record
 
 SCHEMA_VERSION = 1
 METRICS_FILE = "metrics.json"

@@ -1,15 +1,15 @@
 """One run, start to finish: ``train(cfg)`` is what ``launch.py`` calls for every job.
 
-1. validate the config; 2. take the run folder's lock (gen.runlock: a run another process holds is
+1. validate the config; 2. take the run folder's lock (gen.sweeps.runlock: a run another process holds is
 skipped); 3. skip if the folder already holds a result, once gen.record has checked it (a record that
 fails the check is moved aside and the run trains again); 4. load data as tensors on the device;
 5. build model and optimizer (resuming from a checkpoint if it is this run's; any other is moved aside);
-6. train (gen.divergence says when it exploded); 7. compute measures; 8. write metrics.json
+6. train (gen.training.divergence says when it exploded); 7. compute measures; 8. write metrics.json
 atomically as the last act.  A run that raises records ``status: failed`` and re-raises, so the job
 exits non-zero; if even that record cannot be written, ``record.NotRecorded`` says which file.
 
-A run the launcher made the first of a lockstep group (``trainer.ensemble``, gen.ensemble) builds
-every member with the same steps 3-4, trains them together (gen.lockstep) and writes each
+A run the launcher made the first of a lockstep group (``trainer.ensemble``, gen.sweeps.ensemble) builds
+every member with the same steps 3-4, trains them together (gen.training.lockstep) and writes each
 member's metrics.json; the other members' jobs then find their result.
 """
 import contextlib
@@ -25,15 +25,17 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gen import atomic, checkpoint, ensemble, measures, memory, record, runlock
+from gen import atomic, measures, record
+from gen.sweeps import ensemble, runlock
+from gen.training import checkpoint, memory
 from gen.data import DataBundle, load_data
-from gen.lockstep import Lockstep
+from gen.training.lockstep import Lockstep
 from gen.models import build_model
-from gen.objective import objective_for
-from gen.optim import build_optimizer, build_scheduler, uses_sam
-from gen.run_id import run_id as run_id_of
-from gen.schema import ConfigError, validate
-from gen.train import Trainer, TrainingRecord
+from gen.training.objective import objective_for
+from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
+from gen.sweeps.run_id import run_id as run_id_of
+from gen.config import ConfigError, validate
+from gen.training.loop import Trainer, TrainingRecord
 
 log = logging.getLogger("gen")
 INIT_WEIGHTS, FINAL_WEIGHTS = "init.pt", "model.pt"
@@ -89,7 +91,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
         except ConfigError:
             raise
         except checkpoint.Interrupted as stop:
-            if group:  # lockstep runs keep no checkpoint (gen.lockstep)
+            if group:  # lockstep runs keep no checkpoint (gen.training.lockstep)
                 log.warning("%s", stop)
             else:
                 log.warning("%s; the checkpoint in %s resumes it", stop, run_dir)
@@ -209,7 +211,7 @@ def _checked_init_state(saved: dict, built: dict) -> dict:
 
 
 def _execute_lockstep(members: list[ensemble.Member], started: float) -> dict:
-    """Build every member as if alone, train them in lockstep (gen.lockstep), finish each, write the
+    """Build every member as if alone, train them in lockstep (gen.training.lockstep), finish each, write the
     other members' metrics.json and return the first's (the caller writes it)."""
     for member in members[1:]:  # the leader was checked by _run
         validate(member.cfg)
@@ -298,7 +300,7 @@ def _metrics(header: dict, model, data, result: TrainingRecord, measured, timing
              "epochs": result.epoch, "steps": result.step}
     notes = list(measured.notes)
     if result.status == record.DIVERGED:
-        notes.append(f"training diverged ({result.divergence['rule']}, gen.divergence) in epoch "
+        notes.append(f"training diverged ({result.divergence['rule']}, gen.training.divergence) in epoch "
                      f"{result.divergence['epoch']}")
     metrics = dict(header)
     metrics.update({

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import gen.run_id  # noqa: F401  (the ${run_id:} resolver)
+import gen.sweeps.run_id  # noqa: F401  (the ${run_id:} resolver)
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -34,7 +34,7 @@ def launch(args: list[str], cwd: Path, env: dict | None = None, timeout: float =
 def plant_unwritable_weights(sweep_dir: Path, overrides: list[str]) -> str:
     """A real failure for one run of a sweep: a folder where that run's ``model.pt`` must go, so it
     trains and then cannot write its final weights (IsADirectoryError).  Returns the run's id."""
-    from gen.run_id import run_id
+    from gen.sweeps.run_id import run_id
 
     rid = run_id(compose_config(overrides))
     (Path(sweep_dir) / rid / "model.pt").mkdir(parents=True)
@@ -65,7 +65,7 @@ def measure_context(model, x, y, init_state=None, record=None, **params):
 
     from gen.data.bundle import DataBundle
     from gen.measures.context import MeasureContext
-    from gen.schema.measure import MeasureParams
+    from gen.config.measure import MeasureParams
 
     classification = not y.is_floating_point()
     num_classes = int(y.max()) + 1 if classification else 0

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from analysis import status as run_status
+from gen.sweeps import status as run_status
 from analysis.callback import AnalysisCallback
 from analysis.cli import main
 from analysis.collect import collect

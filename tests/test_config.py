@@ -2,7 +2,7 @@
 import pytest
 
 from gen import measures
-from gen.schema import ConfigError, validate
+from gen.config import ConfigError, validate
 from tests.conftest import CONF, compose_config
 
 GROUPS = ["model", "dataset", "corruption", "optimizer", "measure", "trainer", "experiment"]

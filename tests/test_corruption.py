@@ -1,4 +1,4 @@
-"""The randomization tests (gen/corruption.py): each corruption does exactly what Zhang et al. mean."""
+"""The randomization tests (gen/data/corruption.py): each corruption does exactly what Zhang et al. mean."""
 import math
 from pathlib import Path
 
@@ -7,11 +7,11 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config
-from gen.corruption import corrupt
+from gen.data.corruption import corrupt
 from gen.data import load_data
 from gen.data.bundle import DataBundle
 from gen.models.fc import FullyConnected
-from gen.schema import ConfigError, validate
+from gen.config import ConfigError, validate
 
 CORRUPTIONS = sorted(p.stem for p in (Path(__file__).parent.parent / "conf" / "corruption").glob("*.yaml"))
 K = 10

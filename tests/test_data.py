@@ -16,7 +16,7 @@ from gen.data import cache, load_data, sinusoid, vision
 from gen.data.subset import stratified_indices
 from gen.data.transforms import center_crop, channel_stats, resize
 from gen.models import build_model
-from gen.schema import ConfigError, validate
+from gen.config import ConfigError, validate
 
 VISION = {"mnist": fake.write_mnist, "fashion_mnist": fake.write_fashion_mnist, "cifar10": fake.write_cifar10,
           "cifar100": fake.write_cifar100, "svhn": fake.write_svhn}

@@ -1,4 +1,4 @@
-"""trainer.ensemble=K: runs trained in lockstep (gen.lockstep) are recorded exactly as if trained alone.
+"""trainer.ensemble=K: runs trained in lockstep (gen.training.lockstep) are recorded exactly as if trained alone.
 
 Each member is compared with the same config trained alone: history, stopping epoch, final metrics
 and weights.  The members differ in everything a lockstep group may vary (seed, corruption,
@@ -10,9 +10,9 @@ import json
 import pytest
 import torch
 
-from gen import ensemble
+from gen.sweeps import ensemble
 from gen.run import train
-from gen.schema import ConfigError
+from gen.config import ConfigError
 from tests.conftest import compose_config, launch, read_metrics
 
 BASE = ["dataset.train_size=300", "model.hidden_units=16", "trainer.max_epochs=8", "trainer.progress=false",

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from gen.measures.conventions import CONVENTIONS, MEANINGS, settings
 from gen.measures.pacbayes import noise_std, random_search
-from gen.run_id import run_id
-from gen.schema.measure import CONVENTION_NAMES
+from gen.sweeps.run_id import run_id
+from gen.config.measure import CONVENTION_NAMES
 from tests.conftest import compose_config, measure_context, measure_value as value, metrics_files, relu_mlp as mlp
 from tests.test_measures_flatness import fit_blob_classifier, monte_carlo_accuracy_drop
 from tests.test_measures_norms import conv_norms, self_labelled, small_conv_net

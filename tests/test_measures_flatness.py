@@ -16,7 +16,7 @@ from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, r
 from gen.measures.pacbayes import bisect, random_search, worst_case_search
 from gen.measures.registry import NotApplicable
 from gen.measures.sharpness import ascend
-from gen.objective import Objective
+from gen.training.objective import Objective
 from tests.conftest import measure_context, measure_value as value, relu_mlp as relu_net
 
 

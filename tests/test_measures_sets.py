@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from gen.measures import check_set, compute_measures, known_names
 from gen.measures.margin import margins
 from gen.run import train
-from gen.schema import ConfigError
+from gen.config import ConfigError
 from tests.conftest import CONF, compose_config, measure_context, metrics_files, read_metrics
 
 SETS = sorted(path.stem for path in (CONF / "measure").glob("*.yaml"))

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from gen.measures.registry import MEASURES, NotApplicable
 from gen.measures.trajectory import BiasTracker, make_tracker
-from gen.objective import Objective
+from gen.training.objective import Objective
 from tests.conftest import CONF, measure_context
 
 

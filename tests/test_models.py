@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from gen.data.bundle import DataBundle
 from gen.models import build_model
 from gen.models.steady import InputBias
-from gen.schema import ConfigError, validate
+from gen.config import ConfigError, validate
 from tests.conftest import CONF, compose_config
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))

@@ -5,10 +5,10 @@ import pytorch_optimizer
 import torch
 import torch.nn as nn
 
-from gen.optim import AdaShift, build_optimizer, build_scheduler, optimizer_options, unknown_optimizer_hint, uses_sam
-from gen.schema import ConfigError, validate
-from gen.schema.base import check_node
-from gen.schema.trainer import TrainerConfig
+from gen.training.optimizers import AdaShift, build_optimizer, build_scheduler, optimizer_options, unknown_optimizer_hint, uses_sam
+from gen.config import ConfigError, validate
+from gen.config.base import check_node
+from gen.config.trainer import TrainerConfig
 from tests.conftest import CONF, compose_config
 
 OPTIMIZERS = optimizer_options()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gen.schema import validate
+from gen.config import validate
 from tests import fake_datasets
 from tests.conftest import CONF, LAUNCH, REPO, compose_config, launch, read_metrics
 

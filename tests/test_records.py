@@ -14,12 +14,14 @@ import time
 import pytest
 import torch
 
-from analysis import status as run_status
+from gen.sweeps import status as run_status
 from analysis.cli import main as analysis_main
 from analysis.collect import collect
-from gen import atomic, checkpoint, ensemble, record, runlock
+from gen import atomic, record
+from gen.sweeps import ensemble, runlock
+from gen.training import checkpoint
 from gen.run import build_run, train
-from gen.run_id import run_id
+from gen.sweeps.run_id import run_id
 from tests.conftest import REPO, TINY, compose_config, launch, metrics_files, read_metrics
 
 QUIET = ["analysis.auto=false"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import status as run_status
+from gen.sweeps import status as run_status
 from tests.conftest import LAUNCH, launch, read_metrics
 
 # Each config takes a few seconds, so a kill lands mid-training; each exercises a different state.

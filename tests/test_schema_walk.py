@@ -1,6 +1,6 @@
 """Every value that reaches torch is validated first (issue 12, point 6).
 
-The walk visits every key of every schema (gen.schema.GROUPS: each option of each group, nested
+The walk visits every key of every schema (gen.config.GROUPS: each option of each group, nested
 blocks included) and tries, for each, a wrong type, an out-of-range value, a non-finite value and an
 empty value (and, for the model's sizes, one too large for any memory).  Each must stop the run in
 ``gen.run.train`` with a ConfigError of one line and leave no run folder; a value that trains, or
@@ -17,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from gen.run import train
-from gen.schema import GROUPS, ConfigError
+from gen.config import GROUPS, ConfigError
 from tests.conftest import CONF, compose_config, launch, metrics_files
 
 HUGE = 10**15

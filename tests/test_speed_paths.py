@@ -5,12 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from gen import train as train_module
+from gen.training import loop as train_module
 from gen.data import cache, load_data, vision
 from gen.models import build_model
-from gen.objective import objective_for
-from gen.optim import build_optimizer, build_scheduler, uses_sam
-from gen.train import Trainer
+from gen.training.objective import objective_for
+from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
+from gen.training.loop import Trainer
 from tests.conftest import TINY, compose_config
 from tests.fake_datasets import write_mnist
 

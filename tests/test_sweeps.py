@@ -122,7 +122,7 @@ def test_worker_count_is_one_per_core_pair_without_a_gpu(monkeypatch):
 
     import torch
 
-    from gen import local_gpus
+    from gen.sweeps import local_gpus
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
@@ -136,7 +136,7 @@ def test_workers_lock_distinct_gpus(monkeypatch, tmp_path):
     """Each pin takes a GPU no other live worker holds; with all taken, a lock attempt would wait."""
     import fcntl
 
-    from gen import local_gpus
+    from gen.sweeps import local_gpus
 
     monkeypatch.setattr(local_gpus, "LOCK_DIR", tmp_path)
     first, first_lock = local_gpus._lock_a_gpu(["0", "1"])

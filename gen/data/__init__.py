@@ -8,18 +8,18 @@ The pipeline, in order (each step in its own module):
 3. ``transforms.to_model_inputs``: float32 images in [0, 1] (uint8 / 255; digits come as 0..16 / 16)
    and, with ``dataset.normalize``, per-channel (x − mean) / std, given or computed on the training split;
 4. ``subset.take_train_subset``: a seeded, class-stratified ``dataset.train_size`` subset;
-5. ``gen.corruption.corrupt``: the randomization test, seeded by ``corruption.seed``;
+5. ``gen.data.corruption.corrupt``: the randomization test, seeded by ``corruption.seed``;
 6. move to the device.
 """
 import torch
 from omegaconf import DictConfig
 
-from gen import corruption
+from gen.data import corruption
 from gen.data import sources
 from gen.data.bundle import DataBundle
 from gen.data.subset import check_classes, select_classes, take_train_subset
 from gen.data.transforms import to_model_inputs
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 
 def load_data(dataset_cfg: DictConfig, corruption_cfg: DictConfig, device: torch.device | str) -> DataBundle:

@@ -4,7 +4,7 @@ import dataclasses
 import torch
 
 from gen.data.bundle import DataBundle
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 
 def stratified_indices(labels: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:

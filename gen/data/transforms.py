@@ -8,7 +8,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from gen.data.bundle import DataBundle
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:

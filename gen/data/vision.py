@@ -17,7 +17,7 @@ import torch
 import torchvision.datasets as tvd
 
 from gen.data.bundle import DataBundle
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 
 @dataclass(frozen=True)

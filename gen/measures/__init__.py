@@ -35,8 +35,8 @@ from gen.measures import sharpness, pacbayes, hessian, min_sharpness  # noqa: F4
 from gen.measures import trajectory, optimization  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
 from gen.measures.registry import MEASURES, NotApplicable, base_of, known_names, size_adjusted
-from gen.schema.base import ConfigError, check_node
-from gen.schema.measure import MeasureParams
+from gen.config.base import ConfigError, check_node
+from gen.config.measure import MeasureParams
 
 __all__ = ["MeasureResults", "check_set", "compute_measures", "known_names", "needs_trajectory", "trajectory"]
 

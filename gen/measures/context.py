@@ -17,8 +17,8 @@ from gen.measures.conventions import CONVENTIONS, Convention
 from gen.measures.folding import FoldedNet, fold_batchnorm
 from gen.measures.layers import WeightLayer, weight_layers
 from gen.measures.registry import NotApplicable
-from gen.objective import Objective, objective_for
-from gen.schema.measure import MeasureParams
+from gen.training.objective import Objective, objective_for
+from gen.config.measure import MeasureParams
 
 
 def resolve_params(measure_cfg: DictConfig | dict | None) -> MeasureParams:

@@ -5,7 +5,7 @@ import contextlib
 import torch
 import torch.nn as nn
 
-from gen.objective import Objective
+from gen.training.objective import Objective
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 
 from gen.data.bundle import DataBundle
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 
 def build_model(model_cfg: DictConfig, data: DataBundle) -> nn.Module:

@@ -2,7 +2,7 @@
 import torch
 import torch.nn as nn
 
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 
 def require_image(model_name: str, input_shape: tuple[int, ...]) -> None:

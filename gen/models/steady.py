@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from gen.models.shapes import output_shape, require_image
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 
 class InputBias(nn.Module):

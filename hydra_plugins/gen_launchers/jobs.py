@@ -32,8 +32,8 @@ def compose_jobs(launcher, job_overrides: Sequence[Sequence[str]], initial_job_i
 
 
 def units_of(configs: list[DictConfig], initial_job_idx: int) -> tuple[list, list[list[int]]]:
-    """The jobs as gen.ensemble members, and gen.ensemble.units of them, with a log line per lockstep group."""
-    from gen import ensemble  # lazily: Hydra imports every plugin module at startup
+    """The jobs as gen.sweeps.ensemble members, and gen.sweeps.ensemble.units of them, with a log line per lockstep group."""
+    from gen.sweeps import ensemble  # lazily: Hydra imports every plugin module at startup
 
     members = [ensemble.Member.from_sweep_config(c) for c in configs]
     units = ensemble.units(members)

@@ -1,7 +1,7 @@
 """``hydra/launcher=local_gpus``: hydra-joblib's launcher with its jobs cut into units of the sweep
-(gen.ensemble.units): with ``trainer.ensemble=K`` a lockstep group of up to K runs is one joblib
+(gen.sweeps.ensemble.units): with ``trainer.ensemble=K`` a lockstep group of up to K runs is one joblib
 task, so it trains on one worker's GPU; every other run is a task of its own.  Configs are composed
-in the main process, as the SLURM launcher does.  gen/local_gpus.py pins each worker to a GPU.
+in the main process, as the SLURM launcher does.  gen/sweeps/local_gpus.py pins each worker to a GPU.
 """
 import logging
 from typing import Any, Sequence
@@ -35,7 +35,7 @@ class LocalGpusLauncher(JoblibLauncher):
 
 def _run_unit(hydra_context, task_function, sweep_configs: list[DictConfig], singleton_state: dict[Any, Any]):
     """On a worker: the unit's jobs through Hydra's run_job, the first training a lockstep group."""
-    from gen import ensemble
+    from gen.sweeps import ensemble
 
     setup_globals()
     Singleton.set_state(singleton_state)

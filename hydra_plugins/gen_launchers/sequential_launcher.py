@@ -1,6 +1,6 @@
 """``hydra/launcher=sequential`` (gen's default): Hydra's basic launcher, one job after another in
 this process, plus lockstep groups: with ``trainer.ensemble=K`` the runs that can train together
-(gen.ensemble.plan) are trained by their first member's job in one vmapped loop (gen.lockstep).
+(gen.sweeps.ensemble.plan) are trained by their first member's job in one vmapped loop (gen.training.lockstep).
 Every job still goes through Hydra's ``run_job`` (its folder, ``.hydra/``, callbacks, return value);
 the other members' jobs find the result their group wrote.
 """
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 class SequentialLauncher(BasicLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from gen import ensemble  # lazily: Hydra imports every plugin module at startup
+        from gen.sweeps import ensemble  # lazily: Hydra imports every plugin module at startup
 
         start_sweep(self)
         log.info(f"Launching {len(job_overrides)} jobs locally")

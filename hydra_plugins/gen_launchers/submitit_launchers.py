@@ -7,9 +7,9 @@
    returns the failure as a value and SLURM says COMPLETED); the sweep still collects every job: a
    run that recorded its failure comes back as a finished job without a result (the sweep's summary
    lists it and the exit status is non-zero), any other failed job as a FAILED JobReturn.
-3. Preemption: the run checkpoints before submitit requeues the job (gen.launchers.preemption); the
+3. Preemption: the run checkpoints before submitit requeues the job (gen.sweeps.preemption); the
    requeued job gets the same arguments and resumes from checkpoint.pt.
-4. With ``trainer.ensemble=K`` a job is a unit of the sweep (gen.ensemble.units): a lockstep group
+4. With ``trainer.ensemble=K`` a job is a unit of the sweep (gen.sweeps.ensemble.units): a lockstep group
    of up to K runs trained together, or one run; the job runs its runs one after another.
 
 Hydra imports every module of hydra_plugins at startup, so gen (and torch) are imported lazily here.
@@ -41,7 +41,7 @@ class FrozenConfigMixin:
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit
 
-        import gen.run_id  # noqa: F401  (the ${run_id:} resolver of the run folders, also on the node)
+        import gen.sweeps.run_id  # noqa: F401  (the ${run_id:} resolver of the run folders, also on the node)
         from gen import record
 
         executor = self._executor()
@@ -83,8 +83,9 @@ class FrozenConfigMixin:
         """One unit of the sweep (a run, or a lockstep group) on the node."""
         import submitit
 
-        import gen.run_id  # noqa: F401
-        from gen import ensemble, record
+        import gen.sweeps.run_id  # noqa: F401
+        from gen import record
+        from gen.sweeps import ensemble
 
         Singleton.set_state(singleton_state)
         setup_globals()
@@ -105,8 +106,8 @@ class FrozenConfigMixin:
         return returns
 
     def _run(self, sweep_config: DictConfig, job_dir_key: str) -> JobReturn:
-        from gen import checkpoint
-        from gen.launchers import preemption
+        from gen.training import checkpoint
+        from gen.sweeps import preemption
 
         with preemption.deferred_requeue():
             ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,

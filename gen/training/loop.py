@@ -26,10 +26,10 @@ import torch.nn as nn
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from gen import checkpoint, divergence
+from gen.training import checkpoint, divergence
 from gen.record import COMPLETED, DIVERGED
 from gen.data.bundle import DataBundle
-from gen.objective import Objective
+from gen.training.objective import Objective
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class TrainingRecord:
     interpolation: dict = field(default_factory=lambda: {"reached": False, "epoch": None, "step": None,
                                                          "seconds": None, "test_error": None})
     status: str = COMPLETED      # or DIVERGED
-    divergence: dict | None = None  # which rule of gen.divergence fired, where
+    divergence: dict | None = None  # which rule of gen.training.divergence fired, where
     epoch: int = 0               # finished epochs
     step: int = 0
     seconds: float = 0.0         # training time, evaluations excluded
@@ -92,7 +92,7 @@ class Trainer:
     def fit(self) -> TrainingRecord:
         record = self.record
         if not record.history:
-            self._evaluate_row()  # the reference of gen.divergence's bound; judged from the first epoch on
+            self._evaluate_row()  # the reference of gen.training.divergence's bound; judged from the first epoch on
         bar = tqdm(total=self.cfg.max_epochs, initial=record.epoch, desc="epochs", unit="ep",
                    disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
         with bar:
@@ -112,7 +112,7 @@ class Trainer:
         return record
 
     def end_training(self) -> None:
-        """Evaluate the last epochs if they were not, and judge the final weights (gen.divergence)."""
+        """Evaluate the last epochs if they were not, and judge the final weights (gen.training.divergence)."""
         record = self.record
         if record.history[-1]["step"] != record.step:
             self._evaluate_row()
@@ -128,7 +128,7 @@ class Trainer:
         self._pending_rule = rule
 
     def _check_divergence(self, last: bool = False) -> bool:
-        """Apply gen.divergence to the latest evaluation; True (and the run diverged) if it fires."""
+        """Apply gen.training.divergence to the latest evaluation; True (and the run diverged) if it fires."""
         found = divergence.check(self.record.history, self.model, self.chance_loss,
                                  self.divergence_factor, self.divergence_patience, last)
         if found is not None:

@@ -6,7 +6,7 @@ A run folder is a folder that holds a ``metrics.json`` or Hydra's ``.hydra/``.  
   the record passed gen.record's check (the schema, its run id, its folder);
 - ``invalid``: a ``metrics.json`` that fails that check (the reason says why); ``unreadable``: one
   that is not JSON at all.  Neither is ever a result; a relaunch trains the run again;
-- ``running``: no result yet, and a live process holds the run's lock (gen.runlock) or something in
+- ``running``: no result yet, and a live process holds the run's lock (gen.sweeps.runlock) or something in
   the folder (checkpoint, log) changed recently;
 - ``interrupted``: no result, a ``checkpoint.pt``, nothing changed recently: preempted or killed
   after a checkpoint; a relaunch resumes it;
@@ -20,8 +20,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from gen import record, runlock
-from gen.checkpoint import CHECKPOINT_FILE
+from gen import record
+from gen.sweeps import runlock
+from gen.training.checkpoint import CHECKPOINT_FILE
 from gen.record import METRICS_FILE
 
 STATUSES = (*record.RECORDED_STATUSES, "running", "interrupted", "missing", record.INVALID, record.UNREADABLE)
@@ -38,7 +39,7 @@ class RunFolder:
     metrics: dict | None = None
     reason: str = ""          # the error line, what the record's check found, or why a run counts as unfinished
     log: Path | None = None   # the run's own log file, where there is one
-    held: bool = False        # a live process holds the run's lock (gen.runlock)
+    held: bool = False        # a live process holds the run's lock (gen.sweeps.runlock)
 
     @property
     def run_id(self) -> str:

@@ -1,7 +1,7 @@
-"""Schemas of the ``corruption`` group (Zhang et al.'s randomization tests; see gen/corruption.py)."""
+"""Schemas of the ``corruption`` group (Zhang et al.'s randomization tests; see gen/data/corruption.py)."""
 from dataclasses import dataclass
 
-from gen.schema.base import SEED_MAX, register, spec
+from gen.config.base import SEED_MAX, register, spec
 
 
 @dataclass

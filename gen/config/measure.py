@@ -6,7 +6,7 @@ exist is the measure registry's business: ``gen.measures.check_set`` checks them
 """
 from dataclasses import dataclass, field
 
-from gen.schema.base import SEED_MAX, register, spec
+from gen.config.base import SEED_MAX, register, spec
 
 # The rows of gen.measures.conventions.CONVENTIONS (importing it here would be circular; a test keeps
 # the two equal).

@@ -13,7 +13,7 @@ import contextlib
 import signal
 from typing import Iterator
 
-from gen import checkpoint
+from gen.training import checkpoint
 
 _received: list[int] = []
 

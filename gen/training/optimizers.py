@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 OPTIMIZER_CONF = Path(__file__).resolve().parent.parent / "conf" / "optimizer"
 SCHEDULES = ["none", "exponential", "step", "cosine", "s5_decay"]

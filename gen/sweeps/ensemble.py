@@ -1,4 +1,4 @@
-"""Which runs of a sweep train together under ``trainer.ensemble=K`` (gen.lockstep trains them).
+"""Which runs of a sweep train together under ``trainer.ensemble=K`` (gen.training.lockstep trains them).
 
 A launcher (``sequential``, ``slurm``, ``submitit_local``) composes every job of a sweep and asks
 :func:`units` how to cut it: each lockstep group is one unit of work, every other run another.
@@ -20,8 +20,9 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, open_dict, read_write
 
-from gen import checkpoint, record
-from gen.run_id import identity, run_id
+from gen import record
+from gen.training import checkpoint
+from gen.sweeps.run_id import identity, run_id
 
 VARYING = ("seed", "corruption", "optimizer.lr")  # what may differ inside a lockstep group
 

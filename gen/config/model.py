@@ -1,9 +1,9 @@
 """Schemas of the ``model`` group, one per architecture (see conf/model/*.yaml)."""
 from dataclasses import dataclass, field
 
-from gen.schema.base import register, spec
+from gen.config.base import register, spec
 
-# Bounds on what is built layer by layer (a loop, not an allocation, so gen.memory cannot see it coming).
+# Bounds on what is built layer by layer (a loop, not an allocation, so gen.training.memory cannot see it coming).
 MAX_DEPTH = 10_000
 MAX_PADDING = 16  # zeros around a 3×3 conv's input: more only adds blank border
 

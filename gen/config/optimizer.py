@@ -1,7 +1,7 @@
 """Schemas of the ``optimizer`` group, its ``sam`` wrapper and its ``schedule``."""
 from dataclasses import dataclass, field
 
-from gen.schema.base import register, spec
+from gen.config.base import register, spec
 
 
 @dataclass

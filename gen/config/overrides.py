@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _GROUP_CHOICE = re.compile(r"^(?:\+|~)?(?P<group>[a-z_]+(?:/[a-z_]+)*)=(?P<value>[A-Za-z0-9_.,-]+)$")

@@ -1,7 +1,7 @@
 """Top-level keys of conf/config.yaml (the groups have their own schemas)."""
 from dataclasses import dataclass, field
 
-from gen.schema.base import SEED_MAX, register, spec
+from gen.config.base import SEED_MAX, register, spec
 
 
 @dataclass

@@ -10,7 +10,7 @@ configs): every supported optimizer (:data:`ELEMENTWISE`) updates each weight fr
 own gradient and state, so stacking members never mixes them, and its update is linear in the
 learning rate, so a member whose rate differs from the first member's scales the step the shared
 optimizer took: ``p ← p_old + (lr_k / lr_0)(p_new − p_old)``.  A member whose stopping rule fires
-(or that diverges by gen.divergence's rule, judged per member at its evaluations) is frozen at that
+(or that diverges by gen.training.divergence's rule, judged per member at its evaluations) is frozen at that
 point: ``p ← p_old`` from then on, and its record ends there, as it would alone.
 Evaluation, stopping, divergence and history are each member's own ``Trainer``'s.
 
@@ -29,11 +29,11 @@ import torch.nn as nn
 from torch.func import functional_call, grad_and_value, vmap
 from tqdm import tqdm
 
-from gen import checkpoint, divergence
+from gen.training import checkpoint, divergence
 from gen.record import DIVERGED
-from gen.optim import build_optimizer, build_scheduler, uses_sam
-from gen.schema import ConfigError
-from gen.train import Trainer, set_cpu_threads
+from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
+from gen.config import ConfigError
+from gen.training.loop import Trainer, set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class Lockstep:
 
     def _finish(self, k: int) -> None:
         """End member ``k``'s training; its model holds its current weights (see _end_epoch)."""
-        self.trainers[k].end_training()  # the last evaluation and gen.divergence's verdict, as alone
+        self.trainers[k].end_training()  # the last evaluation and gen.training.divergence's verdict, as alone
         self.running[k] = False
         self.running_mask[k] = False
 

@@ -8,7 +8,7 @@ data (``train_size`` larger than the set, a class index out of range) happen in 
 """
 from dataclasses import dataclass
 
-from gen.schema.base import SEED_MAX, register, spec
+from gen.config.base import SEED_MAX, register, spec
 
 
 @dataclass

@@ -37,7 +37,7 @@ from omegaconf import DictConfig
 
 from gen.data.bundle import DataBundle
 from gen.data.transforms import channel_stats
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 LABEL_KINDS = ("labels", "random_labels")
 PIXEL_KINDS = ("shuffled_pixels", "random_pixels", "gaussian")

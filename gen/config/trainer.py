@@ -1,7 +1,7 @@
 """Schema of the ``trainer`` group: batches, stopping rule, cadence, device."""
 from dataclasses import dataclass, field
 
-from gen.schema.base import register, spec
+from gen.config.base import register, spec
 
 
 @dataclass
@@ -14,7 +14,7 @@ class StopConfig:
 
 @dataclass
 class DivergenceConfig:
-    # gen.divergence: diverged when the loss or a weight is non-finite, or when the train loss is above
+    # gen.training.divergence: diverged when the loss or a weight is non-finite, or when the train loss is above
     # loss_factor × max(initial loss, chance-level loss) for `patience` evaluations in a row (or at the last).
     loss_factor: float = spec(10.0, gt=1)
     patience: int = spec(3, ge=1)
@@ -37,5 +37,5 @@ class TrainerConfig:
     save_weights: bool = True
     progress: bool = True                      # tqdm bar per epoch
     # K > 1: a multirun trains up to K runs that differ only in seed, corruption and optimizer.lr
-    # in lockstep (gen.ensemble, gen.lockstep: one vmapped step for all); each recorded as if alone.
+    # in lockstep (gen.sweeps.ensemble, gen.training.lockstep: one vmapped step for all); each recorded as if alone.
     ensemble: int = spec(1, ge=1)

@@ -6,8 +6,8 @@ starts and raises :class:`ConfigError` with one line naming the key, the value a
 allowed.  Each group's schemas live in the module of the same name (``schema/model.py``...);
 importing this package registers them all.
 """
-from gen.schema.base import SEED_MAX, ConfigError, GROUPS, check_folder_names, register, validate
+from gen.config.base import SEED_MAX, ConfigError, GROUPS, check_folder_names, register, validate
 
-from gen.schema import corruption, dataset, measure, model, optimizer, run, trainer  # noqa: F401  (register)
+from gen.config import corruption, dataset, measure, model, optimizer, run, trainer  # noqa: F401  (register)
 
 __all__ = ["SEED_MAX", "ConfigError", "GROUPS", "check_folder_names", "register", "validate"]

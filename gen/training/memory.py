@@ -10,7 +10,7 @@ import os
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gen.schema import ConfigError
+from gen.config import ConfigError
 
 COPIES = 3  # weights, gradients, initial weights: the least a training run holds
 DATA_COPIES = 2  # the samples and one working copy (a shuffle, a transform)
