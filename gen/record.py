@@ -165,6 +165,18 @@ def has_result(run_dir: Path, run_id: str | None = None) -> bool:
     return read(run_dir, run_id).is_result
 
 
+def remove_if_fresh(run_dir: Path) -> None:
+    """Bad input leaves nothing behind: drop a run folder that holds only Hydra's bookkeeping."""
+    import shutil
+
+    from gen.sweeps.runlock import LOCK_FILE
+
+    run_dir = Path(run_dir)
+    leftovers = {p.name for p in run_dir.iterdir()} if run_dir.exists() else set()
+    if leftovers <= {".hydra", "launch.log", LOCK_FILE}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 # ---- writing ------------------------------------------------------------------------------------
 def write(run_dir: Path, metrics: dict) -> None:
     """Check ``metrics`` against the schema, then write it atomically as the run's metrics.json."""
@@ -173,6 +185,62 @@ def write(run_dir: Path, metrics: dict) -> None:
     if reason:  # a bug in gen, not in the run: never leave a record that readers would refuse
         raise ValueError(f"refusing to write an invalid {METRICS_FILE} in {run_dir}: {reason}")
     atomic.write_json(Path(run_dir) / METRICS_FILE, payload)
+
+
+def header(cfg, status: str, overrides: list[str], experiment: str | None) -> dict:
+    """What every record starts with: which run (its id, resolved config, overrides) and its status."""
+    from omegaconf import OmegaConf
+
+    from gen.sweeps.run_id import run_id
+
+    return {"schema": SCHEMA_VERSION, "run_id": run_id(cfg), "status": status,
+            "config": OmegaConf.to_container(cfg, resolve=True), "overrides": list(overrides),
+            "experiment": experiment, "seed": cfg.seed}
+
+
+def trained(head: dict, model, data, result, measured, timing: dict, device) -> dict:
+    """The record of a run that trained (``completed`` or ``diverged``, as ``head`` says): ``result``
+    is its gen.training.loop.TrainingRecord, ``measured`` its gen.measures results."""
+    last = result.final
+    has_acc = last["train_acc"] is not None
+    final = {"train_acc": last["train_acc"], "train_loss": last["train_loss"], "test_acc": last["test_acc"],
+             "test_loss": last["test_loss"],
+             "train_error": 1 - last["train_acc"] if has_acc else None,
+             "test_error": 1 - last["test_acc"] if has_acc else None,
+             "gen_gap": last["train_acc"] - last["test_acc"] if has_acc else None,
+             "loss_gap": last["test_loss"] - last["train_loss"],
+             "epochs": result.epoch, "steps": result.step}
+    notes = list(measured.notes)
+    if result.status == DIVERGED:
+        notes.append(f"training diverged ({result.divergence['rule']}, gen.training.divergence) in epoch "
+                     f"{result.divergence['epoch']}")
+    metrics = dict(head)
+    metrics.update({
+        "model": {"name": head["config"]["model"]["name"], "num_params": sum(p.numel() for p in model.parameters())},
+        "data": {"name": data.name, "train_size": len(data.x_train), "test_size": len(data.x_test),
+                 "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+                 "corrupted_fraction": data.corrupted.float().mean().item()},
+        "final": final, "interpolation": result.interpolation, "measures": measured.values,
+        "history": result.history, "timing": timing, "env": environment(device), "notes": notes,
+    })
+    if result.split_acc is not None:
+        metrics["split_acc"] = result.split_acc
+    if result.status == DIVERGED:
+        metrics["divergence"] = result.divergence
+    return metrics
+
+
+def failed(head: dict, error: BaseException, seconds: float) -> dict:
+    """The record of a run that raised ``error`` (call it inside the ``except``: it keeps the traceback's tail)."""
+    import traceback
+
+    metrics = dict(head, status=FAILED)
+    metrics["error"] = {"type": type(error).__name__, "message": str(error),
+                        "traceback_tail": traceback.format_exc().strip().splitlines()[-12:]}
+    metrics["timing"] = {"total_s": seconds}
+    metrics["env"] = environment("cpu")
+    metrics["notes"] = [f"failed: {type(error).__name__}: {error}"]
+    return metrics
 
 
 def to_json(value: Any) -> Any:
@@ -196,7 +264,7 @@ def environment(device) -> dict:
     import torch
 
     name = str(device)
-    if device.type == "cuda":
+    if getattr(device, "type", None) == "cuda":
         name = f"cuda:{torch.cuda.get_device_name(device)}"
     return {"python": platform.python_version(), "torch": torch.__version__, "device": name,
             "git_sha": git_sha(), "host": socket.gethostname(), "package_version": gen.__version__,

@@ -15,9 +15,7 @@ member's metrics.json; the other members' jobs then find their result.
 import contextlib
 import logging
 import os
-import shutil
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from gen.training.objective import objective_for
 from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
 from gen.sweeps.run_id import run_id as run_id_of
 from gen.config import ConfigError, validate
-from gen.training.loop import Trainer, TrainingRecord
+from gen.training.loop import Alone, Trainer, fit
 
 log = logging.getLogger("gen")
 INIT_WEIGHTS, FINAL_WEIGHTS = "init.pt", "model.pt"
@@ -50,7 +48,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict | None:
         return _run(cfg, run_dir)
     except ConfigError:  # bad input leaves nothing behind
         if fresh:
-            _remove_fresh_run_dir(run_dir)
+            record.remove_if_fresh(run_dir)
         raise
 
 
@@ -81,28 +79,30 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
     if cfg.rerun:
         checkpoint.remove(run_dir)
     started = time.perf_counter()
-    with _claim_group(run_dir) as group:  # the runs the launcher gave this one to train in lockstep, if any
-        if not group and cfg.trainer.ensemble > 1:
+    alone = ensemble.Member(cfg, run_dir, tuple(_overrides()), _choice("experiment"))
+    with _claim_group(alone) as members:  # this run, or the lockstep group the launcher made it lead
+        if len(members) == 1 and cfg.trainer.ensemble > 1:
             log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns, of runs that "
-                        "need training and differ only in %s)", cfg.trainer.ensemble, run_dir.name,
-                        ", ".join(ensemble.VARYING))
+                        "need training, stand at one step and differ only in %s)", cfg.trainer.ensemble,
+                        run_dir.name, ", ".join(ensemble.VARYING))
         try:
-            metrics = _execute_lockstep(group, started) if group else _execute(cfg, run_dir, started)
+            results = _execute(members, started)
         except ConfigError:
             raise
         except checkpoint.Interrupted as stop:
-            if group:  # lockstep runs keep no checkpoint (gen.training.lockstep)
-                log.warning("%s", stop)
-            else:
-                log.warning("%s; the checkpoint in %s resumes it", stop, run_dir)
+            log.warning("%s; the checkpoint in %s resumes it", stop, ", ".join(str(m.run_dir) for m in members))
             raise
         except Exception as error:
-            _record_failure(cfg, run_dir, error, started)
+            _record_failure(alone, error, started)
             raise
-        record.write(run_dir, metrics)
-    checkpoint.remove(run_dir)
-    _log_summary(metrics)
-    return metrics
+        for member, metrics in zip(members, results):
+            record.write(member.run_dir, metrics)
+            checkpoint.remove(member.run_dir)
+        for member in members[1:]:
+            ensemble.mark_trained(member.run_dir)
+    for metrics in results:
+        _log_summary(metrics)
+    return results[0]
 
 
 def _previous_record(cfg: DictConfig, run_dir: Path) -> record.Record:
@@ -117,22 +117,25 @@ def _previous_record(cfg: DictConfig, run_dir: Path) -> record.Record:
     return previous
 
 
-def _record_failure(cfg: DictConfig, run_dir: Path, error: Exception, started: float) -> None:
+def _record_failure(member: ensemble.Member, error: Exception, started: float) -> None:
     """metrics.json says failed, with the error; if even that cannot be written, the write error says why."""
+    head = record.header(member.cfg, record.FAILED, member.overrides, member.experiment)
     try:
-        record.write(run_dir, _failure(cfg, error, started))
+        record.write(member.run_dir, record.failed(head, error, time.perf_counter() - started))
     except OSError as write_error:
         raise record.NotRecorded(f"{write_error} (the run failed: {type(error).__name__}: {error})") from error
     record.mark_recorded(error)
-    log.error("run failed: %s: %s (recorded in %s)", type(error).__name__, error, run_dir / record.METRICS_FILE)
+    log.error("run failed: %s: %s (recorded in %s)", type(error).__name__, error, member.run_dir / record.METRICS_FILE)
 
 
 @contextlib.contextmanager
-def _claim_group(run_dir: Path):
-    """The lockstep group this run leads, less the members another process holds or has finished;
-    their folders stay locked by this process until the group's records are written."""
-    group = ensemble.claim(run_dir)
-    locks, kept, created = [], group[:1], []
+def _claim_group(alone: ensemble.Member):
+    """``[alone]``, or the lockstep group it leads, less the members another process holds, has
+    finished, or whose checkpoint stands at another step than the leader's (those train alone in their
+    own job); the members' folders stay locked by this process until the group's records are written."""
+    group = ensemble.claim(alone.run_dir)
+    locks, kept, created = [], group[:1] or [alone], []
+    where = checkpoint.position(alone.run_dir, run_id_of(alone.cfg)) if group else None
     try:
         for member in group[1:]:
             if not member.run_dir.exists():
@@ -143,18 +146,24 @@ def _claim_group(run_dir: Path):
                 log.warning("lockstep: %s leaves the group: running in another process (%s)", member.run_dir,
                             runlock.describe_holder(member.run_dir))
                 continue
-            if not member.cfg.rerun and record.has_result(member.run_dir, run_id_of(member.cfg)):
+            member_id = run_id_of(member.cfg)
+            if member.cfg.rerun:
+                checkpoint.remove(member.run_dir)
+            elif record.has_result(member.run_dir, member_id):
                 lock.release()  # finished by another launch meanwhile: its own job skips it
+                continue
+            if checkpoint.position(member.run_dir, member_id) != where:
+                lock.release()  # resumes alone from where its checkpoint stands, in its own job
                 continue
             locks.append(lock)
             kept.append(member)
-        yield kept if len(kept) > 1 else []
+        yield kept
     except ConfigError:  # bad input leaves nothing behind, in the members' folders either
         for lock in locks:
             lock.release()
         locks = []
         for folder in created:
-            _remove_fresh_run_dir(folder)
+            record.remove_if_fresh(folder)
         raise
     finally:
         for lock in locks:
@@ -174,13 +183,33 @@ class RunSetup:
     trainer: Trainer
 
 
-def _execute(cfg: DictConfig, run_dir: Path, started: float) -> dict:
-    setup = _resume(build_run(cfg, run_dir))
-    trainer = setup.trainer
-    trainer.extra_state = {"init_state": setup.init_state}
-    _save_init(setup)
+def _execute(members: list[ensemble.Member], started: float) -> list[dict]:
+    """Build every member as if alone (resumed from its checkpoint if it has one), train them with the
+    one loop (alone, or in lockstep: gen.training.lockstep) and return each member's record."""
+    for member in members[1:]:  # the first was checked by _run
+        validate(member.cfg)
+        measures.check_set(member.cfg.measure)
+    data = {}  # members with the same dataset and corruption share one copy
+    setups = []
+    for member in members:
+        key = OmegaConf.to_yaml({"d": member.cfg.dataset, "c": member.cfg.corruption})
+        setup = _resume(build_run(member.cfg, member.run_dir, data.get(key)))
+        setup.trainer.extra_state = {"init_state": setup.init_state}
+        data.setdefault(key, setup.data)
+        setups.append(setup)
+    trainers = [setup.trainer for setup in setups]
+    step = Lockstep(trainers, members[0].cfg) if len(members) > 1 else Alone(trainers[0])  # refuses what it can't do
+    for setup in setups:
+        _save_init(setup)
     checkpoint.install_signal_handlers()
-    return _finish(setup, trainer.fit(), started, _overrides(), _choice("experiment"))
+    fit(trainers, step)
+    results = [_finish(setup, started, member) for setup, member in zip(setups, members)]
+    if len(members) > 1:
+        peers = ", ".join(m.run_dir.name for m in members)
+        for metrics in results:
+            metrics["notes"].append(f"trained in lockstep with {len(members) - 1} other run(s) "
+                                    f"(trainer.ensemble={len(members)}: {peers}); timing.train_s is shared")
+    return results
 
 
 def _resume(setup: RunSetup) -> RunSetup:
@@ -210,39 +239,6 @@ def _checked_init_state(saved: dict, built: dict) -> dict:
     return {k: v.to(built[k].device) for k, v in saved.items()}
 
 
-def _execute_lockstep(members: list[ensemble.Member], started: float) -> dict:
-    """Build every member as if alone, train them in lockstep (gen.training.lockstep), finish each, write the
-    other members' metrics.json and return the first's (the caller writes it)."""
-    for member in members[1:]:  # the leader was checked by _run
-        validate(member.cfg)
-        measures.check_set(member.cfg.measure)
-    data = {}  # members with the same dataset and corruption share one copy
-    setups = []
-    for member in members:
-        key = OmegaConf.to_yaml({"d": member.cfg.dataset, "c": member.cfg.corruption})
-        setup = build_run(member.cfg, member.run_dir, data.get(key))
-        data.setdefault(key, setup.data)
-        setups.append(setup)
-    lockstep = Lockstep([s.trainer for s in setups], members[0].cfg)  # refuses what it can't do
-    for setup in setups:
-        setup.run_dir.mkdir(parents=True, exist_ok=True)
-        _save_init(setup)
-    checkpoint.install_signal_handlers()
-    lockstep.fit()
-    peers = ", ".join(m.run_dir.name for m in members)
-    results = []
-    for setup, member in zip(setups, members):
-        metrics = _finish(setup, setup.trainer.record, started, member.overrides, member.experiment)
-        metrics["notes"].append(f"trained in lockstep with {len(members) - 1} other run(s) "
-                                f"(trainer.ensemble={len(members)}: {peers}); timing.train_s is shared")
-        results.append(metrics)
-    for member, metrics in zip(members[1:], results[1:]):
-        record.write(member.run_dir, metrics)
-        ensemble.mark_trained(member.run_dir)
-        _log_summary(metrics)
-    return results[0]
-
-
 def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | None = None) -> RunSetup:
     """Data (unless given), model, optimizer and Trainer of the run ``cfg`` describes."""
     device = pick_device(cfg.trainer.device)
@@ -252,9 +248,9 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
         data = load_data(cfg.dataset, cfg.corruption, device)
     data_seconds = time.perf_counter() - loading
 
-    memory.check_model_fits(cfg.model, lambda: build_model(cfg.model, data), device)
+    memory.check_model_fits(cfg.model, lambda: build_model(cfg.model, data.input_shape, data.num_outputs), device)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, data).to(device)
+    model = build_model(cfg.model, data.input_shape, data.num_outputs).to(device)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     objective = objective_for(data, _num_outputs(model, data))
     optimizer = build_optimizer(cfg.optimizer, model)
@@ -271,10 +267,9 @@ def _save_init(setup: RunSetup) -> None:
         atomic.save_torch(setup.run_dir / INIT_WEIGHTS, setup.init_state)
 
 
-def _finish(setup: RunSetup, result: TrainingRecord, started: float, overrides: list[str],
-            experiment: str | None) -> dict:
-    """Weights, measures and the metrics of a trained run."""
-    cfg, model, data = setup.cfg, setup.model, setup.data
+def _finish(setup: RunSetup, started: float, member: ensemble.Member) -> dict:
+    """Weights, measures and the record of a trained run."""
+    cfg, model, data, result = setup.cfg, setup.model, setup.data, setup.trainer.record
     if cfg.trainer.save_weights:
         atomic.save_torch(setup.run_dir / FINAL_WEIGHTS, model.state_dict())
     if result.status == record.DIVERGED:  # measures of a non-finite network mean nothing
@@ -284,54 +279,8 @@ def _finish(setup: RunSetup, result: TrainingRecord, started: float, overrides: 
     timing = {"total_s": time.perf_counter() - started, "data_s": setup.data_seconds, "train_s": result.seconds,
               "measures_s": measured.total_seconds, "measure_s": measured.seconds,
               "train_samples_per_s": result.samples_seen / result.seconds if result.seconds > 0 else None}
-    header = _header(cfg, result.status, overrides, experiment)
-    return _metrics(header, model, data, result, measured, timing, setup.device)
-
-
-def _metrics(header: dict, model, data, result: TrainingRecord, measured, timing, device) -> dict:
-    last = result.final
-    has_acc = last["train_acc"] is not None
-    final = {"train_acc": last["train_acc"], "train_loss": last["train_loss"], "test_acc": last["test_acc"],
-             "test_loss": last["test_loss"],
-             "train_error": 1 - last["train_acc"] if has_acc else None,
-             "test_error": 1 - last["test_acc"] if has_acc else None,
-             "gen_gap": last["train_acc"] - last["test_acc"] if has_acc else None,
-             "loss_gap": last["test_loss"] - last["train_loss"],
-             "epochs": result.epoch, "steps": result.step}
-    notes = list(measured.notes)
-    if result.status == record.DIVERGED:
-        notes.append(f"training diverged ({result.divergence['rule']}, gen.training.divergence) in epoch "
-                     f"{result.divergence['epoch']}")
-    metrics = dict(header)
-    metrics.update({
-        "model": {"name": header["config"]["model"]["name"], "num_params": sum(p.numel() for p in model.parameters())},
-        "data": {"name": data.name, "train_size": len(data.x_train), "test_size": len(data.x_test),
-                 "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-                 "corrupted_fraction": data.corrupted.float().mean().item()},
-        "final": final, "interpolation": result.interpolation, "measures": measured.values,
-        "history": result.history, "timing": timing, "env": record.environment(device), "notes": notes,
-    })
-    if result.split_acc is not None:
-        metrics["split_acc"] = result.split_acc
-    if result.status == record.DIVERGED:
-        metrics["divergence"] = result.divergence
-    return metrics
-
-
-def _header(cfg: DictConfig, status: str, overrides: list[str], experiment: str | None) -> dict:
-    return {"schema": record.SCHEMA_VERSION, "run_id": run_id_of(cfg), "status": status,
-            "config": OmegaConf.to_container(cfg, resolve=True), "overrides": overrides,
-            "experiment": experiment, "seed": cfg.seed}
-
-
-def _failure(cfg: DictConfig, error: Exception, started: float) -> dict:
-    failed = _header(cfg, record.FAILED, _overrides(), _choice("experiment"))
-    failed["error"] = {"type": type(error).__name__, "message": str(error),
-                       "traceback_tail": traceback.format_exc().strip().splitlines()[-12:]}
-    failed["timing"] = {"total_s": time.perf_counter() - started}
-    failed["env"] = record.environment(torch.device("cpu"))
-    failed["notes"] = [f"failed: {type(error).__name__}: {error}"]
-    return failed
+    head = record.header(cfg, result.status, member.overrides, member.experiment)
+    return record.trained(head, model, data, result, measured, timing, setup.device)
 
 
 def pick_device(name: str) -> torch.device:
@@ -363,13 +312,6 @@ def _choice(group: str) -> str | None:
         return HydraConfig.get().runtime.choices.get(group)
     except ValueError:
         return None
-
-
-def _remove_fresh_run_dir(run_dir: Path) -> None:
-    """Bad input leaves nothing behind: drop a folder holding only Hydra's bookkeeping."""
-    leftovers = {p.name for p in run_dir.iterdir()} if run_dir.exists() else set()
-    if leftovers <= {".hydra", "launch.log", runlock.LOCK_FILE}:
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _log_summary(metrics: dict) -> None:

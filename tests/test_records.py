@@ -75,10 +75,9 @@ def _checkpoint_of(overrides: list[str], where) -> bytes:
     """The bytes of a real gen checkpoint of the run ``overrides`` describes, after one epoch."""
     setup = build_run(compose_config(overrides), where)
     setup.trainer.extra_state = {"init_state": setup.init_state}
-    setup.trainer._evaluate_row()  # what Trainer.fit does before and after the first epoch
-    setup.trainer._run_epoch()
-    setup.trainer._evaluate_row()
-    setup.trainer._save_checkpoint()
+    setup.trainer.evaluate_row()  # what the loop does before the first epoch, and after it
+    setup.trainer.end_epoch(setup.trainer.run_epoch())
+    setup.trainer.save_checkpoint()
     return (where / "checkpoint.pt").read_bytes()
 
 
@@ -290,7 +289,7 @@ def test_a_run_held_by_a_live_process_is_skipped_and_counted_apart(tmp_path):
 def test_a_lock_dies_with_its_process_even_on_kill_9(tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / ".hydra").mkdir(parents=True)  # what makes a folder a run folder for analysis
-    code = ("import sys, time; from gen import runlock; lock = runlock.acquire(sys.argv[1]); "
+    code = ("import sys, time; from gen.sweeps import runlock; lock = runlock.acquire(sys.argv[1]); "
             "print('held' if lock else 'busy', flush=True); time.sleep(120)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True,
                               cwd=REPO)

@@ -108,3 +108,30 @@ def test_sigterm_stops_a_sweep_and_the_relaunch_finishes_it(tmp_path):
     assert again.returncode == 0, again.stderr
     assert (again.stdout + again.stderr).count("resuming") == 1
     assert [read_metrics(p)["status"] for p in sweep.glob("*/metrics.json")] == ["completed"] * 2
+
+
+def test_a_killed_lockstep_group_resumes_together_to_the_uninterrupted_result(tmp_path):
+    """trainer.ensemble=4 over seeds and learning rates: SIGKILL once every member has checkpointed; the
+    relaunch re-forms the group from its members' checkpoints and ends with their uninterrupted records."""
+    args = ["-m", *CONFIGS["fc_digits"], *COMMON, "seed=0,1", "optimizer.lr=0.01,0.02", "trainer.ensemble=4",
+            "analysis.auto=false"]
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    uninterrupted = launch([*args, f"hydra.sweep.dir={reference_dir}"], cwd=tmp_path)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    proc = start([*args, f"hydra.sweep.dir={killed_dir}"], tmp_path)
+    while len(list(killed_dir.glob("*/checkpoint.pt"))) < 4:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert not list(killed_dir.glob("*/metrics.json"))
+
+    again = launch([*args, f"hydra.sweep.dir={killed_dir}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    log = again.stdout + again.stderr
+    assert log.count("resuming") == 4 and "trains alone" not in log, log
+    for path in reference_dir.glob("*/metrics.json"):
+        expected, resumed = read_metrics(path), read_metrics(killed_dir / path.parent.name / "metrics.json")
+        assert any("trained in lockstep with 3 other run(s)" in note for note in resumed["notes"])
+        assert comparable(resumed) == comparable(expected), path.parent.name
+    assert not list(killed_dir.glob("*/checkpoint.pt"))

@@ -9,7 +9,8 @@ the other members' jobs (their ``.hydra/`` folder, callbacks) find their result
 
 Runs group when their configs differ at most in ``seed``, ``corruption`` and ``optimizer.lr``:
 then they have one model shape, one data shape and one step count per epoch.  A run that already
-has a result (without ``rerun``) or a checkpoint to resume from is left to run alone.
+has a result (without ``rerun``) is left to its own job; runs with checkpoints group like the others,
+and the leader keeps those that stand at its own step (gen.run), so a preempted group resumes together.
 """
 import copy
 import json
@@ -21,7 +22,6 @@ from typing import Any, Callable
 from omegaconf import DictConfig, open_dict, read_write
 
 from gen import record
-from gen.training import checkpoint
 from gen.sweeps.run_id import identity, run_id
 
 VARYING = ("seed", "corruption", "optimizer.lr")  # what may differ inside a lockstep group
@@ -72,8 +72,6 @@ def shape_key(cfg: DictConfig) -> str:
 
 
 def _needs_training(member: Member) -> bool:
-    if (member.run_dir / checkpoint.CHECKPOINT_FILE).exists():
-        return False  # resumes alone from where it stopped
     return member.cfg.rerun or not record.has_result(member.run_dir, run_id(member.cfg))
 
 

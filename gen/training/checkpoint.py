@@ -81,6 +81,16 @@ def load(run_dir: Path, run_id: str) -> dict | None:
     return state
 
 
+def position(run_dir: Path, run_id: str) -> tuple[int, int]:
+    """Where run ``run_id``'s checkpoint stands: (steps taken, next batch of its epoch); (0, 0) without
+    a usable one (which the run itself will move aside).  Lockstep groups form of runs at one position."""
+    try:
+        state = load(run_dir, run_id)
+        return (0, 0) if state is None else (int(state["record"]["step"]), int(state["batch_index"]))
+    except (Unusable, KeyError, TypeError, ValueError):
+        return (0, 0)
+
+
 def quarantine(run_dir: Path, why: str) -> Path:
     """Move an unusable checkpoint aside (kept for inspection, never loaded) and say so in one line."""
     path = run_dir / CHECKPOINT_FILE

@@ -12,26 +12,25 @@ learning rate, so a member whose rate differs from the first member's scales the
 optimizer took: ``p ← p_old + (lr_k / lr_0)(p_new − p_old)``.  A member whose stopping rule fires
 (or that diverges by gen.training.divergence's rule, judged per member at its evaluations) is frozen at that
 point: ``p ← p_old`` from then on, and its record ends there, as it would alone.
-Evaluation, stopping, divergence and history are each member's own ``Trainer``'s.
+Epochs, evaluation, stopping, divergence, checkpoints and the record are the one loop's
+(gen.training.loop.fit); this module is only its step for K members.
 
 Not supported (a ConfigError says so): models with buffers or dropout (batch-norm statistics and
 dropout masks are per-run state vmap does not carry), SAM, bf16, per-step trajectory tracking and
-optimizers outside :data:`ELEMENTWISE`.  Preempted lockstep runs keep no checkpoint: they start
-again when relaunched.
+optimizers outside :data:`ELEMENTWISE`.  Each member checkpoints into its own folder what it would
+hold alone (its weights, its slice of the optimizer state, its shuffle and RNGs), so a preempted
+group resumes together, or a member alone, from where it stopped.
 """
 import copy
 import logging
 import time
-import warnings
 
 import torch
 import torch.nn as nn
 from torch.func import functional_call, grad_and_value, vmap
-from tqdm import tqdm
 
-from gen.training import checkpoint, divergence
-from gen.record import DIVERGED
-from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
+from gen.training import checkpoint
+from gen.training.optimizers import build_optimizer, uses_sam
 from gen.config import ConfigError
 from gen.training.loop import Trainer, set_cpu_threads
 
@@ -42,27 +41,28 @@ ELEMENTWISE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim
 
 
 class Lockstep:
-    """Trains the members' ``Trainer``s together; :meth:`fit` leaves each member's model and record
-    as its own ``Trainer.fit`` would."""
+    """The step of :func:`gen.training.loop.fit` for K members: one vmapped gradient, one optimizer over
+    the stacked weights.  Member ``k``'s model and optimizer are brought up to date from the stack
+    (:meth:`sync_weights`, :meth:`sync_optimizers`) before it is evaluated or checkpointed, so its
+    checkpoint is the one it would write alone, and the stack is built from the members' own states,
+    so a group resumes from its members' checkpoints."""
 
     def __init__(self, trainers: list[Trainer], run_cfg):
         """``run_cfg``: the first member's config (the optimizer is built from it)."""
-        optimizer_cfg = run_cfg.optimizer
         check_supported(trainers, run_cfg)
         self.trainers = trainers
         lead = trainers[0]
-        self.cfg, self.objective = lead.cfg, lead.objective
+        self.objective = lead.objective
         self.names = [name for name, _ in lead.model.named_parameters()]
         self.stacked = _StackedParameters([list(t.model.parameters()) for t in trainers])
-        self.optimizer = build_optimizer(optimizer_cfg, self.stacked)
-        self.scheduler = build_scheduler(optimizer_cfg, self.optimizer, self.cfg.max_epochs)
-        device = lead.data.x_train.device
-        rates = [t.optimizer.param_groups[0]["lr"] for t in trainers]
-        self.lr_scale = torch.tensor([rate / rates[0] for rate in rates], device=device)
-        self.same_rate = all(rate == rates[0] for rate in rates)
+        self.optimizer = build_optimizer(run_cfg.optimizer, self.stacked)
+        _load_stacked_state(self.optimizer, [t.optimizer for t in trainers], [not t.finished() for t in trainers])
+        self.device = lead.data.x_train.device
         # which members still train: a host list for the loop (no device sync per step), a device mask
         self.running = [True] * len(trainers)
-        self.running_mask = torch.ones(len(trainers), dtype=torch.bool, device=device)
+        self.running_mask = torch.ones(len(trainers), dtype=torch.bool, device=self.device)
+        self.lr_scale = torch.ones(len(trainers), device=self.device)
+        self.same_rate = True
         # label corruptions change y alone: x and y are each kept once when every member shares them
         self.x_train, self.x_offsets = _concat_members([t.data.x_train for t in trainers])
         self.y_train, self.y_offsets = _concat_members([t.data.y_train for t in trainers])
@@ -72,57 +72,58 @@ class Lockstep:
             return self.objective.loss(functional_call(shape_model, params, (x,)), y)
 
         self.gradients = vmap(grad_and_value(loss))
-        if device.type == "cpu":
+        if self.device.type == "cpu":
             set_cpu_threads()
 
-    # ---- the loop -------------------------------------------------------------------------
-    def fit(self) -> None:
-        members = range(len(self.trainers))
-        for k in members:
-            trainer = self.trainers[k]
-            if not trainer.record.history:
-                trainer._evaluate_row()
-            if trainer._should_stop():
-                self._finish(k)
-        bar = tqdm(total=self.cfg.max_epochs, desc=f"epochs (lockstep ×{len(self.trainers)})", unit="ep",
-                   disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
-        with bar:
-            while any(self.running):
-                epoch_losses = self._run_epoch()
-                for k in self._active_members():
-                    self._end_epoch(k, epoch_losses[k])
-                bar.update(1)
-
-    def _run_epoch(self) -> torch.Tensor:
-        """One pass for every active member; the sum of each member's step losses."""
-        members = self._active_members()
+    def run_epoch(self, running: list[Trainer]) -> list[bool]:
+        """What remains of the current epoch for every running member (they stand at one batch: see
+        gen.run); for each, whether its losses stayed finite."""
+        self._set_running(running)
         n = len(self.trainers[0].data.x_train)
-        perms = torch.stack([torch.randperm(n, generator=t.generator) for t in self.trainers])
-        perms = perms.to(self.x_train.device)
-        bs = int(self.cfg.batch_size)
+        for trainer in running:
+            if trainer.epoch_perm is None:
+                trainer.epoch_perm = torch.randperm(n, generator=trainer.generator).to(self.device)
+                trainer.batch_index = 0
+        idle = torch.arange(n, device=self.device)  # frozen members' batches: computed, never applied
+        perms = torch.stack([t.epoch_perm if self.running[k] else idle for k, t in enumerate(self.trainers)])
+        bs, lead = running[0].batch_size, running[0]
         losses = []
         params = self.stacked.as_dict(self.names)
         start = time.perf_counter()
-        for i in range(0, n, bs):
-            index = perms[:, i:i + bs]
-            xb, yb = _take(self.x_train, index + self.x_offsets), _take(self.y_train, index + self.y_offsets)
-            grads, loss = self.gradients(params, xb, yb)
-            self._update(grads)
-            losses.append(loss)
-            for k in members:
-                self.trainers[k].record.step += 1
-                self.trainers[k].record.samples_seen += index.shape[1]
-            if checkpoint.requested():
-                raise checkpoint.Interrupted("preempted during lockstep training (trainer.ensemble): "
-                                             "these runs start again when relaunched")
-            if self.trainers[members[0]]._out_of_budget():
-                break
-        seconds = time.perf_counter() - start
-        for k in members:
-            self.trainers[k].record.seconds += seconds
-        if self.scheduler is not None:
-            self.scheduler.step()
-        return torch.stack(losses).sum(0)
+        try:
+            for i in range(lead.batch_index * bs, n, bs):
+                index = perms[:, i:i + bs]
+                xb, yb = _take(self.x_train, index + self.x_offsets), _take(self.y_train, index + self.y_offsets)
+                grads, loss = self.gradients(params, xb, yb)
+                self._update(grads)
+                losses.append(loss)
+                for trainer in running:
+                    trainer.record.step += 1
+                    trainer.record.samples_seen += index.shape[1]
+                    trainer.batch_index += 1
+                if checkpoint.requested():
+                    raise checkpoint.Interrupted(f"preempted at epoch {lead.record.epoch + 1}, step "
+                                                 f"{lead.record.step} (lockstep ×{len(running)})")
+                if lead.out_of_budget():
+                    break
+        finally:
+            for trainer in running:
+                trainer.record.seconds += time.perf_counter() - start
+        sums = torch.stack(losses).sum(0) if losses else torch.zeros(len(self.trainers), device=self.device)
+        finite = torch.isfinite(sums).tolist()
+        return [finite[self.trainers.index(t)] for t in running]
+
+    def _set_running(self, running: list[Trainer]) -> None:
+        """Freeze the members that stopped; scale each running member's step by its own learning rate
+        against the one the stacked optimizer takes (the first running member's, from its schedule)."""
+        self.running = [t in running for t in self.trainers]
+        self.running_mask.copy_(torch.tensor(self.running))
+        rates = [t.optimizer.param_groups[0]["lr"] for t in self.trainers]
+        reference = rates[self.running.index(True)]
+        for group in self.optimizer.param_groups:
+            group["lr"] = reference
+        self.same_rate = all(rate == reference for rate, on in zip(rates, self.running) if on)
+        self.lr_scale.copy_(torch.tensor([rate / reference for rate in rates]))
 
     def _update(self, grads: dict) -> None:
         params = self.stacked.parameters_list
@@ -138,40 +139,46 @@ class Lockstep:
                     scaled = torch.where(scale == 1, p, old + scale * (p - old))
                     p.copy_(torch.where(self.running_mask.view_as(scale), scaled, old))
 
-    def _end_epoch(self, k: int, epoch_loss: torch.Tensor) -> None:
-        """What ``Trainer.fit`` does after an epoch, for member ``k``."""
-        trainer, record = self.trainers[k], self.trainers[k].record
-        record.epoch += 1
-        if trainer.scheduler is not None:  # the member's own schedule: its history's learning rate
-            with warnings.catch_warnings():  # its optimizer never steps (the stacked one does), by design
-                warnings.filterwarnings("ignore", message="Detected call of")
-                trainer.scheduler.step()
-        self._load_member(k)
-        if not bool(torch.isfinite(epoch_loss)):
-            trainer.diverge(divergence.NON_FINITE_LOSS)
-            self._finish(k)
-            return
-        if record.epoch % self.cfg.eval_every == 0 or trainer._out_of_budget():
-            trainer._evaluate_row()
-            if trainer._check_divergence():
-                self._finish(k)
-                return
-        if trainer._should_stop():
-            self._finish(k)
-
-    def _finish(self, k: int) -> None:
-        """End member ``k``'s training; its model holds its current weights (see _end_epoch)."""
-        self.trainers[k].end_training()  # the last evaluation and gen.training.divergence's verdict, as alone
-        self.running[k] = False
-        self.running_mask[k] = False
-
-    def _active_members(self) -> list[int]:
-        return [k for k, running in enumerate(self.running) if running]
-
     @torch.no_grad()
-    def _load_member(self, k: int) -> None:
-        for own, stacked in zip(self.trainers[k].model.parameters(), self.stacked.parameters_list):
-            own.copy_(stacked[k])
+    def sync_weights(self, trainers: list[Trainer]) -> None:
+        for trainer in trainers:
+            k = self.trainers.index(trainer)
+            for own, stacked in zip(trainer.model.parameters(), self.stacked.parameters_list):
+                own.copy_(stacked[k])
+
+    def sync_optimizers(self, trainers: list[Trainer]) -> None:
+        """Each member's optimizer state: its slice of the stacked optimizer's."""
+        stacked = self.optimizer.state_dict()
+        for trainer in trainers:
+            k = self.trainers.index(trainer)
+            own = trainer.optimizer.state_dict()
+            own["state"] = {i: {key: _member_slice(value, k, self.stacked.parameters_list[i])
+                                for key, value in state.items()} for i, state in stacked["state"].items()}
+            trainer.optimizer.load_state_dict(own)
+
+
+def _load_stacked_state(optimizer, members: list, running: list[bool]) -> None:
+    """The stacked optimizer's state from the members' (resumed) optimizers: per-weight tensors
+    stacked, per-tensor scalars (Adam's step) from the first running member.  Fresh members: none."""
+    states = [m.state_dict()["state"] for m in members]
+    reference = states[running.index(True)] if any(running) else states[0]
+    if not reference:
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    stacked = optimizer.state_dict()
+    stacked["state"] = {}
+    for i, values in reference.items():
+        stacked["state"][i] = {
+            key: torch.stack([s.get(i, reference[i]).get(key, value) for s in states])
+            if torch.is_tensor(value) and value.dim() > 0 and value.shape == params[i].shape[1:] else value
+            for key, value in values.items()}
+    optimizer.load_state_dict(stacked)
+
+
+def _member_slice(value, k: int, stacked_param: torch.Tensor):
+    if torch.is_tensor(value) and value.shape == stacked_param.shape:
+        return value[k].clone()
+    return value.clone() if torch.is_tensor(value) else value
 
 
 class _StackedParameters(nn.Module):

@@ -1,4 +1,9 @@
-"""The training loop: minibatches sliced from tensors already on the device.
+"""The training loop, one for K ≥ 1 runs: :func:`fit` over each run's :class:`Trainer`.
+
+A ``Trainer`` is one run's training state (model, optimizer, shuffle, record) and what it does
+between steps: book an epoch, evaluate, stop (gen.training.stopping), diverge
+(gen.training.divergence), checkpoint.  :func:`fit` asks a *step* for each epoch: :class:`Alone`
+(the run's own :meth:`Trainer.run_epoch`) or gen.training.lockstep's vmapped step for K runs.
 
 One epoch is one shuffle (a single gather of the whole training set) followed by contiguous
 slices, so no per-sample Python and no DataLoader sit in the hot path.  Every ``eval_every``
@@ -17,6 +22,7 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,16 +32,12 @@ import torch.nn as nn
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from gen.training import checkpoint, divergence
+from gen.training import checkpoint, divergence, stopping
 from gen.record import COMPLETED, DIVERGED
 from gen.data.bundle import DataBundle
 from gen.training.objective import Objective
 
 log = logging.getLogger(__name__)
-
-# REFERENCE.md, S2: interpolation is train cross-entropy < 0.01 or train accuracy > 99.7%.
-INTERPOLATION_LOSS = 0.01
-INTERPOLATION_ACC = 0.997
 
 # GEN_CPU_THREADS=N sets the intra-op threads of CPU training (0: leave the process's setting as it is).
 CPU_THREADS_ENV = "GEN_CPU_THREADS"
@@ -88,46 +90,59 @@ class Trainer:
         if device_type == "cpu":
             set_cpu_threads()
 
-    # ---- the loop -------------------------------------------------------------------------
     def fit(self) -> TrainingRecord:
+        """Train this run alone: :func:`fit` with one member."""
+        fit([self], Alone(self))
+        return self.record
+
+    # ---- one epoch, one evaluation: what fit() asks of each member ---------------------------
+    def finished(self) -> bool:
+        """Nothing left to train: diverged, out of budget, or its stopping rule fired on a fresh evaluation."""
         record = self.record
-        if not record.history:
-            self._evaluate_row()  # the reference of gen.training.divergence's bound; judged from the first epoch on
-        bar = tqdm(total=self.cfg.max_epochs, initial=record.epoch, desc="epochs", unit="ep",
-                   disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
-        with bar:
-            while not self._should_stop():
-                if not self._run_epoch():
-                    self.diverge(divergence.NON_FINITE_LOSS)
-                    break
-                if record.epoch % self.cfg.eval_every == 0 or self._out_of_budget():
-                    row = self._evaluate_row()
-                    bar.set_postfix(loss=f"{row['train_loss']:.3g}", acc=_fmt(row["train_acc"]),
-                                    test=_fmt(row["test_acc"]))
-                    if self._check_divergence():
-                        break
-                bar.update(1)
-                self._maybe_checkpoint()
-        self.end_training()
-        return record
+        if record.status == DIVERGED or record.epoch >= self.cfg.max_epochs or self.out_of_budget():
+            return True
+        if record.epoch == 0 or record.history[-1]["step"] != record.step:
+            return False  # only decide on a fresh evaluation
+        last = record.history[-1]
+        return stopping.rule_fires(self.cfg.stop, last, record.interpolation["reached"])
+
+    def end_epoch(self, finite: bool) -> bool:
+        """Book an epoch its step ran (``finite``: no NaN/inf loss in it); True if training goes on."""
+        record = self.record
+        record.epoch += 1
+        self.epoch_perm = None
+        if self.scheduler is not None:
+            with warnings.catch_warnings():  # in lockstep this run's own optimizer never steps, by design
+                warnings.filterwarnings("ignore", message="Detected call of")
+                self.scheduler.step()
+        if record.tracker is not None:
+            record.last_tracker_row = record.tracker.end_epoch()
+        if not finite:
+            self.diverge(divergence.NON_FINITE_LOSS)
+            return False
+        if record.epoch % self.cfg.eval_every == 0 or self.out_of_budget():
+            self.evaluate_row()
+            if self.check_divergence():
+                return False
+        return not self.finished()
 
     def end_training(self) -> None:
         """Evaluate the last epochs if they were not, and judge the final weights (gen.training.divergence)."""
         record = self.record
         if record.history[-1]["step"] != record.step:
-            self._evaluate_row()
+            self.evaluate_row()
         if record.status == DIVERGED:
             if record.divergence is None:  # diverge() was called before the final evaluation
                 record.divergence = divergence.verdict(self._pending_rule, record.history[-1])
         else:
-            self._check_divergence(last=True)
+            self.check_divergence(last=True)
 
     def diverge(self, rule: str) -> None:
         """Training stops here: ``rule`` fired (recorded once the final evaluation is in)."""
         self.record.status = DIVERGED
         self._pending_rule = rule
 
-    def _check_divergence(self, last: bool = False) -> bool:
+    def check_divergence(self, last: bool = False) -> bool:
         """Apply gen.training.divergence to the latest evaluation; True (and the run diverged) if it fires."""
         found = divergence.check(self.record.history, self.model, self.chance_loss,
                                  self.divergence_factor, self.divergence_patience, last)
@@ -135,9 +150,13 @@ class Trainer:
             self.record.status, self.record.divergence = DIVERGED, found
         return found is not None
 
-    def _run_epoch(self) -> bool:
-        """One pass over the training set; False if the loss became NaN/inf."""
-        data, cfg, record = self.data, self.cfg, self.record
+    def out_of_budget(self) -> bool:
+        return stopping.out_of_budget(self.record.step, self.max_steps)
+
+    def run_epoch(self) -> bool:
+        """This run's pass over its training set (what remains of it after a resume); False if a loss
+        was NaN/inf.  Stops early at the step budget; raises checkpoint.Interrupted on a stop request."""
+        data, record = self.data, self.record
         n = len(data.x_train)
         if self.epoch_perm is None:
             self.epoch_perm = torch.randperm(n, generator=self.generator).to(data.x_train.device)
@@ -149,28 +168,22 @@ class Trainer:
         step = self._step if self.sam or self.mixed_precision or tracker is not None else self._plain_step
         self.model.train()
         start = time.perf_counter()
-        for i in range(self.batch_index * bs, n, bs):
-            xb, yb = x[i:i + bs], y[i:i + bs]
-            loss, outputs = step(xb, yb)
-            losses.append(loss)
-            record.step += 1
-            record.samples_seen += len(xb)
-            self.batch_index += 1
-            if tracker is not None:
-                tracker.after_step(self.model, self.optimizer.param_groups[0]["lr"], outputs, yb)
-            if checkpoint.requested():
-                record.seconds += time.perf_counter() - start
-                self._save_checkpoint()
-                raise checkpoint.Interrupted(f"preempted at epoch {record.epoch + 1}, step {record.step}")
-            if self._out_of_budget():
-                break
-        record.seconds += time.perf_counter() - start
-        record.epoch += 1
-        self.epoch_perm = None
-        if self.scheduler is not None:
-            self.scheduler.step()
-        if record.tracker is not None:
-            record.last_tracker_row = record.tracker.end_epoch()
+        try:
+            for i in range(self.batch_index * bs, n, bs):
+                xb, yb = x[i:i + bs], y[i:i + bs]
+                loss, outputs = step(xb, yb)
+                losses.append(loss)
+                record.step += 1
+                record.samples_seen += len(xb)
+                self.batch_index += 1
+                if tracker is not None:
+                    tracker.after_step(self.model, self.optimizer.param_groups[0]["lr"], outputs, yb)
+                if checkpoint.requested():
+                    raise checkpoint.Interrupted(f"preempted at epoch {record.epoch + 1}, step {record.step}")
+                if self.out_of_budget():
+                    break
+        finally:
+            record.seconds += time.perf_counter() - start
         # One sync per epoch; a NaN/inf in any step's loss makes the sum non-finite.
         return not losses or bool(torch.isfinite(torch.stack(losses).sum()))
 
@@ -201,8 +214,8 @@ class Trainer:
             self.optimizer.step()
         return loss.detach(), outputs_seen[0]
 
-    # ---- evaluation, stopping ---------------------------------------------------------------
-    def _evaluate_row(self) -> dict:
+    # ---- evaluation ------------------------------------------------------------------------
+    def evaluate_row(self) -> dict:
         data, record = self.data, self.record
         train_loss, train_correct = evaluate(self.model, data.x_train, data.y_train, self.objective,
                                              self.cfg.eval_batch_size, self.autocast)
@@ -223,38 +236,14 @@ class Trainer:
 
     def _note_interpolation(self, row: dict) -> None:
         interp = self.record.interpolation
-        if interp["reached"] or row["train_acc"] is None:
+        if interp["reached"]:
             return
-        if row["train_loss"] < INTERPOLATION_LOSS or row["train_acc"] > INTERPOLATION_ACC:
+        if stopping.interpolates(row):
             interp.update(reached=True, epoch=row["epoch"], step=row["step"], seconds=row["seconds"],
                           test_error=1.0 - row["test_acc"])
 
-    def _should_stop(self) -> bool:
-        record, cfg = self.record, self.cfg
-        if record.epoch >= cfg.max_epochs or self._out_of_budget():
-            return True
-        last = record.history[-1]
-        if record.epoch == 0 or last["step"] != record.step:
-            return False  # only decide on a fresh evaluation
-        rule, threshold = cfg.stop.rule, cfg.stop.threshold
-        if rule == "train_error" and last["train_acc"] is not None:
-            return 1.0 - last["train_acc"] < threshold
-        if rule == "train_loss":
-            return last["train_loss"] < threshold
-        if rule == "interpolation":
-            return record.interpolation["reached"]
-        return False
-
-    def _out_of_budget(self) -> bool:
-        return self.max_steps is not None and self.record.step >= self.max_steps
-
     # ---- checkpoints -------------------------------------------------------------------------
-    def _maybe_checkpoint(self) -> None:
-        every = self.cfg.checkpoint_every
-        if self.run_dir is not None and every and self.record.epoch % every == 0:
-            self._save_checkpoint()
-
-    def _save_checkpoint(self) -> None:
+    def save_checkpoint(self) -> None:
         if self.run_dir is not None:
             checkpoint.save(self.run_dir, self.state_dict(), self.run_id)
 
@@ -285,6 +274,71 @@ class Trainer:
             self.record.tracker.load_state_dict(state["tracker"])
         for key, value in state["record"].items():
             setattr(self.record, key, value)
+
+
+def fit(trainers: list[Trainer], step) -> None:
+    """The training loop of K ≥ 1 runs: ``step`` runs an epoch of every member still training
+    (:class:`Alone` for one run, gen.training.lockstep's vmapped step for several); each member
+    books it, evaluates, stops and diverges by its own rules; every member checkpoints into its own
+    folder (on schedule and when preemption asks), and a relaunch resumes each from there."""
+    for trainer in trainers:
+        if not trainer.record.history:
+            trainer.evaluate_row()  # the reference of gen.training.divergence's bound
+    running = [t for t in trainers if not t.finished()]
+    for trainer in trainers:
+        if trainer not in running:
+            trainer.end_training()
+    lead = trainers[0]
+    label = "epochs" if len(trainers) == 1 else f"epochs (lockstep ×{len(trainers)})"
+    bar = tqdm(total=lead.cfg.max_epochs, initial=lead.record.epoch, desc=label, unit="ep",
+               disable=not lead.cfg.progress, leave=False, dynamic_ncols=True)
+    with bar:
+        while running:
+            try:
+                finite = step.run_epoch(running)
+            except checkpoint.Interrupted:
+                _save_checkpoints(trainers, step)
+                raise
+            step.sync_weights(running)
+            going_on = [t for t, ok in zip(running, finite) if t.end_epoch(ok)]
+            for trainer in running:
+                if trainer not in going_on:
+                    trainer.end_training()
+            running = going_on
+            _report(bar, trainers)
+            every = lead.cfg.checkpoint_every
+            if running and every and running[0].record.epoch % every == 0:
+                _save_checkpoints(trainers, step)
+
+
+class Alone:
+    """The step of one run trained by itself: its own :meth:`Trainer.run_epoch`."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def run_epoch(self, running: list[Trainer]) -> list[bool]:
+        return [self.trainer.run_epoch()]
+
+    def sync_weights(self, trainers: list[Trainer]) -> None:
+        """Nothing to do: the run's model is what its optimizer updates."""
+
+    def sync_optimizers(self, trainers: list[Trainer]) -> None:
+        """Nothing to do: the run's optimizer is the one that steps."""
+
+
+def _save_checkpoints(trainers: list[Trainer], step) -> None:
+    step.sync_weights(trainers)
+    step.sync_optimizers(trainers)
+    for trainer in trainers:
+        trainer.save_checkpoint()
+
+
+def _report(bar, trainers: list[Trainer]) -> None:
+    bar.update(1)
+    row = trainers[0].record.history[-1]
+    if len(trainers) == 1:
+        bar.set_postfix(loss=f"{row['train_loss']:.3g}", acc=_fmt(row["train_acc"]), test=_fmt(row["test_acc"]))
 
 
 def cpu_threads() -> int:
