@@ -9,7 +9,6 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import gen.sweeps.run_id  # noqa: F401  (registers the ${run_id:} resolver used by the run folders)
 from gen.cli import run_job, run_with_clear_errors
 
 

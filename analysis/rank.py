@@ -26,11 +26,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from gen.sweeps.run_id import NOT_IN_ID, NOT_IN_ID_TRAINER
+
 GAP_COLUMNS = ("final.gen_gap", "final.loss_gap")  # accuracy gap; the loss gap where there is no accuracy
 MEASURE_PREFIX = "measures."
-NOT_AXES = ("seed", "name", "rerun")
-NOT_AXES_PREFIXES = ("analysis.", "hydra.", "measure.", "trainer.progress", "trainer.device",
-                     "trainer.checkpoint_every", "trainer.save_weights", "trainer.eval_batch_size")
+# Not axes of variation: the seed (what varies within a cell), the measures themselves, and the keys
+# that say how to run rather than what (gen.sweeps.run_id's: they do not enter a run's id either).
+NOT_AXES = ("seed", *NOT_IN_ID)
+NOT_AXES_PREFIXES = ("measure.", *(f"{key}." for key in NOT_IN_ID), *(f"trainer.{key}" for key in NOT_IN_ID_TRAINER))
 MAX_PAIRS = 400_000  # CMI and sign-error work on pairs of runs; beyond this, a seeded sample of pairs
 SIGNIFICANT_WEIGHT = 0.5
 

@@ -6,6 +6,7 @@ For the analysis tests and the ``collect`` benchmark: each run folder gets a sch
 anything: the caller supplies the results it wants analysis to find.
 """
 import copy
+import functools
 import json
 import math
 from pathlib import Path
@@ -14,27 +15,29 @@ import yaml
 
 from gen.sweeps.run_id import run_id_of_record
 
-BASE_CONFIG = {
-    "model": {"_target_": "gen.models.fc.FullyConnected", "name": "fc", "hidden_units": 512},
-    "dataset": {"name": "digits", "train_size": None, "data_seed": 0, "test_fraction": 0.25},
-    "corruption": {"name": "none", "apply_to": "train", "seed": 0},
-    "optimizer": {"schedule": {"name": "none", "gamma": 1.0, "step_size": 1}, "_target_": "torch.optim.SGD",
-                  "name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
-                  "sam": {"enabled": False, "rho": 0.05, "adaptive": False}},
-    "measure": {"name": "default", "names": ["num_params", "margin"],
-                "params": {"margin_percentile": 10, "max_samples": 10000, "seed": 0}},
-    "trainer": {"name": "default", "batch_size": 64, "max_epochs": 100, "max_steps": None,
-                "stop": {"rule": "train_error", "threshold": 0.01}, "eval_every": 1, "eval_batch_size": 4096,
-                "checkpoint_every": 0, "device": "auto", "precision": "32", "save_weights": True,
-                "progress": False, "ensemble": 1},
-    "name": "default", "seed": 0, "rerun": False, "analysis": {"auto": True},
-}
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@functools.lru_cache(maxsize=1)
+def base_config() -> dict:
+    """The composed default config (conf/config.yaml), as a run's metrics.json records it, with the
+    progress bar off: the one source of every default, read rather than copied."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from gen.sweeps import resolvers
+
+    resolvers.register()
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = OmegaConf.to_container(compose("config", overrides=["trainer.progress=false"]), resolve=True)
+    return config
 
 
 def make_config(name: str = "default", **dotted) -> dict:
-    """BASE_CONFIG with dotted overrides: ``make_config(**{"model.hidden_units": 64})``.
+    """The default config with dotted overrides: ``make_config(**{"model.hidden_units": 64})``.
     A ``corruption.name`` other than none adds the ``prob`` key the real option files carry."""
-    config = copy.deepcopy(BASE_CONFIG)
+    config = copy.deepcopy(base_config())
     config["name"] = name
     for key, value in dotted.items():
         *parents, leaf = key.split(".")

@@ -24,10 +24,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import gen.sweeps.local_gpus  # noqa: F401  (the ${local_gpus_workers:} resolver of hydra/launcher=local_gpus)
-import gen.sweeps.run_id  # noqa: F401  (the ${run_id:} resolver; joblib workers import it through here)
+import gen.sweeps.local_gpus  # pin_worker: a joblib worker takes its GPU
+from gen.sweeps import resolvers
 from gen.config.overrides import check_group_choices
-from gen.config import ConfigError, check_folder_names
+from gen.config import ConfigError, check_folder_names, validate
+
+resolvers.register()  # before Hydra composes; joblib workers import this module too
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -84,9 +86,14 @@ def run_job(cfg: DictConfig) -> float | None:
 
     In a multirun a failed run returns None instead of raising: gen.run has recorded it (metrics.json
     with the error, and the log), and the sweep goes on; ``SweepSummary`` reports it at the end."""
-    from gen.training.checkpoint import Interrupted
+    try:
+        validate(cfg)  # before torch and the rest load: a config error answers in about a second
+    except ConfigError as error:
+        _remove_fresh_run_dir()
+        raise BadInput(str(error)) from None
     from gen.record import NotRecorded, was_recorded
     from gen.run import train
+    from gen.training.checkpoint import Interrupted
 
     _pin_local_gpu_worker()
     try:
@@ -100,6 +107,16 @@ def run_job(cfg: DictConfig) -> float | None:
             raise
         return None
     return None if metrics is None else metrics["final"]["test_acc"]  # None: another process runs it
+
+
+def _remove_fresh_run_dir() -> None:
+    """The folder Hydra made for this job, if bad input left nothing else in it."""
+    from gen import record
+
+    try:
+        record.remove_if_fresh(Path(HydraConfig.get().runtime.output_dir))
+    except ValueError:  # not under Hydra
+        pass
 
 
 class BadInput(BaseException):

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import gen.sweeps.run_id  # noqa: F401  (the ${run_id:} resolver)
+from gen.sweeps import resolvers
+
+resolvers.register()
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -64,14 +66,13 @@ def measure_context(model, x, y, init_state=None, record=None, **params):
     import torch
 
     from gen.data.bundle import DataBundle
-    from gen.measures.context import MeasureContext
-    from gen.config.measure import MeasureParams
+    from gen.measures.context import MeasureContext, resolve_params
 
     classification = not y.is_floating_point()
     num_classes = int(y.max()) + 1 if classification else 0
     data = DataBundle("tiny", "classification" if classification else "regression", x, y, x, y,
                       max(num_classes, 2) if classification else 0, torch.zeros(len(x), dtype=torch.bool))
-    return MeasureContext(model, init_state, data, record, MeasureParams(**params))
+    return MeasureContext(model, init_state, data, record, resolve_params({"params": params}))
 
 
 def measure_value(ctx, name: str) -> float:
@@ -93,3 +94,8 @@ def relu_mlp(widths: list[int], bias: bool = True, seed: int = 0):
         if i < len(widths) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def shape_of(data) -> tuple[tuple[int, ...], int]:
+    """What a model is built from: a dataset's input shape and output count (gen.models.build_model)."""
+    return tuple(data.input_shape), data.num_outputs

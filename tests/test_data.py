@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.datasets.utils import check_integrity
 
 import fake_datasets as fake
-from conftest import compose_config, launch, metrics_files
+from conftest import compose_config, launch, metrics_files, shape_of
 from gen.data import cache, load_data, sinusoid, vision
 from gen.data.subset import stratified_indices
 from gen.data.transforms import center_crop, channel_stats, resize
@@ -248,7 +248,7 @@ def test_fc_builds_for_a_torchvision_set(tmp_path):
     fake.write_cifar10(tmp_path)
     config = compose_config(["model=fc", "dataset=cifar10", f"dataset.root={tmp_path}"])
     data = load_data(config.dataset, config.corruption, "cpu")
-    model = build_model(config.model, data)
+    model = build_model(config.model, *shape_of(data))
     assert model(data.x_test[:4]).shape == (4, 10)
 
 

@@ -11,7 +11,7 @@ from gen.models import build_model
 from gen.training.objective import objective_for
 from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
 from gen.training.loop import Trainer
-from tests.conftest import TINY, compose_config
+from tests.conftest import TINY, compose_config, shape_of
 from tests.fake_datasets import write_mnist
 
 
@@ -20,7 +20,7 @@ def make_trainer(overrides: list[str], seed: int = 0) -> Trainer:
     cfg = compose_config(TINY + [f"seed={seed}", "measure=none", *overrides])
     data = load_data(cfg.dataset, cfg.corruption, "cpu")
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, data)
+    model = build_model(cfg.model, *shape_of(data))
     optimizer = build_optimizer(cfg.optimizer, model)
     return Trainer(model, data, objective_for(data, data.num_outputs), optimizer,
                    build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs), uses_sam(cfg.optimizer),

@@ -1,6 +1,9 @@
 """Validation machinery shared by every group's schema.
 
-A schema is a dataclass (written without ``from __future__ import annotations``, so that its
+One home per fact: the YAML files under ``conf/`` hold every value (the defaults a user reads and
+overrides); a schema holds what a value may be — its type and range — and no defaults, so every key
+a schema names must be in its option's YAML (a missing key is a config error, and a test composes
+every option).  A schema is a dataclass (written without ``from __future__ import annotations``, so that its
 annotations are real types); range limits sit in each field's metadata (``ge``, ``gt``, ``le``,
 ``lt``, ``choices``; for lists ``length``, ``min_length`` and ``items``, the limits of every item;
 ``folder_name`` for a key that becomes a folder) through :func:`spec`.  Nested dataclasses
@@ -36,15 +39,13 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def spec(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None,
-         choices=None, length=None, min_length=None, items=None, folder_name=None,
-         default_factory: Any = dataclasses.MISSING, help: str = ""):
-    """A dataclass field with range limits that :func:`validate` enforces."""
+def spec(*, ge=None, gt=None, le=None, lt=None, choices=None, length=None, min_length=None, items=None,
+         folder_name=None, help: str = ""):
+    """A dataclass field with range limits that :func:`validate` enforces (no default: the YAML holds it)."""
     limits = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, length=length,
                                     min_length=min_length, items=items, folder_name=folder_name).items()
               if v is not None}
-    return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={"limits": limits, "help": help})
+    return dataclasses.field(metadata={"limits": limits, "help": help})
 
 
 def register(group: str, name: str):
@@ -69,6 +70,9 @@ def validate(cfg: DictConfig) -> None:
         if schema is None:
             raise ConfigError(f"{group}.name", name, f"one of {sorted(options)}")
         check_node(node, schema, group)
+    from gen.config.measure import check_names  # the measure set's names, beside its schema
+
+    check_names(cfg.get("measure"))
 
 
 def check_folder_names(cfg: DictConfig) -> None:
@@ -89,9 +93,7 @@ def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = Fa
     for name, field in fields.items():
         key = _join(prefix, name)
         if name not in node:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-                raise ConfigError(key, "<missing>", "this key is required")
-            continue
+            raise ConfigError(key, "<missing>", "this key is required")
         value = node[name]
         _check_value(key, value, field.type, field.metadata.get("limits", {}))
 

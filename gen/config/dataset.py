@@ -14,54 +14,54 @@ from gen.config.base import SEED_MAX, register, spec
 @dataclass
 class DatasetCommon:
     name: str
-    train_size: int | None = spec(None, ge=1, help="a seeded, class-stratified subset of the training split")
-    data_seed: int = spec(0, ge=0, le=SEED_MAX, help="seeds the subset (and the split or generation of digits/synthetic/sinusoid)")
+    train_size: int | None = spec(ge=1, help="a seeded, class-stratified subset of the training split")
+    data_seed: int = spec(ge=0, le=SEED_MAX, help="seeds the subset (and the split or generation of digits/synthetic/sinusoid)")
 
 
 @dataclass
 class ClassificationCommon(DatasetCommon):
-    classes: list[int] | None = spec(None, help="keep these classes, relabelled 0..k-1 in this order")
+    classes: list[int] | None = spec(help="keep these classes, relabelled 0..k-1 in this order")
 
 
 @dataclass
 class ImageCommon(ClassificationCommon):
-    resize: int | None = spec(None, ge=1, help="resize to N×N (bilinear, antialiased) before cropping")
-    crop: int | None = spec(None, ge=1, help="central N×N crop")
-    normalize: bool = spec(False, help="per-channel (x - mean) / std on the [0, 1] scale")
-    mean: list[float] | None = spec(None, help="given per-channel means; null: computed from the training split")
-    std: list[float] | None = spec(None, help="given per-channel stds; null: computed from the training split")
+    resize: int | None = spec(ge=1, help="resize to N×N (bilinear, antialiased) before cropping")
+    crop: int | None = spec(ge=1, help="central N×N crop")
+    normalize: bool = spec(help="per-channel (x - mean) / std on the [0, 1] scale")
+    mean: list[float] | None = spec(help="given per-channel means; null: computed from the training split")
+    std: list[float] | None = spec(help="given per-channel stds; null: computed from the training split")
 
 
 @dataclass
 class TorchvisionCommon(ImageCommon):
-    root: str = spec("data", help="the folder torchvision reads (and downloads into)")
-    download: bool = spec(False, help="download missing files (needs internet)")
+    root: str = spec(help="the folder torchvision reads (and downloads into)")
+    download: bool = spec(help="download missing files (needs internet)")
 
 
 @register("dataset", "digits")
 @dataclass
 class DigitsConfig(ImageCommon):
-    test_fraction: float = spec(0.25, gt=0, lt=1)
+    test_fraction: float = spec(gt=0, lt=1)
 
 
 @register("dataset", "synthetic")
 @dataclass
 class SyntheticConfig(ClassificationCommon):
-    num_train: int = spec(1000, ge=1)
-    num_test: int = spec(1000, ge=1)
-    dim: int = spec(20, ge=1)
-    num_classes: int = spec(2, ge=2)
-    separation: float = spec(2.0, ge=0, help="average distance between class centres (unit-variance clusters)")
+    num_train: int = spec(ge=1)
+    num_test: int = spec(ge=1)
+    dim: int = spec(ge=1)
+    num_classes: int = spec(ge=2)
+    separation: float = spec(ge=0, help="average distance between class centres (unit-variance clusters)")
 
 
 @register("dataset", "sinusoid")
 @dataclass
 class SinusoidConfig(DatasetCommon):
-    f: float = spec(0.5, gt=0, help="frequency: target cos(2πf·x)·cos(2πf·y)")
-    num_train: int = spec(100, ge=1)
-    num_test: int = spec(30, ge=1)
-    dim: int = spec(10, ge=2, help="inputs zero-padded to this dimension, then rotated")
-    scale: float = spec(10.0, gt=0, help="inputs multiplied by scale·Q, Q a random orthogonal matrix")
+    f: float = spec(gt=0, help="frequency: target cos(2πf·x)·cos(2πf·y)")
+    num_train: int = spec(ge=1)
+    num_test: int = spec(ge=1)
+    dim: int = spec(ge=2, help="inputs zero-padded to this dimension, then rotated")
+    scale: float = spec(gt=0, help="inputs multiplied by scale·Q, Q a random orthogonal matrix")
 
 
 for _name in ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"):

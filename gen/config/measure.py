@@ -2,11 +2,15 @@
 
 Every set (``conf/measure/*.yaml``) lists every parameter below, so any of them can be
 overridden on the command line (``measure.params.margin_percentile=5``).  Which measure names
-exist is the measure registry's business: ``gen.measures.check_set`` checks them.
+exist is the measure registry's business; the ``all`` set lists them, which :func:`check_names` reads.
 """
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
+from pathlib import Path
 
-from gen.config.base import SEED_MAX, register, spec
+from omegaconf import OmegaConf
+
+from gen.config.base import SEED_MAX, ConfigError, register, spec
 
 # The rows of gen.measures.conventions.CONVENTIONS (importing it here would be circular; a test keeps
 # the two equal).
@@ -16,48 +20,65 @@ CONVENTION_NAMES = ["gen", "jiang2020", "neyshabur2017"]
 @dataclass
 class MeasureParams:
     # --- shared by every measure -----------------------------------------------------------
-    margin_percentile: float = spec(10.0, ge=0, le=100, help="q: the margin is the q-th percentile of "
+    margin_percentile: float = spec(ge=0, le=100, help="q: the margin is the q-th percentile of "
                                                              "f(x)[y] - max_{j≠y} f(x)[j] (S1: 5, J: 10)")
-    max_samples: int = spec(10000, ge=1, help="measures evaluate on a fixed, seeded subsample of the train set")
-    seed: int = spec(0, ge=0, le=SEED_MAX, help="seed of the subsample and of every random draw a measure makes")
-    batch_size: int = spec(1000, ge=1, help="evaluation batch size (no-grad forward passes)")
-    convention: str = spec("gen", choices=CONVENTION_NAMES,
+    max_samples: int = spec(ge=1, help="measures evaluate on a fixed, seeded subsample of the train set")
+    seed: int = spec(ge=0, le=SEED_MAX, help="seed of the subsample and of every random draw a measure makes")
+    batch_size: int = spec(ge=1, help="evaluation batch size (no-grad forward passes)")
+    convention: str = spec(choices=CONVENTION_NAMES,
                            help="whose conventions the measures follow (gen.measures.conventions): gen's, "
                                 "Jiang et al. 2020's code (jiang2020) or Neyshabur et al.'s code (neyshabur2017)")
     # --- norms ---------------------------------------------------------------------------------
-    include_bias: bool = spec(False, help="norms and path sums include biases (appended as a column)")
-    conv_spectral: str | None = spec(None, choices=["fft", "reshape"],
+    include_bias: bool = spec(help="norms and path sums include biases (appended as a column)")
+    conv_spectral: str | None = spec(choices=["fft", "reshape"],
                                      help="spectral norm of a conv in the unsuffixed spectral measures: exact "
                                           "operator norm via FFT (Sedghi et al.) or the kernel reshaped to "
                                           "out × (in·k·k); null: the convention's")
     # --- S1 sharpness --------------------------------------------------------------------------
-    sharpness_alpha: float = spec(5e-4, gt=0, help="worst-case box |ν_i| ≤ α(|w_i| + 1)")
-    sharpness_steps: int = spec(20, ge=1, help="projected gradient-ascent steps of every worst-case search")
-    expected_sigma: float | None = spec(None, gt=0, help="noise std of expected sharpness; null: S1's rule "
+    sharpness_alpha: float = spec(gt=0, help="worst-case box |ν_i| ≤ α(|w_i| + 1)")
+    sharpness_steps: int = spec(ge=1, help="projected gradient-ascent steps of every worst-case search")
+    expected_sigma: float | None = spec(gt=0, help="noise std of expected sharpness; null: S1's rule "
                                                          "σ = expected_sigma_scale·(10·|mean w| + 1) per tensor")
-    expected_sigma_scale: float = spec(5e-4, gt=0)
-    expected_samples: int = spec(10, ge=1, help="Monte-Carlo samples of expected sharpness")
+    expected_sigma_scale: float = spec(gt=0)
+    expected_samples: int = spec(ge=1, help="Monte-Carlo samples of expected sharpness")
     # --- J's flatness measures: σ (PAC-Bayes) and α (worst case) found by bisection -----------
-    flatness_target_drop: float = spec(0.1, gt=0, lt=1, help="train-accuracy drop the search aims for")
-    flatness_tolerance: float = spec(0.01, gt=0, help="the search stops within this of the target drop")
-    flatness_search_depth: int = spec(15, ge=1, help="bisection steps")
-    flatness_bracket_tolerance: float = spec(0.01, ge=0, help="the search also stops once its bracket is narrower "
+    flatness_target_drop: float = spec(gt=0, lt=1, help="train-accuracy drop the search aims for")
+    flatness_tolerance: float = spec(gt=0, help="the search stops within this of the target drop")
+    flatness_search_depth: int = spec(ge=1, help="bisection steps")
+    flatness_bracket_tolerance: float = spec(ge=0, help="the search also stops once its bracket is narrower "
                                                               "than this fraction of its upper end (0: never)")
-    flatness_search_max: float = spec(2.0, gt=0, help="the bisection searches [0, this]")
-    flatness_mc_samples: int = spec(10, ge=1, help="Monte-Carlo samples per σ (PAC-Bayes)")
-    magnitude_eps: float = spec(1e-3, ge=0, help="ε of the magnitude-aware noise: variance σ'²·w² + ε²")
+    flatness_search_max: float = spec(gt=0, help="the bisection searches [0, this]")
+    flatness_mc_samples: int = spec(ge=1, help="Monte-Carlo samples per σ (PAC-Bayes)")
+    magnitude_eps: float = spec(ge=0, help="ε of the magnitude-aware noise: variance σ'²·w² + ε²")
     # --- curvature (S4) --------------------------------------------------------------------------
-    hessian_probes: int = spec(100, ge=1, help="Rademacher probes of Hutchinson's trace estimate")
-    power_iterations: int = spec(100, ge=1, help="most Hessian-vector products (Lanczos steps) for the top "
+    hessian_probes: int = spec(ge=1, help="Rademacher probes of Hutchinson's trace estimate")
+    power_iterations: int = spec(ge=1, help="most Hessian-vector products (Lanczos steps) for the top "
                                                  "Hessian eigenvalue")
-    power_tolerance: float = spec(1e-4, gt=0, help="Lanczos stops when the top Ritz value changes by less than "
+    power_tolerance: float = spec(gt=0, help="Lanczos stops when the top Ritz value changes by less than "
                                                    "this (relative)")
-    min_sharpness_iterations: int = spec(200, ge=1, help="L-BFGS iterations over the log layer scales")
+    min_sharpness_iterations: int = spec(ge=1, help="L-BFGS iterations over the log layer scales")
+
+
+ALL_SET = Path(__file__).resolve().parents[2] / "conf" / "measure" / "all.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def known_measures() -> tuple[str, ...]:
+    """Every measure's name, as the ``all`` set lists them (tests/test_measures_sets.py keeps that list
+    equal to the registry's): read from the YAML, so a wrong name is refused before torch loads."""
+    return tuple(OmegaConf.load(ALL_SET).names)
+
+
+def check_names(measure_cfg) -> None:
+    known = known_measures()
+    for i, name in enumerate((measure_cfg or {}).get("names") or []):
+        if name not in known:
+            raise ConfigError(f"measure.names[{i}]", name, f"unknown measure; known measures: {', '.join(known)}")
 
 
 @register("measure", "*")
 @dataclass
 class MeasureSetConfig:
     name: str
-    names: list[str] = spec(default_factory=list, min_length=0)  # []: no measures (measure=none)
-    params: MeasureParams = field(default_factory=MeasureParams)
+    names: list[str] = spec(min_length=0)  # []: no measures (measure=none)
+    params: MeasureParams

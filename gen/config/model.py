@@ -17,7 +17,7 @@ class ModelCommon:
 @register("model", "fc")
 @dataclass
 class FCConfig(ModelCommon):
-    hidden_units: int = spec(512, ge=1)
+    hidden_units: int = spec(ge=1)
 
 
 @register("model", "mlp")
@@ -25,22 +25,22 @@ class FCConfig(ModelCommon):
 @register("model", "mlp3")
 @dataclass
 class MLPConfig(ModelCommon):
-    depth: int = spec(2, ge=1, le=MAX_DEPTH, help="hidden layers")
-    width: int = spec(512, ge=1, help="units per hidden layer")
+    depth: int = spec(ge=1, le=MAX_DEPTH, help="hidden layers")
+    width: int = spec(ge=1, help="units per hidden layer")
 
 
 @register("model", "alexnet_small")
 @dataclass
 class AlexNetSmallConfig(ModelCommon):
-    channels: list[int] = field(default_factory=lambda: [64, 64])
-    hidden: list[int] = field(default_factory=lambda: [384, 192])
+    channels: list[int]
+    hidden: list[int]
 
 
 @register("model", "inception_small")
 @register("model", "inception_small_nobn")
 @dataclass
 class InceptionSmallConfig(ModelCommon):
-    batch_norm: bool = True
+    batch_norm: bool
 
 
 @register("model", "vgg")
@@ -48,21 +48,21 @@ class InceptionSmallConfig(ModelCommon):
 @register("model", "vgg16")
 @dataclass
 class VGGConfig(ModelCommon):
-    layers: list[int] = spec(default_factory=list, items={"ge": 1, "also": ["M"]},
+    layers: list[int] = spec(items={"ge": 1, "also": ["M"]},
                              help='channel counts and "M" (2×2 max-pool)')
-    batch_norm: bool = False
-    head_width: int = spec(512, ge=1)
-    head_batch_norm: bool = True
-    dropout: float = spec(0.0, ge=0, lt=1)
+    batch_norm: bool
+    head_width: int = spec(ge=1)
+    head_batch_norm: bool
+    dropout: float = spec(ge=0, lt=1)
 
 
 @register("model", "nin")
 @dataclass
 class NiNConfig(ModelCommon):
-    depth: int = spec(2, ge=1, le=MAX_DEPTH, help="NiN blocks")
-    width: int = spec(4, ge=1, help="channel multiplier: 25 × width channels")
-    batch_norm: bool = True
-    dropout: float = spec(0.0, ge=0, lt=1)
+    depth: int = spec(ge=1, le=MAX_DEPTH, help="NiN blocks")
+    width: int = spec(ge=1, help="channel multiplier: 25 × width channels")
+    batch_norm: bool
+    dropout: float = spec(ge=0, lt=1)
 
 
 @register("model", "simple_batch")
@@ -70,27 +70,27 @@ class NiNConfig(ModelCommon):
 @register("model", "complex_batch")
 @dataclass
 class BatchNetConfig(ModelCommon):
-    layers: list[int] = spec(default_factory=list, items={"ge": 1, "also": ["M"]},
+    layers: list[int] = spec(items={"ge": 1, "also": ["M"]},
                              help='channel counts and "M" (2×2 max-pool)')
-    padding: int = spec(1, ge=0, le=MAX_PADDING)
-    hidden: int = spec(512, ge=1)
+    padding: int = spec(ge=0, le=MAX_PADDING)
+    hidden: int = spec(ge=1)
 
 
 @register("model", "steady_mlp")
 @dataclass
 class SteadyMLPConfig(ModelCommon):
-    hidden: list[int] = field(default_factory=lambda: [32, 32, 32])
+    hidden: list[int]
 
 
 @register("model", "steady_cnn")
 @dataclass
 class SteadyCNNConfig(ModelCommon):
-    channels: list[int] = field(default_factory=lambda: [96, 384])
-    hidden: int = spec(384, ge=1)
+    channels: list[int]
+    hidden: int = spec(ge=1)
 
 
 @register("model", "resnet18")
 @dataclass
 class ResNet18Config(ModelCommon):
-    batch_norm: bool = True
-    small_input_stem: bool = True
+    batch_norm: bool
+    small_input_stem: bool

@@ -1,18 +1,18 @@
 """Top-level keys of conf/config.yaml (the groups have their own schemas)."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gen.config.base import SEED_MAX, register, spec
 
 
 @dataclass
 class AnalysisConfig:
-    auto: bool = True  # write the sweep's report when a multirun ends
+    auto: bool  # write the sweep's report when a multirun ends
 
 
 @register("", "root")
 @dataclass
 class RunConfig:
-    seed: int = spec(0, ge=0, le=SEED_MAX)
-    name: str = spec("default", folder_name=True)  # the sweep's folder under outputs/sweeps/
-    rerun: bool = False        # run again even where a completed metrics.json exists
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    seed: int = spec(ge=0, le=SEED_MAX)
+    name: str = spec(folder_name=True)  # the sweep's folder under outputs/sweeps/
+    rerun: bool        # run again even where a completed metrics.json exists
+    analysis: AnalysisConfig

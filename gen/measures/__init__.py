@@ -36,9 +36,9 @@ from gen.measures import trajectory, optimization  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
 from gen.measures.registry import MEASURES, NotApplicable, base_of, known_names, size_adjusted
 from gen.config.base import ConfigError, check_node
-from gen.config.measure import MeasureParams
+from gen.config.measure import MeasureParams, check_names
 
-__all__ = ["MeasureResults", "check_set", "compute_measures", "known_names", "needs_trajectory", "trajectory"]
+__all__ = ["MeasureResults", "check_set", "compute_measures", "known_names", "trajectory"]
 
 
 @dataclass
@@ -61,19 +61,11 @@ def _names(measure_cfg) -> list[str]:
 
 def check_set(measure_cfg: DictConfig) -> None:
     """Raise ConfigError for an unknown measure name or a bad parameter (one line each)."""
-    known = known_names()
-    for i, name in enumerate((measure_cfg or {}).get("names") or []):
-        if name not in known:
-            raise ConfigError(f"measure.names[{i}]", name, f"unknown measure; known measures: {', '.join(known)}")
+    check_names(measure_cfg)
     params = (measure_cfg or {}).get("params")
     if params is not None:
         node = params if isinstance(params, DictConfig) else OmegaConf.create(params)
         check_node(node, MeasureParams, "measure.params")
-
-
-def needs_trajectory(measure_cfg) -> bool:
-    """Does the set list a measure that the training loop must track step by step?"""
-    return any(MEASURES[n].needs_trajectory for n in _names(measure_cfg) if n in MEASURES)
 
 
 def compute_measures(measure_cfg, model, init_state: dict | None, data, record: Any) -> MeasureResults:

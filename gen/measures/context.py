@@ -6,6 +6,8 @@ search...) are computed once, on first use, and kept, together with a NotApplica
 they have none, so two measures never repeat the same work.
 """
 import copy
+import functools
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -21,12 +23,21 @@ from gen.training.objective import Objective, objective_for
 from gen.config.measure import MeasureParams
 
 
+PARAMS_YAML = Path(__file__).resolve().parents[2] / "conf" / "measure" / "params" / "default.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def _default_params() -> dict:
+    return OmegaConf.to_container(OmegaConf.load(PARAMS_YAML), resolve=True)
+
+
 def resolve_params(measure_cfg: DictConfig | dict | None) -> MeasureParams:
-    """The set's params over the schema's defaults."""
+    """The set's params over conf/measure/params/default.yaml's (every set composes them; a caller
+    outside Hydra may give only some)."""
     given = (measure_cfg or {}).get("params") or {}
     if isinstance(given, DictConfig):
         given = OmegaConf.to_container(given, resolve=True)
-    return MeasureParams(**given)
+    return MeasureParams(**{**_default_params(), **given})
 
 
 class MeasureContext:

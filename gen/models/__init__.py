@@ -1,30 +1,19 @@
 """The model zoo: one module per architecture family, built from the ``model`` config group.
 
-Every model's constructor takes ``input_shape`` ((C, H, W) or (D,)) and ``num_outputs`` from the
-dataset, plus its sizes as keyword arguments from the yaml, and outputs raw scores (no softmax).
+Every model's constructor takes ``input_shape`` ((C, H, W) or (D,)) and ``num_outputs``, plus its sizes as keyword arguments from the yaml, and outputs raw scores (no softmax).
 Models that need images say so with a class attribute ``needs_image = True``.
 """
 import hydra.utils
 import torch.nn as nn
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from gen.data.bundle import DataBundle
 from gen.config import ConfigError
+from gen.config.instantiate import instantiate
 
 
-def build_model(model_cfg: DictConfig, data: DataBundle) -> nn.Module:
-    """Instantiate ``model_cfg`` for ``data``'s input shape and output width."""
-    name = model_cfg.name
-    model_class = hydra.utils.get_class(model_cfg._target_)
-    if getattr(model_class, "needs_image", False) and not data.is_image:
-        raise ConfigError("model", name, f"needs image data (C,H,W); dataset {data.name} gives shape {data.input_shape}")
-    sizes = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k not in ("name", "_target_")}
-    try:
-        # Called directly rather than through hydra.utils.instantiate, which would wrap our
-        # one-line ConfigError in an InstantiationException.
-        return model_class(input_shape=data.input_shape, num_outputs=data.num_outputs, **sizes)
-    except ConfigError as err:
-        if err.key == "model":  # a model knows its class; the user chose it by its config name
-            raise ConfigError("model", name, err.allowed) from None
-        raise
-
+def build_model(model_cfg: DictConfig, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+    """``model_cfg``'s model for inputs of ``input_shape`` and ``num_outputs`` scores."""
+    if getattr(hydra.utils.get_class(model_cfg._target_), "needs_image", False) and len(input_shape) != 3:
+        raise ConfigError("model", model_cfg.name, f"needs image data (C,H,W); the dataset gives shape "
+                                                   f"{tuple(input_shape)}")
+    return instantiate(model_cfg, "model", input_shape=tuple(input_shape), num_outputs=num_outputs)

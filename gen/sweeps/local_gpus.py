@@ -14,7 +14,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
 log = logging.getLogger("gen")
 LOCK_DIR = Path(tempfile.gettempdir()) / f"gen-local-gpus-{os.getuid()}"
@@ -70,6 +69,3 @@ def _lock_a_gpu(gpus: list[str]):
     fcntl.flock(lock, fcntl.LOCK_EX)
     return gpu, lock
 
-
-if not OmegaConf.has_resolver("local_gpus_workers"):
-    OmegaConf.register_new_resolver("local_gpus_workers", worker_count)

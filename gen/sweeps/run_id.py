@@ -20,6 +20,8 @@ NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "
 OMIT = object()
 ADDED_MEASURE_PARAMS = {"convention": ("gen", OMIT), "conv_spectral": (None, "fft"),
                         "flatness_bracket_tolerance": (0.01, OMIT)}
+# Classes whose module moved after runs had ids (0.4.0's layout): the id hashes the path they had.
+MOVED_TARGETS = {"gen.training.adashift.AdaShift": "gen.optim.AdaShift"}
 RUN_ID_LENGTH = 12
 _RUN_ID = re.compile(rf"[0-9a-f]{{{RUN_ID_LENGTH}}}")
 
@@ -49,6 +51,10 @@ def _without_how_to_run(content: dict) -> dict:
     trainer = content.get("trainer")
     if isinstance(trainer, dict):
         content = {**content, "trainer": {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}}
+    for group in ("model", "optimizer"):
+        node = content.get(group)
+        if isinstance(node, dict) and node.get("_target_") in MOVED_TARGETS:
+            content = {**content, group: {**node, "_target_": MOVED_TARGETS[node["_target_"]]}}
     measure = content.get("measure")
     if isinstance(measure, dict) and isinstance(measure.get("params"), dict):
         content = {**content, "measure": {**measure, "params": _as_before_added_params(measure["params"])}}
@@ -73,10 +79,3 @@ def _hash(content: dict) -> str:
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:RUN_ID_LENGTH]
 
-
-def register_resolver() -> None:
-    if not OmegaConf.has_resolver("run_id"):
-        OmegaConf.register_new_resolver("run_id", lambda *, _root_: run_id(_root_), use_cache=False)
-
-
-register_resolver()

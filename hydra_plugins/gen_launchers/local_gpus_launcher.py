@@ -9,8 +9,8 @@ from typing import Any, Sequence
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, run_job, setup_globals
+from hydra_plugins.gen_launchers.hydra_internals import process_joblib_cfg
 from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, start_sweep, units_of
-from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from omegaconf import DictConfig
 

@@ -7,8 +7,8 @@ the other members' jobs find the result their group wrote.
 import logging
 from typing import Sequence
 
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn, configure_log, run_job
+from hydra_plugins.gen_launchers.hydra_internals import BasicLauncher
 from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, start_sweep, units_of
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from typing import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra_plugins.gen_launchers.hydra_internals import executor_kind, failure_of
 from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, units_of
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -41,15 +42,17 @@ class FrozenConfigMixin:
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit
 
-        import gen.sweeps.run_id  # noqa: F401  (the ${run_id:} resolver of the run folders, also on the node)
         from gen import record
+        from gen.sweeps import resolvers
+
+        resolvers.register()  # the ${run_id:} of the run folders
 
         executor = self._executor()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if "mode" in self.config.hydra.sweep:
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
-        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
+        log.info(f"Submitit '{executor_kind(self)}' sweep output dir : {sweep_dir}")
         configs = compose_jobs(self, job_overrides, initial_job_idx)  # the node sets hydra.job.id
         members, units = units_of(configs, initial_job_idx)  # one job per run, or per lockstep group (trainer.ensemble)
         state = Singleton.get_state()
@@ -72,10 +75,10 @@ class FrozenConfigMixin:
         params = dict(self.params)
         init = {"folder": params.pop("submitit_folder")}
         if "max_num_timeout" in params:
-            init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
-        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
+            init[f"{executor_kind(self)}_max_num_timeout"] = params.pop("max_num_timeout")
+        executor = submitit.AutoExecutor(cluster=executor_kind(self), **init)
         base_keys = set(OmegaConf.structured(submitit_launcher.BaseQueueConf).keys())
-        executor.update_parameters(**{k if k in base_keys else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
+        executor.update_parameters(**{k if k in base_keys else f"{executor_kind(self)}_{k}": v for k, v in params.items()})
         return executor
 
     def __call__(self, sweep_configs: list[DictConfig], job_dir_key: str, job_nums: list[int],
@@ -83,9 +86,10 @@ class FrozenConfigMixin:
         """One unit of the sweep (a run, or a lockstep group) on the node."""
         import submitit
 
-        import gen.sweeps.run_id  # noqa: F401
         from gen import record
-        from gen.sweeps import ensemble
+        from gen.sweeps import ensemble, resolvers
+
+        resolvers.register()  # on the node, before the jobs' configs resolve
 
         Singleton.set_state(singleton_state)
         setup_globals()
@@ -113,9 +117,9 @@ class FrozenConfigMixin:
             ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
                           config=sweep_config, job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
-            if isinstance(ret._return_value, checkpoint.Interrupted):
+            if isinstance(failure_of(ret), checkpoint.Interrupted):
                 preemption.requeue_if_preempted()  # exits here when submitit requeues the job
-            raise ret._return_value
+            raise failure_of(ret)
         return ret
 
 
@@ -128,7 +132,8 @@ def _failed_return(job, overrides: list[str], error: Exception) -> JobReturn:
     message = f"job {job.job_id} ({' '.join(overrides)}) failed: {cause}; log: {job.paths.stderr}"
     if "(recorded in " in cause:  # RunFailed: the run's metrics.json says failed
         return _recorded_failure(overrides, message)
-    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=RunFailed(message))
+    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
+    ret.return_value = RunFailed(message)
     ret.working_dir = os.getcwd()
     return ret
 
@@ -143,7 +148,8 @@ def _recorded_failure(overrides: list[str], message: str) -> JobReturn:
 
 def _finished(overrides: list[str]) -> JobReturn:
     """A finished job whose result is on disk (its metrics.json), not in the return value."""
-    ret = JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
+    ret = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
+    ret.return_value = None
     ret.working_dir = os.getcwd()
     return ret
 

@@ -1,0 +1,24 @@
+"""Every private name of Hydra and its launcher plugins that gen's launchers use, in one place.
+
+Each has no public equivalent: Hydra exposes no base class for an in-process launcher (its own
+basic launcher lives in ``hydra._internal``); hydra-joblib checks and completes its config in a
+private helper; hydra-submitit names its executor kind in a class attribute; and a failed
+``JobReturn``'s public getter prints a report and raises, where gen needs the exception itself.  The versions they
+were read from are pinned in pyproject.toml (hydra-core 1.3, hydra-joblib-launcher 1.2,
+hydra-submitit-launcher 1.2), and tests/test_hydra_internals.py fails loudly if an upgrade moves or
+changes any of them.
+"""
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # noqa: F401  (gen's sequential launcher)
+from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg  # noqa: F401  (its n_jobs/backend checks)
+
+PINNED = {"hydra-core": "1.3", "hydra-joblib-launcher": "1.2", "hydra-submitit-launcher": "1.2"}
+
+
+def executor_kind(launcher) -> str:
+    """hydra-submitit's name of a launcher's submitit executor: ``slurm`` or ``local``."""
+    return launcher._EXECUTOR
+
+
+def failure_of(job_return):
+    """The exception a FAILED job ended with (``JobReturn.return_value`` would print a report and raise it)."""
+    return job_return._return_value

@@ -1,0 +1,47 @@
+"""The private names of Hydra and its plugins that gen's launchers use (hydra_internals.py) still exist
+and still mean what gen relies on; an upgrade that changes one fails here, loudly, not in a sweep."""
+import inspect
+from importlib.metadata import version
+
+import pytest
+
+from hydra_plugins.gen_launchers import hydra_internals
+
+
+@pytest.mark.parametrize("package", sorted(hydra_internals.PINNED))
+def test_the_installed_releases_are_the_pinned_ones(package):
+    assert version(package).startswith(hydra_internals.PINNED[package] + "."), \
+        f"{package} {version(package)}: hydra_internals.py was read from {hydra_internals.PINNED[package]}.x"
+
+
+def test_the_basic_launcher_is_a_launcher_with_setup_and_launch():
+    from hydra.plugins.launcher import Launcher
+
+    launcher = hydra_internals.BasicLauncher
+    assert issubclass(launcher, Launcher)
+    assert list(inspect.signature(launcher.setup).parameters) == ["self", "hydra_context", "task_function",
+                                                                  "config"]
+    assert list(inspect.signature(launcher.launch).parameters) == ["self", "job_overrides", "initial_job_idx"]
+
+
+def test_joblib_config_processing_still_turns_numeric_strings_into_numbers():
+    cfg = {"n_jobs": 2, "pre_dispatch": "4", "batch_size": "auto", "max_nbytes": None}
+    hydra_internals.process_joblib_cfg(cfg)
+    assert cfg == {"n_jobs": 2, "pre_dispatch": 4, "batch_size": "auto", "max_nbytes": None}
+
+
+def test_a_failed_job_hands_back_its_exception_without_a_report(capsys):
+    from hydra.core.utils import JobReturn, JobStatus
+
+    error = RuntimeError("boom")
+    ret = JobReturn(overrides=[], status=JobStatus.FAILED)
+    ret.return_value = error
+    assert hydra_internals.failure_of(ret) is error
+    assert capsys.readouterr().err == ""  # the public getter would print "Error executing job" and raise
+
+
+def test_submitit_launchers_name_their_executor():
+    from hydra_plugins.gen_launchers.submitit_launchers import LocalLauncher, SlurmLauncher
+
+    assert hydra_internals.executor_kind(SlurmLauncher) == "slurm"
+    assert hydra_internals.executor_kind(LocalLauncher) == "local"

@@ -1,0 +1,75 @@
+"""The arrows between the parts of gen, and one home per fact, read from the source itself."""
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from gen.config import GROUPS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def files(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", files("gen"), ids=lambda p: str(p.relative_to(REPO)))
+def test_gen_never_imports_analysis(path):
+    assert not {m for m in imports_of(path) if m == "analysis" or m.startswith("analysis.")}
+
+
+@pytest.mark.parametrize("path", files("gen/models"), ids=lambda p: p.name)
+def test_models_are_built_from_shapes_not_datasets(path):
+    assert not {m for m in imports_of(path) if m.startswith("gen.data")}
+
+
+@pytest.mark.parametrize("path", files("gen/measures"), ids=lambda p: p.name)
+def test_measures_never_see_the_loop(path):
+    assert not {m for m in imports_of(path) if m.startswith(("gen.training.loop", "gen.training.lockstep", "gen.run"))}
+
+
+def test_hydra_internals_are_used_in_one_module_only():
+    users = {p.relative_to(REPO).as_posix() for folder in ("gen", "hydra_plugins", "analysis") for p in files(folder)
+             if any("._internal" in m or "._core" in m for m in imports_of(p))
+             or "_return_value" in p.read_text() or "._EXECUTOR" in p.read_text()}
+    assert users == {"hydra_plugins/gen_launchers/hydra_internals.py"}
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_schemas_hold_no_defaults(group):
+    """Defaults live in conf/ alone: a schema field with a default would be a second copy."""
+    for schema in GROUPS[group].values():
+        stack = [schema]
+        while stack:
+            cls = stack.pop()
+            for field in dataclasses.fields(cls):
+                assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING, \
+                    f"{cls.__name__}.{field.name}"
+                if dataclasses.is_dataclass(field.type):
+                    stack.append(field.type)
+
+
+# ids that gen 0.3.0 (before the layout moved) gave these configs
+IDS_OF_0_3_0 = {"": "516771dd7fc7", "optimizer=adashift": "9edc74c8647f", "optimizer=adam model=mlp1": "5fa20b3d9c22",
+                "measure=all": "059120aa79b3"}
+
+
+@pytest.mark.parametrize("overrides", IDS_OF_0_3_0)
+def test_run_ids_are_those_of_0_3_0(overrides):
+    """0.4.0 moved modules (AdaShift: gen.optim → gen.training.adashift): every run keeps its folder."""
+    from gen.sweeps.run_id import run_id
+    from tests.conftest import compose_config
+
+    assert run_id(compose_config(overrides.split())) == IDS_OF_0_3_0[overrides]
