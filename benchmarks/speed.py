@@ -20,6 +20,9 @@ Sections (all baselines are measured in the same run, on the same data and model
    one training epoch, with every measure's seconds (a shared intermediate result, such as a σ
    search or the Gauss-Newton diagonal, counts for the first measure that needs it).
 6. ``cuda``: with a GPU, sections 1 and 2 on CUDA (section 1 in fp32 and bf16 AMP); skipped otherwise.
+7. ``startup``: ``python launch.py`` with each kind of config error (seconds until its one line; goal
+   ≤ 1.5 s), and a one-epoch run on the MNIST-format data, whose wall time less its training steps
+   bounds the overhead before the first step from above (goal ≤ 3 s).
 
 Every figure goes to a JSON file (``benchmarks/results/<host>-<date>.json`` unless ``--out``).
 Other processes sharing the cores make single figures noisy; the ratios are taken within one run,
@@ -50,7 +53,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from tests.fake_datasets import write_idx  # noqa: E402  (the IDX writer the tests use)
 
-SECTIONS = ("train", "ensemble", "multirun", "collect", "measures", "cuda")
+SECTIONS = ("train", "ensemble", "multirun", "collect", "measures", "cuda", "startup")
 ENSEMBLE_MEMBERS = 8
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081   # S1's textbook normalisation
 DEFAULT_THREADS = torch.get_num_threads()  # before gen.training.loop sets its own
@@ -70,7 +73,9 @@ def write_mnist_files(root: Path, n_train: int, n_test: int, seed: int = 0) -> N
 def compose(overrides: list[str]):
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    import gen.sweeps.run_id  # noqa: F401  (the ${run_id:} resolver)
+    from gen.sweeps import resolvers
+
+    resolvers.register()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides)
 
@@ -92,12 +97,14 @@ def build_ours(cfg, data=None):
 
 
 def time_ours(trainer, sync) -> float:
-    """Seconds for one epoch of our loop (the same call fit() makes per epoch)."""
+    """Seconds for one epoch of our loop (the step fit() takes per epoch; its evaluation excluded)."""
     sync()
     start = time.perf_counter()
-    trainer._run_epoch()
+    trainer.run_epoch()
     sync()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    trainer.epoch_perm = None  # the next call starts a new epoch, as Trainer.end_epoch would
+    return seconds
 
 
 def fc_model(hidden: int) -> torch.nn.Module:
@@ -207,16 +214,19 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
                                                        f"trainer.device={device.type}"])) for seed in range(members)]
         alone = [build_ours(cfgs[0])[0]]
         alone += [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs[1:]]
-        together = Lockstep([build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs], cfgs[0])
+        members_together = [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs]
+        together = Lockstep(members_together, cfgs[0])
         samples = members * len(alone[0].data.x_train)
         alone_rates, lockstep_rates = [], []
         for _ in range(repeats):  # interleaved, as in bench_training
             alone_rates.append(samples / sum(time_ours(trainer, sync) for trainer in alone))
             sync()
             start = time.perf_counter()
-            together._run_epoch()
+            together.run_epoch(members_together)
             sync()
             lockstep_rates.append(samples / (time.perf_counter() - start))
+            for trainer in members_together:
+                trainer.epoch_perm = None
         row = {"alone_samples_per_s": max(alone_rates), "lockstep_samples_per_s": max(lockstep_rates),
                "lockstep_over_alone": max(lockstep_rates) / max(alone_rates)}
         out[f"fc_h{hidden}"] = row
@@ -302,9 +312,9 @@ def bench_measures(root: Path, sets: list[str], hidden: int, budget_s: int) -> d
 
     cfg = compose(mnist_overrides(root, hidden))
     trainer, init_state = build_ours(cfg)
-    trainer.record.history.append(trainer._evaluate_row())
+    trainer.evaluate_row()
     epoch_s = time_ours(trainer, lambda: None)
-    trainer._evaluate_row()
+    trainer.evaluate_row()
     out = {"hidden_units": hidden, "epoch_s": epoch_s}
     for name in sets:
         measure_cfg = compose(mnist_overrides(root, hidden, [f"measure={name}"])).measure
@@ -401,6 +411,51 @@ def run_sections(sections, args, results, root, workdir, jobs, runs) -> None:
         results["measures"] = bench_measures(root, args.measure_sets.split(","), 1024, args.measure_budget)
     if "cuda" in sections:
         results["cuda"] = bench_cuda(root, args.repeats)
+    if "startup" in sections:
+        print("start-up of python launch.py (seconds):", flush=True)
+        results["startup"] = bench_startup(root, workdir, args.repeats)
+
+
+# ---- start-up ------------------------------------------------------------------------------------
+CONFIG_ERRORS = {  # each must exit 2 with one line
+    "type": ["trainer.max_epochs=ten"],
+    "range": ["corruption=labels", "corruption.prob=1.5"],
+    "unknown key": ["trainer.max_epoch=10"],
+    "unknown option": ["model=resnet19"],
+    "key of another option": ["corruption.prob=0.5"],
+    "unknown measure": ["measure.names=[no_such_measure]"],
+    "multirun, bad value": ["-m", "seed=0,1", "optimizer.lr=-1"],
+}
+
+
+def bench_startup(root: Path, workdir: Path, repeats: int) -> dict:
+    out = {"config_error_s": {}}
+    for name, args in CONFIG_ERRORS.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, str(REPO / "launch.py"), *args], cwd=workdir, capture_output=True,
+                                  text=True)
+            times.append(time.perf_counter() - start)
+            if proc.returncode != 2:
+                raise RuntimeError(f"{args}: exit {proc.returncode}, not 2: {proc.stderr[-500:]}")
+        out["config_error_s"][name] = min(times)
+        print(f"  config error ({name}): {min(times):.2f}s  {proc.stderr.strip().splitlines()[-1][:90]}", flush=True)
+    overheads = []
+    for i in range(repeats):
+        run_dir = workdir / f"startup-run-{i}"
+        args = [*mnist_overrides(root, 64, ["trainer.max_epochs=1", "measure=none", "trainer.save_weights=false",
+                                            "dataset.train_size=1000"]), f"hydra.run.dir={run_dir}"]
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(REPO / "launch.py"), *args], cwd=workdir, capture_output=True,
+                              text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"the start-up run failed: {proc.stderr[-1000:]}")
+        overheads.append(wall - json.loads((run_dir / "metrics.json").read_text())["timing"]["train_s"])
+    out["run_overhead_s"] = min(overheads)
+    print(f"  a one-epoch run, all but its training steps: {min(overheads):.2f}s", flush=True)
+    return out
 
 
 def bench_cuda(root: Path, repeats: int) -> dict:

@@ -2,8 +2,6 @@
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from gen.data.bundle import DataBundle
 
@@ -13,6 +11,9 @@ MAX_PIXEL = 16.0
 
 def load(cfg: DictConfig) -> DataBundle:
     """1,797 images as ``[N, 1, 8, 8]`` floats in [0, 1]; a seeded, stratified train/test split."""
+    from sklearn.datasets import load_digits  # here: scikit-learn costs a run on other data ~1 s
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     images = digits.images.astype(np.float32) / MAX_PIXEL
     labels = digits.target.astype(np.int64)

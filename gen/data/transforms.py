@@ -5,7 +5,6 @@ Everything acts on a batch ``[N, C, H, W]`` at once; nothing runs per sample.
 import dataclasses
 
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from gen.data.bundle import DataBundle
 from gen.config import ConfigError
@@ -13,6 +12,8 @@ from gen.config import ConfigError
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """Images resized to ``size × size``, bilinear with antialiasing (as PIL's resize); dtype kept."""
+    import torchvision.transforms.v2.functional as TF  # here: importing torchvision costs every run ~2 s
+
     return TF.resize(x, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
 
 

@@ -14,20 +14,31 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.datasets as tvd
 
 from gen.data.bundle import DataBundle
 from gen.config import ConfigError
 
 
+def _tvd():
+    """torchvision.datasets, imported when a vision set is read: importing torchvision costs a run
+    that does not use it about 2 s (its package imports every model family)."""
+    import torchvision.datasets
+
+    return torchvision.datasets
+
+
 @dataclass(frozen=True)
 class VisionSet:
-    tv_class: type
+    class_name: str  # of torchvision.datasets
     num_classes: int
+
+    @property
+    def tv_class(self) -> type:
+        return getattr(_tvd(), self.class_name)
 
     def files(self, root: Path) -> list[Path]:
         """The files torchvision reads for the train and test splits."""
-        cls = self.tv_class
+        cls, tvd = self.tv_class, _tvd()
         if issubclass(cls, tvd.MNIST):
             folder = root / cls.__name__ / "raw"
             return [folder / Path(name).stem for name, _ in cls.resources]   # the .gz names, unpacked
@@ -39,17 +50,17 @@ class VisionSet:
         raise TypeError(f"no file layout known for {cls.__name__}")
 
     def open(self, root: Path, train: bool, download: bool):
-        if self.tv_class is tvd.SVHN:
+        if self.class_name == "SVHN":
             return self.tv_class(str(root), split="train" if train else "test", download=download)
         return self.tv_class(str(root), train=train, download=download)
 
 
 SETS = {
-    "mnist": VisionSet(tvd.MNIST, 10),
-    "fashion_mnist": VisionSet(tvd.FashionMNIST, 10),
-    "cifar10": VisionSet(tvd.CIFAR10, 10),
-    "cifar100": VisionSet(tvd.CIFAR100, 100),
-    "svhn": VisionSet(tvd.SVHN, 10),
+    "mnist": VisionSet("MNIST", 10),
+    "fashion_mnist": VisionSet("FashionMNIST", 10),
+    "cifar10": VisionSet("CIFAR10", 10),
+    "cifar100": VisionSet("CIFAR100", 100),
+    "svhn": VisionSet("SVHN", 10),
 }
 
 
@@ -69,7 +80,7 @@ def decode(name: str, cfg) -> DataBundle:
         raise ConfigError("dataset.root", cfg.root,
                           f"{name} files not found (expected {missing[0]}{' and others' if len(missing) > 1 else ''}); "
                           f"{_how_to_fix(name, root)}")
-    damaged = _damaged_idx_file(spec.files(root)) if issubclass(spec.tv_class, tvd.MNIST) and not missing else None
+    damaged = _damaged_idx_file(spec.files(root)) if issubclass(spec.tv_class, _tvd().MNIST) and not missing else None
     if damaged:
         raise ConfigError("dataset.root", cfg.root, f"{damaged}; {_how_to_fix(name, root)}")
     try:
@@ -109,6 +120,7 @@ def _damaged_idx_file(files: list[Path]) -> str | None:
 
 def _tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """A torchvision dataset's decoded arrays as ``uint8 [N, C, H, W]`` and ``int64 [N]``."""
+    tvd = _tvd()
     if isinstance(dataset, tvd.MNIST):          # data: uint8 tensor [N, H, W]
         images, labels = dataset.data.unsqueeze(1), dataset.targets
     elif isinstance(dataset, tvd.CIFAR10):      # data: uint8 array [N, H, W, C]
