@@ -27,11 +27,11 @@ import warnings
 import torch
 import torch.nn as nn
 from torch.func import functional_call, grad_and_value, vmap
-from tqdm import tqdm
 
 from gen import checkpoint, divergence
 from gen.record import DIVERGED
 from gen.optim import build_optimizer, build_scheduler, uses_sam
+from gen.progress import Progress
 from gen.schema import ConfigError
 from gen.train import Trainer, set_cpu_threads
 
@@ -84,14 +84,15 @@ class Lockstep:
                 trainer._evaluate_row()
             if trainer._should_stop():
                 self._finish(k)
-        bar = tqdm(total=self.cfg.max_epochs, desc=f"epochs (lockstep ×{len(self.trainers)})", unit="ep",
-                   disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
-        with bar:
+        with Progress(self.cfg.max_epochs, lockstep=len(self.trainers), enabled=self.cfg.progress) as bar:
+            epoch = 0
             while any(self.running):
+                epoch += 1
                 epoch_losses = self._run_epoch()
                 for k in self._active_members():
                     self._end_epoch(k, epoch_losses[k])
                 bar.update(1)
+                bar.report(epoch)
 
     def _run_epoch(self) -> torch.Tensor:
         """One pass for every active member; the sum of each member's step losses."""

@@ -24,12 +24,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from gen import checkpoint, divergence
 from gen.record import COMPLETED, DIVERGED
 from gen.data.bundle import DataBundle
 from gen.objective import Objective
+from gen.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +93,14 @@ class Trainer:
         record = self.record
         if not record.history:
             self._evaluate_row()  # the reference of gen.divergence's bound; judged from the first epoch on
-        bar = tqdm(total=self.cfg.max_epochs, initial=record.epoch, desc="epochs", unit="ep",
-                   disable=not self.cfg.progress, leave=False, dynamic_ncols=True)
-        with bar:
+        with Progress(self.cfg.max_epochs, record.epoch, enabled=self.cfg.progress) as bar:
             while not self._should_stop():
                 if not self._run_epoch():
                     self.diverge(divergence.NON_FINITE_LOSS)
                     break
                 if record.epoch % self.cfg.eval_every == 0 or self._out_of_budget():
                     row = self._evaluate_row()
-                    bar.set_postfix(loss=f"{row['train_loss']:.3g}", acc=_fmt(row["train_acc"]),
-                                    test=_fmt(row["test_acc"]))
+                    bar.report(record.epoch, loss=row["train_loss"], acc=row["train_acc"], test=row["test_acc"])
                     if self._check_divergence():
                         break
                 bar.update(1)
@@ -329,5 +326,3 @@ def _mean(correct: torch.Tensor | None) -> float | None:
     return correct.float().mean().item()
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
