@@ -13,6 +13,6 @@ class AnalysisConfig:
 @dataclass
 class RunConfig:
     seed: int = spec(0, ge=0, le=SEED_MAX)
-    name: str = spec("default", folder_name=True)  # the sweep's folder under outputs/sweeps/
+    name: str | None = spec(None, folder_name=True)  # the sweep's folder under outputs/sweeps/ (None: gen.sweep_name)
     rerun: bool = False        # run again even where a completed metrics.json exists
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
