@@ -56,8 +56,9 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict | None:
     validate(cfg)
     measures.check_set(cfg.measure)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if ensemble.trained_together(run_dir):
-        log.info("skipping %s: trained in lockstep with an earlier run of this sweep", run_dir)
+    leader = ensemble.trained_by(run_dir)
+    if leader is not None:  # its result is fresh, not an earlier one being skipped
+        log.info("%s: trained in lockstep with %s", run_dir, leader.name)
         return record.read(run_dir).metrics
     lock = runlock.acquire(run_dir)
     if lock is None:
@@ -236,7 +237,7 @@ def _execute_lockstep(members: list[ensemble.Member], started: float) -> dict:
         results.append(metrics)
     for member, metrics in zip(members[1:], results[1:]):
         record.write(member.run_dir, metrics)
-        ensemble.mark_trained(member.run_dir)
+        ensemble.mark_trained(member.run_dir, members[0].run_dir)
         _log_summary(metrics)
     return results[0]
 
