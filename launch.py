@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 import gen.run_id  # noqa: F401  (registers the ${run_id:} resolver used by the run folders)
-import gen.sweep_name  # noqa: F401  (the ${sweep_name:} resolver of the sweep folder)
+import gen.resolvers  # noqa: F401  (${sweep_name:} and ${pick:} of conf/)
 from gen.cli import run_job, run_with_clear_errors
 
 

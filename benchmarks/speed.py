@@ -71,7 +71,7 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose, initialize_config_dir
 
     import gen.run_id  # noqa: F401  (the ${run_id:} resolver)
-    import gen.sweep_name  # noqa: F401  (the ${sweep_name:} resolver)
+    import gen.resolvers  # noqa: F401  (${sweep_name:} and ${pick:} of conf/)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides)
 

@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import gen.local_gpus  # noqa: F401  (the ${local_gpus_workers:} resolver of hydra/launcher=local_gpus)
 import gen.run_id  # noqa: F401  (the ${run_id:} resolver; joblib workers import it through here)
-import gen.sweep_name  # noqa: F401  (the ${sweep_name:} resolver of hydra.sweep.dir)
+import gen.resolvers  # noqa: F401  (${sweep_name:} and ${pick:} of conf/)
 from gen.overrides import check_group_choices
 from gen.schema import ConfigError, check_folder_names
 from gen.schema.base import other_options_hint

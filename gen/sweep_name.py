@@ -9,15 +9,13 @@ leaves out) do not count: ``rerun=true`` or another launcher still lands in the 
 not count either.  A name with characters a folder name cannot hold, or too long, keeps a readable
 head and gets a short hash of the whole command, so two commands never share a folder by accident.
 
-Registered as ``${sweep_name:NAME,OVERRIDES}`` (conf/config.yaml's ``hydra.sweep.dir``), cached:
-Hydra copies the main process's resolver cache into every job's config, so a job finds the folder its
-sweep chose, although its own ``hydra.overrides.task`` holds only its single values.
+The resolver ``${sweep_name:NAME,OVERRIDES}`` of conf/config.yaml's ``hydra.sweep.dir`` (gen.resolvers):
+cached, so a job finds the folder its sweep chose, although its own ``hydra.overrides.task`` holds only
+its single values.
 """
 import hashlib
 import re
 from typing import Iterable
-
-from omegaconf import OmegaConf
 
 from gen.run_id import NOT_IN_ID, NOT_IN_ID_TRAINER
 
@@ -53,6 +51,3 @@ def _counts(override: str) -> bool:
     if top in NOT_IN_ID:
         return False
     return not (top == "trainer" and rest.split(".")[0] in NOT_IN_ID_TRAINER)
-
-
-OmegaConf.register_new_resolver("sweep_name", sweep_name, use_cache=True, replace=True)

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import gen.run_id  # noqa: F401  (the ${run_id:} resolver)
-import gen.sweep_name  # noqa: F401  (the ${sweep_name:} resolver)
+import gen.resolvers  # noqa: F401  (${sweep_name:} and ${pick:} of conf/)
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"

@@ -42,7 +42,7 @@ class FrozenConfigMixin:
         import submitit
 
         import gen.run_id  # noqa: F401  (the ${run_id:} resolver of the run folders, also on the node)
-        import gen.sweep_name  # noqa: F401  (the ${sweep_name:} resolver of the sweep folder)
+        import gen.resolvers  # noqa: F401  (${sweep_name:} and ${pick:} of conf/)
         from gen import record
 
         executor = self._executor()
@@ -85,7 +85,7 @@ class FrozenConfigMixin:
         import submitit
 
         import gen.run_id  # noqa: F401
-        import gen.sweep_name  # noqa: F401
+        import gen.resolvers  # noqa: F401
         from gen import ensemble, record
 
         Singleton.set_state(singleton_state)
