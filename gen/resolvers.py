@@ -6,6 +6,7 @@
   sweeps the models and gives one of them its own learning rate (S2's Inception:
   ``optimizer.lr: ${pick:${model.name},{inception_small:0.1},0.01}``) sweeps ``model=...`` itself, which
   the job lines show and the user can type, instead of an internal config group.
+- ``${gen_help:SECTION}``: a section of ``python launch.py --help`` made from conf/ (gen.help).
 """
 from typing import Any
 
@@ -19,4 +20,11 @@ def pick(key: Any, table: DictConfig | dict, default: Any) -> Any:
 
 
 OmegaConf.register_new_resolver("sweep_name", sweep_name, use_cache=True, replace=True)
+def gen_help(section: str) -> str:
+    from gen import help  # lazily: only --help needs it
+
+    return help.section(section)
+
+
 OmegaConf.register_new_resolver("pick", pick, replace=True)
+OmegaConf.register_new_resolver("gen_help", gen_help, replace=True)
