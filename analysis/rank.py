@@ -1,6 +1,7 @@
 """Score every complexity measure against the generalization gap across a sweep's runs.
 
-Four scores (REFERENCE.md, "Evaluating measures across a sweep"):
+Four scores (Jiang et al. 2020, Dziugaite et al. 2020; their values on the real-data runs:
+docs/reproductions.md, "Ranking every measure against the gap"):
 
 - **Kendall τ** of the measure with the gap over all runs (scipy's τ-b, ties allowed).
 - **Granulated Kendall Ψ** (Jiang et al. 2020): for each swept hyperparameter i, the mean τ over the

@@ -1,7 +1,7 @@
 """Write run folders exactly as a real sweep leaves them, from numbers you choose.
 
 For the analysis tests and the ``collect`` benchmark: each run folder gets a schema-1
-``metrics.json`` with every block (DESIGN.md), Hydra's ``.hydra/config.yaml`` and
+``metrics.json`` with every block (docs/records.md), Hydra's ``.hydra/config.yaml`` and
 ``overrides.yaml``, and a log.  A sweep root also gets a ``multirun.yaml``.  Nothing here trains
 anything: the caller supplies the results it wants analysis to find.
 """
@@ -129,7 +129,7 @@ def _final(last: dict) -> dict:
 
 
 def _interpolation(history: list[dict]) -> dict:
-    """The first evaluation with train CE < 0.01 or train accuracy > 99.7% (REFERENCE.md, S2)."""
+    """The first evaluation with train CE < 0.01 or train accuracy > 99.7% (S2, Zhang et al. 2017; docs/records.md)."""
     for row in history:
         acc = row.get("train_acc")
         if row["train_loss"] < 0.01 or (acc is not None and acc > 0.997):

@@ -33,7 +33,7 @@ from gen.progress import Progress
 
 log = logging.getLogger(__name__)
 
-# REFERENCE.md, S2: interpolation is train cross-entropy < 0.01 or train accuracy > 99.7%.
+# S2 (Zhang et al. 2017): interpolation is train cross-entropy < 0.01 or train accuracy > 99.7%.
 INTERPOLATION_LOSS = 0.01
 INTERPOLATION_ACC = 0.997
 
