@@ -80,7 +80,8 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
               test_acc: float = 0.9, epochs: int = 5, steps_per_epoch: int = 20, measures: dict | None = None,
               history: list[dict] | None = None, split_acc: dict | None = None,
               interpolation: dict | None = None, train_size: int = 1347, test_size: int = 450,
-              error: tuple[str, str] = ("RuntimeError", "boom"), run_id: str | None = None) -> Path:
+              error: tuple[str, str] = ("RuntimeError", "boom"), run_id: str | None = None,
+              notes: list[str] | None = None) -> Path:
     """One run folder under ``sweep_dir`` holding what a real run of ``config`` would leave."""
     run_dir = Path(sweep_dir) / (run_id or run_id_of(config))  # a record carries its config's id, whatever the folder
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
@@ -108,7 +109,7 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
             history=history,
             timing={"total_s": last["seconds"] + 0.5, "data_s": 0.1, "train_s": last["seconds"],
                     "measures_s": 0.1, "train_samples_per_s": 50000.0},
-            notes=["training diverged (non_finite_loss, gen.divergence)"] if status == "diverged" else [])
+            notes=(notes or []) + (["training diverged (non_finite_loss, gen.divergence)"] if status == "diverged" else []))
         if status == "diverged":
             record["divergence"] = {"rule": "non_finite_loss", "epoch": last["epoch"], "step": last["step"],
                                     "train_loss": None}
