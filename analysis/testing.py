@@ -109,7 +109,8 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
             history=history,
             timing={"total_s": last["seconds"] + 0.5, "data_s": 0.1, "train_s": last["seconds"],
                     "measures_s": 0.1, "train_samples_per_s": 50000.0},
-            notes=(notes or []) + (["training diverged (non_finite_loss, gen.divergence)"] if status == "diverged" else []))
+            notes=(notes or []) + (["training diverged (non_finite_loss, gen.divergence)"]
+                                   if status == "diverged" else []))
         if status == "diverged":
             record["divergence"] = {"rule": "non_finite_loss", "epoch": last["epoch"], "step": last["step"],
                                     "train_loss": None}

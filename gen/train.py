@@ -324,5 +324,3 @@ def _mean(correct: torch.Tensor | None) -> float | None:
     if correct is None or correct.numel() == 0:
         return None
     return correct.float().mean().item()
-
-

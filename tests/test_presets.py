@@ -118,3 +118,16 @@ def test_s2_presets_sweep_the_models_with_zhangs_learning_rates(preset):
     assert compose_config([f"experiment={preset}", "model=mlp1", "optimizer.lr=0.2"]).optimizer.lr == 0.2
     swept = compose_config([f"experiment={preset}"], return_hydra_config=True).hydra.sweeper.params
     assert swept["model"] == "mlp1,mlp3,alexnet_small,inception_small"
+
+
+def test_s2_run_ids_are_those_of_the_earlier_s2_model_group():
+    """Ids computed with the old experiment/s2_model@_global_=MODEL composition (0.3.0): the presets'
+    existing run folders are still found."""
+    from gen.run_id import run_id
+    from tests.conftest import compose_config
+
+    before = {("zhang_randomization", "mlp1", "corruption=random_labels"): "00acead99207",
+              ("zhang_randomization", "inception_small", "corruption=random_labels"): "a5e174a325b3",
+              ("zhang_label_noise", "alexnet_small", "corruption.prob=0.3"): "28d7eefb71f4"}
+    for (preset, model, corruption), expected in before.items():
+        assert run_id(compose_config([f"experiment={preset}", f"model={model}", corruption])) == expected

@@ -240,7 +240,8 @@ def undefined_by_margin(runs: pd.DataFrame, measure: str) -> pd.Series:
     reason is not put down to the margin."""
     if MARGIN not in runs or measure not in runs or measure == MARGIN:
         return pd.Series(False, index=runs.index)
-    undefined = pd.to_numeric(runs[measure], errors="coerce").isna() & (pd.to_numeric(runs[MARGIN], errors="coerce") <= 0)
+    margin = pd.to_numeric(runs[MARGIN], errors="coerce")
+    undefined = pd.to_numeric(runs[measure], errors="coerce").isna() & (margin <= 0)
     if "notes" in runs:
         name = re.escape(measure.removeprefix("measures."))
         undefined &= runs["notes"].fillna("").astype(str).str.contains(rf"(?:^|; ){name}: the margin .*≤ 0")
