@@ -29,3 +29,15 @@ def test_the_page_names_the_schema_version_and_the_files_a_run_writes():
     for name in (record.METRICS_FILE, run.INIT_WEIGHTS, run.FINAL_WEIGHTS, checkpoint.CHECKPOINT_FILE,
                  runlock.LOCK_FILE):
         assert f"`{name}`" in PAGE, name
+
+
+def test_no_user_facing_file_points_outside_the_project():
+    """Users have the project only: no ../shared, no DESIGN.md or REFERENCE.md it does not hold."""
+    files = [REPO / "README.md", *REPO.glob("docs/*.md")]
+    for folder, pattern in (("conf", "*.yaml"), ("gen", "*.py"), ("analysis", "*.py"), ("scripts", "*.sh"),
+                            ("hydra_plugins", "*.py")):
+        files += (REPO / folder).rglob(pattern)
+    for path in files:
+        text = path.read_text()
+        for outside in ("../shared", "DESIGN.md", "REFERENCE.md"):
+            assert outside not in text, f"{path.relative_to(REPO)} mentions {outside}"
