@@ -1,8 +1,10 @@
 """Score every complexity measure against the generalization gap across a sweep's runs.
 
-Four scores (REFERENCE.md, "Evaluating measures across a sweep"):
+Four scores (Jiang et al. 2020, Dziugaite et al. 2020; their values on the real-data runs:
+docs/reproductions.md, "Ranking every measure against the gap"):
 
-- **Kendall τ** of the measure with the gap over all runs (scipy's τ-b, ties allowed).
+- **Kendall τ** of the measure with the gap over all runs (scipy's τ-b, ties allowed), its p-value
+  (scipy: the test of τ = 0) and a 95% confidence interval (:func:`tau_interval`).
 - **Granulated Kendall Ψ** (Jiang et al. 2020): for each swept hyperparameter i, the mean τ over the
   groups of runs that share every other hyperparameter; Ψ is the mean over i.
 - **Conditional mutual information** K (Jiang et al.; the PGDL score): over pairs of runs, with V the
@@ -113,6 +115,7 @@ def rank_measures(runs: pd.DataFrame, config_columns: list[str], measures: list[
         ok = np.isfinite(m) & np.isfinite(g)
         row = {"measure": measure.removeprefix(MEASURE_PREFIX), "runs": int(ok.sum())}
         row["kendall_tau"], row["p_value"] = kendall_tau(m[ok], g[ok])
+        row["tau_low"], row["tau_high"] = tau_interval(row["kendall_tau"], row["runs"])
         psi, per_axis = granulated_psi(m, g, codes)
         row["psi"] = psi
         row.update({f"psi[{axis}]": value for axis, value in per_axis.items()})
@@ -142,8 +145,8 @@ def _test_size(runs: pd.DataFrame) -> int | None:
 
 
 def _empty_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=["measure", "runs", "kendall_tau", "p_value", "psi", "cmi", "sign_error_max",
-                                 "sign_error_mean", "environments"])
+    return pd.DataFrame(columns=["measure", "runs", "kendall_tau", "p_value", "tau_low", "tau_high", "psi", "cmi",
+                                 "sign_error_max", "sign_error_mean", "environments"])
 
 
 def _empty_sign_errors() -> pd.DataFrame:
@@ -160,6 +163,21 @@ def kendall_tau(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         warnings.simplefilter("ignore")
         result = stats.kendalltau(x, y)
     return float(result.statistic), float(result.pvalue)
+
+
+TAU_CONFIDENCE = 0.95
+
+
+def tau_interval(tau: float, n: int, confidence: float = TAU_CONFIDENCE) -> tuple[float, float]:
+    """The confidence interval of Kendall's τ over ``n`` runs: Fieller, Hartley and Pearson's (1957)
+    normal approximation of arctanh(τ), standard error sqrt(0.437 / (n − 4)).  Analytic, so a
+    ranking of many measures over thousands of runs costs nothing more; NaN below 5 runs, where
+    the approximation has no standard error."""
+    if not np.isfinite(tau) or n < 5:
+        return math.nan, math.nan
+    z = stats.norm.ppf(0.5 + confidence / 2) * math.sqrt(0.437 / (n - 4))
+    centre = math.atanh(min(max(tau, -1 + 1e-12), 1 - 1e-12))
+    return math.tanh(centre - z), math.tanh(centre + z)
 
 
 def granulated_psi(m: np.ndarray, g: np.ndarray, codes: dict[str, np.ndarray]) -> tuple[float, dict]:
@@ -301,7 +319,8 @@ def format_table(ranking: Ranking, digits: int = 3) -> str:
     """The ranking as aligned text for the terminal."""
     if not len(ranking.table):
         return "no measures to rank" + "".join(f"\n  note: {n}" for n in ranking.notes)
-    columns = ["measure", "runs", "kendall_tau", "psi", "cmi", "sign_error_max", "sign_error_mean"]
+    columns = ["measure", "runs", "kendall_tau", "p_value", "tau_low", "tau_high", "psi", "cmi", "sign_error_max",
+               "sign_error_mean"]
     shown = ranking.table[columns].copy()
     text = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}", na_rep="–")
     header = f"measures vs {ranking.gap} over axes: {', '.join(ranking.axes) or 'none'}"

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from analysis.collect import Collection
+from analysis.figures import style
 from analysis.figures import STUDY_TITLES, Drawn
 from analysis.rank import Ranking
 from gen.sweeps.status import NOT_RESULTS
@@ -31,6 +32,7 @@ def build(collection: Collection, drawn: list[Drawn], ranking: Ranking | None, r
     blocks += _runs_section(collection)
     blocks += _config_section(collection)
     blocks += _figures_section(drawn)
+    blocks += _undefined_by_margin(collection.runs)
     blocks += _ranking_section(ranking, ranking_figures)
     blocks += [("h2", "Tables"), ("list", [_relative(p, out_dir) for p in tables])]
     return blocks
@@ -107,23 +109,46 @@ def _figures_section(drawn: list[Drawn]) -> list[tuple]:
     return blocks
 
 
+def _undefined_by_margin(runs: pd.DataFrame) -> list[tuple]:
+    """One line counting the runs whose margin-normalised measures do not exist (margin γ ≤ 0)."""
+    measures = [c for c in runs.columns if c.startswith("measures.")]
+    undefined = {m: style.undefined_by_margin(runs, m) for m in measures}
+    affected = pd.concat(undefined.values(), axis=1).any(axis=1) if undefined else pd.Series(dtype=bool)
+    if not affected.any():
+        return []
+    names = sorted(m.removeprefix("measures.") for m, mask in undefined.items() if mask.any())
+    return [("p", f"{int(affected.sum())} of {len(runs)} runs have a margin γ ≤ 0 (the network misclassifies at "
+                  f"least the margin percentile of its sample): {', '.join(names)} — which divide by γ — are "
+                  f"undefined there, marked × at the bottom of the measure panels ({style.UNDEFINED_BY_MARGIN}) "
+                  f"and left out of the ranking. Each run's notes in metrics.json say so.")]
+
+
 def _ranking_section(ranking: Ranking | None, figures: list[Path]) -> list[tuple]:
     blocks = [("h2", "Measures vs the generalization gap")]
     if ranking is None or not len(ranking.table):
         notes = ranking.notes if ranking else []
         return blocks + [("p", "No measures to rank. " + " ".join(notes))]
     blocks.append(("p", f"Gap: {ranking.gap}. Swept hyperparameters: {', '.join(ranking.axes) or 'none'}. "
-                        "τ: Kendall's τ over all runs; Ψ: granulated τ (Jiang et al. 2020); CMI: conditional "
+                        "τ: Kendall's τ over all runs, its p-value (the test of τ = 0) and 95% interval "
+                        "(Fieller et al. 1957); Ψ: granulated τ (Jiang et al. 2020); CMI: conditional "
                         "mutual information (Jiang et al.; PGDL); sign-error: worst and mean over environments "
                         "(Dziugaite et al. 2020)."))
-    shown = ranking.table.drop(columns=["p_value"], errors="ignore")
-    blocks.append(("table", shown))
+    blocks.append(("table", _ranking_table(ranking.table)))
     captions = {"rank.png": "τ, Ψ, CMI and worst sign-error per measure",
                 "rank_sign_errors.png": "sign-error per environment, by the hyperparameter that varies"}
     blocks += [("image", path, captions.get(path.name, path.stem)) for path in figures]
     if ranking.notes:
         blocks.append(("list", [f"note: {n}" for n in ranking.notes]))
     return blocks
+
+
+def _ranking_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The ranking as shown: τ's interval in one column beside its p-value."""
+    interval = [f"[{low:.2f}, {high:.2f}]" if pd.notna(low) and pd.notna(high) else "–"
+                for low, high in zip(table["tau_low"], table["tau_high"])]
+    shown = table.drop(columns=["tau_low", "tau_high"])
+    shown.insert(shown.columns.get_loc("p_value") + 1, "tau_95%_interval", interval)
+    return shown
 
 
 # ---- rendering ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Write run folders exactly as a real sweep leaves them, from numbers you choose.
 
 For the analysis tests and the ``collect`` benchmark: each run folder gets a schema-1
-``metrics.json`` with every block (DESIGN.md), Hydra's ``.hydra/config.yaml`` and
+``metrics.json`` with every block (docs/records.md), Hydra's ``.hydra/config.yaml`` and
 ``overrides.yaml``, and a log.  A sweep root also gets a ``multirun.yaml``.  Nothing here trains
 anything: the caller supplies the results it wants analysis to find.
 """
@@ -83,7 +83,8 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
               test_acc: float = 0.9, epochs: int = 5, steps_per_epoch: int = 20, measures: dict | None = None,
               history: list[dict] | None = None, split_acc: dict | None = None,
               interpolation: dict | None = None, train_size: int = 1347, test_size: int = 450,
-              error: tuple[str, str] = ("RuntimeError", "boom"), run_id: str | None = None) -> Path:
+              error: tuple[str, str] = ("RuntimeError", "boom"), run_id: str | None = None,
+              notes: list[str] | None = None) -> Path:
     """One run folder under ``sweep_dir`` holding what a real run of ``config`` would leave."""
     run_dir = Path(sweep_dir) / (run_id or run_id_of(config))  # a record carries its config's id, whatever the folder
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
@@ -111,7 +112,8 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
             history=history,
             timing={"total_s": last["seconds"] + 0.5, "data_s": 0.1, "train_s": last["seconds"],
                     "measures_s": 0.1, "train_samples_per_s": 50000.0},
-            notes=["training diverged (non_finite_loss, gen.training.divergence)"] if status == "diverged" else [])
+            notes=(notes or []) + (["training diverged (non_finite_loss, gen.training.divergence)"]
+                                   if status == "diverged" else []))
         if status == "diverged":
             record["divergence"] = {"rule": "non_finite_loss", "epoch": last["epoch"], "step": last["step"],
                                     "train_loss": None}
@@ -132,7 +134,7 @@ def _final(last: dict) -> dict:
 
 
 def _interpolation(history: list[dict]) -> dict:
-    """The first evaluation with train CE < 0.01 or train accuracy > 99.7% (REFERENCE.md, S2)."""
+    """The first evaluation with train CE < 0.01 or train accuracy > 99.7% (S2, Zhang et al. 2017; docs/records.md)."""
     for row in history:
         acc = row.get("train_acc")
         if row["train_loss"] < 0.01 or (acc is not None and acc > 0.997):

@@ -13,6 +13,7 @@ A run that another process holds (gen.sweeps.runlock) is skipped; the summary co
 """
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,7 @@ import gen.sweeps.local_gpus  # pin_worker: a joblib worker takes its GPU
 from gen.sweeps import resolvers
 from gen.config.overrides import check_group_choices
 from gen.config import ConfigError, check_folder_names, validate
+from gen.config.base import other_options_hint
 
 resolvers.register()  # before Hydra composes; joblib workers import this module too
 
@@ -39,6 +41,7 @@ def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     _sweep_failures.clear()
+    _sweep_dirs.clear()
     try:
         check_group_choices(argv)
         main()
@@ -58,7 +61,22 @@ def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
     finally:
         if not wants_traceback:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+        _remove_unused_sweep_dirs()
     return 0
+
+
+def _remove_unused_sweep_dirs() -> None:
+    """A sweep that stopped before any run began leaves a folder with only Hydra's multirun.yaml (and
+    the submitit launchers' empty .submitit/): remove it, so no folder looks like a sweep that ran."""
+    for sweep_dir in _sweep_dirs:
+        try:
+            entries = {e.name: e for e in sweep_dir.iterdir()}
+        except OSError:
+            continue
+        submitit = entries.pop(".submitit", None)
+        if set(entries) != {"multirun.yaml"} or (submitit is not None and any(Path(submitit).rglob("*.pkl"))):
+            continue
+        shutil.rmtree(sweep_dir, ignore_errors=True)
 
 
 def composition_message(error: BaseException) -> str:
@@ -66,7 +84,7 @@ def composition_message(error: BaseException) -> str:
     text = str(error)
     match = re.match(r"Could not override '([^']+)'\.\s*To append to your config use \+(\S+)", text)
     if match:
-        return (f"invalid config: {match[2]}: unknown key '{match[1]}' "
+        return (f"invalid config: {match[2]}: unknown key '{match[1]}'{other_options_hint(match[1])} "
                 f"(see the keys with `python launch.py --cfg job`)")
     cause = error.__cause__
     lines = [text.splitlines()[0] if text else type(error).__name__]
@@ -142,6 +160,7 @@ def _in_multirun() -> bool:
 
 
 _sweep_failures: list[str] = []  # set in the main process by SweepSummary, read by run_with_clear_errors
+_sweep_dirs: list[Path] = []     # the sweep folder of this launch (SweepSummary), removed if left unused
 
 
 class SweepSummary(Callback):
@@ -160,7 +179,9 @@ class SweepSummary(Callback):
             check_folder_names(config)
         except ConfigError as error:
             raise BadInput(str(error)) from None  # not an Exception: Hydra's callback runner lets it through
-        self._before = _record_stamps(Path(OmegaConf.select(config, "hydra.sweep.dir")))
+        sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
+        self._before = _record_stamps(sweep_dir)
+        _sweep_dirs.append(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from gen.sweeps import status

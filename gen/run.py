@@ -56,8 +56,9 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict | None:
     validate(cfg)
     measures.check_set(cfg.measure)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if ensemble.trained_together(run_dir):
-        log.info("skipping %s: trained in lockstep with an earlier run of this sweep", run_dir)
+    leader = ensemble.trained_by(run_dir)
+    if leader is not None:  # its result is fresh, not an earlier one being skipped
+        log.info("%s: trained in lockstep with %s", run_dir, leader.name)
         return record.read(run_dir).metrics
     lock = runlock.acquire(run_dir)
     if lock is None:
@@ -99,7 +100,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
             record.write(member.run_dir, metrics)
             checkpoint.remove(member.run_dir)
         for member in members[1:]:
-            ensemble.mark_trained(member.run_dir)
+            ensemble.mark_trained(member.run_dir, members[0].run_dir)
     for metrics in results:
         _log_summary(metrics)
     return results[0]

@@ -41,9 +41,9 @@ S2_PROTOCOL=(dataset=mnist dataset.crop=null dataset.train_size=5000 optimizer.s
 
 s2() {
     sweep experiment=zhang_randomization name=repro_s2_randomization "${S2_PROTOCOL[@]}" \
-        experiment/s2_model@_global_=mlp1,mlp3
+        model=mlp1,mlp3
     publish repro_s2_randomization
-    sweep experiment=zhang_label_noise name=repro_s2_label_noise "${S2_PROTOCOL[@]}" experiment/s2_model@_global_=mlp1
+    sweep experiment=zhang_label_noise name=repro_s2_label_noise "${S2_PROTOCOL[@]}" model=mlp1
     publish repro_s2_label_noise
 }
 

@@ -2,7 +2,7 @@
 # A one-node SLURM cluster on localhost for the cluster tests and for trying hydra/launcher=slurm:
 #
 #   bash scripts/slurm_cluster.sh start    # install (apt-get, as root) if missing, configure, start, wait for idle
-#   bash scripts/slurm_cluster.sh status   # daemons and sinfo
+#   bash scripts/slurm_cluster.sh status   # "not installed", "stopped" (exit 3), or the daemons and sinfo (exit 0)
 #   bash scripts/slurm_cluster.sh stop     # stop the daemons this script started (by their pid files)
 #
 # Everything it writes (config, state, spool, logs, pid files, the accounting database) lives in
@@ -172,7 +172,7 @@ start_slurm() {
     if ! wait_for "the node to be idle" 90 node_idle; then
         # A node that was down when slurmctld stopped comes back drained or down: resume it once.
         scontrol update NodeName="$NODE" State=RESUME 2>/dev/null || true
-        wait_for "the node to be idle" 60 node_idle || { status; exit 1; }
+        wait_for "the node to be idle" 60 node_idle || { status || true; exit 1; }
     fi
 }
 
@@ -202,12 +202,29 @@ stop_daemon() {  # stop_daemon NAME PIDFILE
     rm -f "$2"
 }
 
-status() {
-    for daemon in munged:$MUNGE_PID mariadb:$DB_PID slurmdbd:$DBD_PID slurmctld:$CTLD_PID slurmd:$SLURMD_PID; do
-        if alive "${daemon#*:}"; then echo "${daemon%%:*}: running (pid $(cat "${daemon#*:}"))"
-        else echo "${daemon%%:*}: stopped"; fi
+DAEMONS="munged:$MUNGE_PID mariadb:$DB_PID slurmdbd:$DBD_PID slurmctld:$CTLD_PID slurmd:$SLURMD_PID"
+NOT_RUNNING=3  # status's exit code when the cluster is not running (LSB's "program is not running")
+
+status() {  # one line unless it runs; exit 0 only when every daemon runs
+    if ! command -v slurmctld >/dev/null || ! command -v sinfo >/dev/null; then
+        echo "slurm_cluster: not installed (\`bash scripts/slurm_cluster.sh start\` installs it, as root)"
+        return $NOT_RUNNING
+    fi
+    local running=() stopped=()
+    for daemon in $DAEMONS; do
+        if alive "${daemon#*:}"; then running+=("${daemon%%:*} (pid $(cat "${daemon#*:}"))")
+        else stopped+=("${daemon%%:*}"); fi
     done
-    sinfo 2>&1 || true
+    if [ ${#running[@]} -eq 0 ]; then
+        echo "slurm_cluster: stopped (\`bash scripts/slurm_cluster.sh start\` starts it)"
+        return $NOT_RUNNING
+    fi
+    if [ ${#stopped[@]} -gt 0 ]; then
+        echo "slurm_cluster: partly running: ${running[*]}; stopped: ${stopped[*]} (logs: $DIR/log)"
+        return 1
+    fi
+    echo "slurm_cluster: running: ${running[*]}"
+    sinfo 2>&1
 }
 
 case "${1:-}" in

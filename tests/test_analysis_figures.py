@@ -173,3 +173,65 @@ def test_error_figures_draw_the_chance_level_and_name_the_seeds_only_when_they_v
     one_seed = collection.runs[collection.runs["seed"] == 0]
     assert style.over_seeds(one_seed) == ""
     assert style.chance_error(one_seed.assign(**{"data.num_classes": 0})) is None    # regression: no chance level
+
+
+def undefined_margin_sweep(root):
+    """The S1 width sweep plus two random-label runs whose margin is ≤ 0, so l2 and spectral are null
+    there (with the note gen writes)."""
+    s1_width_sweep(root)
+    for h in (4, 16):
+        note = "the margin (10th percentile) is -0.3 ≤ 0: the network misclassifies that share of the sample"
+        write_run(root, make_config("neyshabur_width", **{"model.hidden_units": h, "corruption.name": "random_labels",
+                                                          "seed": 2}),
+                  train_acc=0.4, test_acc=0.1, measures={"num_params": 74 * h, "margin": -0.3, "l2": None,
+                                                         "spectral": None},
+                  notes=[f"l2: {note}", f"spectral: {note}"])
+    return root
+
+
+def test_measure_panels_mark_the_runs_whose_margin_is_not_positive(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from analysis.figures import style
+
+    collection = collect([undefined_margin_sweep(tmp_path / "sweep")])
+    assert style.undefined_by_margin(collection.runs, "measures.l2").sum() == 2
+    assert style.undefined_by_margin(collection.runs, "measures.num_params").sum() == 0  # defined there
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    draw_figures(collection.runs, collection.history, tmp_path / "figures", studies=["s1_width"])
+    measures_fig = next(f for f in figures if "complexity measures" in f.get_suptitle())
+    panels = {ax.get_title(): ax for ax in measures_fig.axes if ax.get_visible()}
+    l2 = next(ax for title, ax in panels.items() if title.startswith("ℓ2 norm"))
+    crosses = [c for c in l2.collections if len(c.get_offsets()) and c.get_offsets()[:, 1].max() < 0]
+    assert sorted(x for c in crosses for x in c.get_offsets()[:, 0]) == [4, 16]
+    legend = [t.get_text() for t in measures_fig.axes[0].get_legend().get_texts()]
+    assert style.UNDEFINED_BY_MARGIN in legend
+    assert measures_fig.get_suptitle().endswith("(mean ± sd over 3 seeds)")
+
+
+def test_the_report_counts_the_runs_whose_margin_is_not_positive(tmp_path):
+    sweep = undefined_margin_sweep(tmp_path / "sweep")
+    assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "2 of 18 runs have a margin γ ≤ 0" in report and "l2, spectral — which divide by γ" in report
+    assert "| p_value | tau_95%_interval |" in report
+
+
+def test_a_ranking_score_without_values_says_no_data(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from analysis.figures.ranking import draw_ranking
+    from analysis.rank import Ranking
+
+    table = pd.DataFrame({"measure": ["l2", "margin"], "runs": [6, 6], "kendall_tau": [0.5, -0.2],
+                          "p_value": [0.1, 0.5], "tau_low": [-0.2, -0.7], "tau_high": [0.9, 0.5],
+                          "psi": [np.nan, np.nan], "cmi": [0.1, 0.0], "sign_error_max": [np.nan, np.nan],
+                          "sign_error_mean": [np.nan, np.nan]})
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    draw_ranking(Ranking(table, pd.DataFrame(), "final.gen_gap", {}, []), tmp_path)
+    psi_ax, cmi_ax = figures[0].axes[1], figures[0].axes[2]
+    assert any(t.get_text().startswith("no data") for t in psi_ax.texts) and not psi_ax.patches
+    assert not any(t.get_text().startswith("no data") for t in cmi_ax.texts) and cmi_ax.patches

@@ -174,3 +174,25 @@ def test_regression_sweeps_rank_against_the_loss_gap():
     result = rank.rank_measures(table, ["dataset.f"])
     assert result.gap == "final.loss_gap"
     assert result.table.loc[0, "kendall_tau"] == pytest.approx(1.0)
+
+
+def test_the_table_has_p_values_and_tau_intervals(ranking):
+    _, table = ranking
+    noise, gap = table.loc["noise"], table.loc["gap_itself"]
+    assert noise["p_value"] > 0.01 and gap["p_value"] < 1e-10
+    assert noise["tau_low"] < 0 < noise["tau_high"]  # no relation: the interval holds 0
+    assert noise["tau_low"] < noise["kendall_tau"] < noise["tau_high"]
+    assert "p_value" in rank.format_table(ranking[0]) and "tau_low" in rank.format_table(ranking[0])
+
+
+def test_the_tau_interval_covers_the_true_tau_at_its_nominal_rate():
+    rho, n, trials = 0.5, 40, 400
+    true_tau = 2 / math.pi * math.asin(rho)  # bivariate normal
+    rng = np.random.default_rng(1)
+    covered = 0
+    for _ in range(trials):
+        x, y = rng.multivariate_normal([0, 0], [[1, rho], [rho, 1]], size=n).T
+        low, high = rank.tau_interval(rank.kendall_tau(x, y)[0], n)
+        covered += low <= true_tau <= high
+    assert 0.91 <= covered / trials <= 0.99
+    assert all(math.isnan(v) for v in rank.tau_interval(0.3, 4))  # too few runs for an interval

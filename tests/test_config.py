@@ -52,3 +52,39 @@ def test_run_dir_is_a_pure_function_of_the_config():
     c = compose_config(["seed=2"], return_hydra_config=True)
     assert a.hydra.run.dir == b.hydra.run.dir != c.hydra.run.dir
     assert a.hydra.run.dir.startswith("outputs/runs/")
+
+
+def test_a_key_of_another_option_names_the_options_that_have_it(run_in):
+    proc, _ = run_in(["corruption.prob=0.5", "--cfg", "job"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: invalid config: corruption.prob=0.5: unknown key 'corruption.prob'; choose corruption=gaussian "
+        "(or labels, random_labels, random_pixels, shuffled_pixels) to set prob "
+        "(see the keys with `python launch.py --cfg job`)"]
+    proc, _ = run_in(["model.foo=1", "--cfg", "job"])
+    assert proc.returncode == 2 and "choose" not in proc.stderr  # no option has it: no hint
+
+
+def test_the_validator_names_them_too():
+    from omegaconf import open_dict
+
+    cfg = compose_config(["corruption=none"])
+    with open_dict(cfg):
+        cfg.corruption.prob = 0.5
+    with pytest.raises(ConfigError, match=r"unknown key; .*; choose corruption=gaussian \(or labels, .*\) to set prob$"):
+        validate(cfg)
+
+
+def test_a_bad_value_in_a_multirun_stops_before_the_launch_banner_and_leaves_no_folder(run_in):
+    proc, root = run_in(["-m", "optimizer.lr=0.1,-1", "trainer.max_epochs=1"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: invalid config: optimizer.lr=-1: must be > 0"]
+    assert "Launching" not in proc.stdout and "#0" not in proc.stdout
+    sweeps = root / "outputs" / "sweeps"
+    assert not sweeps.exists() or not any(sweeps.iterdir())
+
+
+def test_a_preset_whose_data_is_missing_leaves_no_sweep_folder(run_in):
+    proc, root = run_in(["-m", "experiment=zhang_randomization", "dataset.root=nowhere"])
+    assert proc.returncode == 2 and "cifar10 files not found" in proc.stderr
+    assert not (root / "outputs" / "sweeps" / "zhang_randomization").exists()

@@ -6,6 +6,7 @@ learning rate) and end differently (one stops early by its rule, one diverges), 
 carry state (momentum with weight decay and a step schedule; AdamW's decoupled decay).
 """
 import json
+import re
 
 import pytest
 import torch
@@ -107,11 +108,12 @@ def test_what_lockstep_cannot_reproduce_is_refused_in_one_line_before_any_file(c
 
 def test_a_lockstep_multirun_records_every_run_and_a_relaunch_skips_them(tmp_path):
     args = ["-m", "trainer.max_epochs=2", "trainer.progress=false", "dataset.train_size=200",
-            "model.hidden_units=16", "seed=0,1,2", "trainer.ensemble=2", "analysis.auto=false"]
+            "model.hidden_units=16", "seed=0,1,2", "trainer.ensemble=2", "analysis.auto=false", "name=default"]
     first = launch(args, tmp_path)
     assert first.returncode == 0, first.stderr
     log = first.stdout + first.stderr
-    assert "lockstep:" in log and log.count("trained in lockstep with an earlier run") == 1
+    assert "lockstep:" in log and len(re.findall(r"[0-9a-f]{12}: trained in lockstep with [0-9a-f]{12}\n", log)) == 1
+    assert "skipping" not in log  # the member's result is fresh, not skipped
     runs = {p.parent.name: read_metrics(p) for p in tmp_path.glob("outputs/sweeps/default/*/metrics.json")}
     assert sorted(m["seed"] for m in runs.values()) == [0, 1, 2]
     assert all(m["status"] == "completed" for m in runs.values())

@@ -223,7 +223,7 @@ def test_an_unknown_optimizer_lists_the_options_and_explains_sam():
 
 # ---- study presets ------------------------------------------------------------------------------
 
-STUDY_TRAINERS = {  # REFERENCE.md, "Training protocols"
+STUDY_TRAINERS = {  # the studies' own protocols (the presets' comments, conf/trainer/)
     "s1": dict(batch_size=64, max_epochs=1000, rule="train_error", threshold=0.01),
     "s2": dict(batch_size=128, rule="interpolation"),
     "s4": dict(max_epochs=200, rule="train_loss", threshold=0.01, checkpoint_every=50),

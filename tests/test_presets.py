@@ -32,9 +32,9 @@ SHRUNK = {
     "neyshabur_width": (["model.hidden_units=8", "dataset.train_size=60"], 2),
     "neyshabur_size": (["dataset.train_size=30,50", "corruption=random_labels",
                         "model.layers=[8,M,8,M,16,M,16,M]", "model.head_width=16"], 2),
-    "zhang_randomization": (["experiment/s2_model@_global_=alexnet_small", "model.channels=[4,8]",
+    "zhang_randomization": (["model=alexnet_small", "model.channels=[4,8]",
                              "model.hidden=[16,8]", "dataset.train_size=50"], 5),
-    "zhang_label_noise": (["experiment/s2_model@_global_=mlp1", "model.width=8", "corruption.prob=0.0,1.0",
+    "zhang_label_noise": (["model=mlp1", "model.width=8", "corruption.prob=0.0,1.0",
                            "dataset.train_size=50"], 2),
     "zhang_bn_ablation": (["seed=0", "dataset.train_size=30"], 2),
     "sharpness_optimizers": (["dataset=fashion_mnist,cifar10", "model=simple_batch", "optimizer=adashift",
@@ -106,3 +106,28 @@ def test_preset_runs_shrunk(preset, data_root, tmp_path):
         assert metrics["status"] == "completed", (path, metrics.get("error"))
         assert metrics["experiment"] == preset and metrics["final"]["epochs"] == 1
         assert set(metrics["config"]["measure"]["names"]) <= set(metrics["measures"])
+
+
+@pytest.mark.parametrize("preset", ["zhang_randomization", "zhang_label_noise"])
+def test_s2_presets_sweep_the_models_with_zhangs_learning_rates(preset):
+    from tests.conftest import compose_config
+
+    assert compose_config([f"experiment={preset}"]).optimizer.lr == 0.1  # the Inception, the default
+    for model in ("mlp1", "mlp3", "alexnet_small"):
+        assert compose_config([f"experiment={preset}", f"model={model}"]).optimizer.lr == 0.01
+    assert compose_config([f"experiment={preset}", "model=mlp1", "optimizer.lr=0.2"]).optimizer.lr == 0.2
+    swept = compose_config([f"experiment={preset}"], return_hydra_config=True).hydra.sweeper.params
+    assert swept["model"] == "mlp1,mlp3,alexnet_small,inception_small"
+
+
+def test_s2_run_ids_are_those_of_the_earlier_s2_model_group():
+    """Ids computed with the old experiment/s2_model@_global_=MODEL composition (0.3.0): the presets'
+    existing run folders are still found."""
+    from gen.sweeps.run_id import run_id
+    from tests.conftest import compose_config
+
+    before = {("zhang_randomization", "mlp1", "corruption=random_labels"): "00acead99207",
+              ("zhang_randomization", "inception_small", "corruption=random_labels"): "a5e174a325b3",
+              ("zhang_label_noise", "alexnet_small", "corruption.prob=0.3"): "28d7eefb71f4"}
+    for (preset, model, corruption), expected in before.items():
+        assert run_id(compose_config([f"experiment={preset}", f"model={model}", corruption])) == expected

@@ -25,6 +25,7 @@ from gen.sweeps.run_id import run_id
 from tests.conftest import REPO, TINY, compose_config, launch, metrics_files, read_metrics
 
 QUIET = ["analysis.auto=false"]
+DEFAULT_SWEEP = ["name=default"]  # one known folder (a plain multirun is named after its overrides)
 
 
 def comparable(metrics: dict) -> dict:
@@ -139,7 +140,7 @@ def test_adashift_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
 
 # ---- 2. an exploding run is diverged -----------------------------------------------------------
 def test_an_exploding_learning_rate_is_diverged_and_never_a_result(tmp_path):
-    proc = launch(["-m", *TINY, "trainer.max_epochs=10", "optimizer.lr=0.05,1e6", *QUIET], tmp_path)
+    proc = launch(["-m", *TINY, "trainer.max_epochs=10", "optimizer.lr=0.05,1e6", *QUIET, *DEFAULT_SWEEP], tmp_path)
     assert proc.returncode == 0, proc.stderr
     runs = {m["config"]["optimizer"]["lr"]: m for m in map(read_metrics, metrics_files(tmp_path / "outputs"))}
     exploded = runs[1e6]
@@ -196,7 +197,7 @@ def test_lockstep_follows_the_same_divergence_rule_per_member(tmp_path):
 
 # ---- 3. a record is checked before it is believed -------------------------------------------------
 def test_a_hollow_record_is_invalid_everywhere_and_the_relaunch_trains_it(tmp_path):
-    args = ["-m", *TINY, "model.hidden_units=8,16", *QUIET]
+    args = ["-m", *TINY, "model.hidden_units=8,16", *QUIET, *DEFAULT_SWEEP]
     assert launch(args, tmp_path).returncode == 0
     sweep = tmp_path / "outputs" / "sweeps" / "default"
     hollow_dir = sorted(p.parent for p in metrics_files(sweep))[0]
@@ -272,7 +273,7 @@ def test_a_run_held_by_a_live_process_is_skipped_and_counted_apart(tmp_path):
     (sweep / held_id).mkdir(parents=True)
     holder = runlock.acquire(sweep / held_id)
     try:
-        proc = launch(["-m", *TINY, "seed=0,1", *QUIET], tmp_path)
+        proc = launch(["-m", *TINY, "seed=0,1", *QUIET, *DEFAULT_SWEEP], tmp_path)
     finally:
         holder.release()
     assert proc.returncode == 0, proc.stderr
@@ -282,7 +283,8 @@ def test_a_run_held_by_a_live_process_is_skipped_and_counted_apart(tmp_path):
     assert "1 run(s) of this sweep are running in another process" in log
     assert "failed in this sweep" not in log
     assert not (sweep / held_id / "metrics.json").exists()
-    assert launch(["-m", *TINY, "seed=0,1", *QUIET], tmp_path).returncode == 0  # released: now it trains
+    released = launch(["-m", *TINY, "seed=0,1", *QUIET, *DEFAULT_SWEEP], tmp_path)
+    assert released.returncode == 0  # released: now it trains
     assert read_metrics(sweep / held_id / "metrics.json")["status"] == "completed"
 
 

@@ -92,7 +92,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(name, sig, reference, tm
 def test_sigterm_stops_a_sweep_and_the_relaunch_finishes_it(tmp_path):
     """SIGTERM to a local sweep: the running job checkpoints, no further job starts, exit non-zero;
     the relaunch resumes that job and runs the rest."""
-    args = ["-m", *CONFIGS["fc_digits"], *COMMON, "seed=1,2", "analysis.auto=false"]
+    args = ["-m", *CONFIGS["fc_digits"], *COMMON, "seed=1,2", "analysis.auto=false", "name=default"]
     proc = start(args, tmp_path)
     sweep = tmp_path / "outputs" / "sweeps" / "default"
     while not list(sweep.glob("*/checkpoint.pt")):

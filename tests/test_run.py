@@ -36,7 +36,7 @@ def test_single_run_writes_a_complete_record(run_in):
 
 
 def test_multirun_sweeps_then_relaunch_skips_every_completed_run(run_in):
-    args = ["-m", *TINY, "model.hidden_units=8,32", "seed=0,1"]
+    args = ["-m", *TINY, "model.hidden_units=8,32", "seed=0,1", "name=default"]
     proc, root = run_in(args)
     assert proc.returncode == 0, proc.stderr
     files = metrics_files(root / "outputs" / "sweeps" / "default")

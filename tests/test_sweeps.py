@@ -14,7 +14,7 @@ from analysis.cli import main as analysis_main
 from tests.conftest import TINY, launch, plant_unwritable_weights, read_metrics
 
 BROKEN = "24"  # the hidden_units of the run whose weights cannot be written
-QUIET = ["analysis.auto=false"]
+QUIET = ["analysis.auto=false", "name=default"]  # one known folder (a plain multirun is named after its overrides)
 LAUNCHERS = {"basic": [], "local_gpus": ["hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2"]}
 
 
@@ -108,7 +108,7 @@ def test_local_gpus_launcher_trains_a_lockstep_group_as_one_task(tmp_path):
     assert "joblib: 2 workers, 2 tasks for 3 jobs" in proc.stdout + proc.stderr
     together = sweep_runs(tmp_path)
     assert sum(any("lockstep" in note for note in m["notes"]) for m in together.values()) == 2
-    alone = launch(["-m", "name=alone", *args], tmp_path)
+    alone = launch(["-m", *args, "name=alone"], tmp_path)
     assert alone.returncode == 0, alone.stderr
     apart = sweep_runs(tmp_path, "alone")
     assert sorted(together) == sorted(apart)
@@ -156,3 +156,33 @@ def test_multirun_end_writes_the_analysis_unless_turned_off(tmp_path):
     assert off.returncode == 0, off.stderr
     assert len(sweep_runs(tmp_path, "off")) == 2
     assert not (tmp_path / "outputs" / "sweeps" / "off" / "analysis").exists()
+
+
+def test_each_plain_multirun_gets_its_own_folder_and_a_relaunch_finds_it(tmp_path):
+    widths = ["-m", *TINY, "model.hidden_units=8,16", "analysis.auto=false"]
+    seeds = ["-m", *TINY, "seed=0,1", "analysis.auto=false"]
+    assert launch(widths, tmp_path).returncode == 0 and launch(seeds, tmp_path).returncode == 0
+    folders = sorted(p.name for p in (tmp_path / "outputs" / "sweeps").iterdir())
+    assert len(folders) == 2 and "model.hidden_units=8,16" in " ".join(folders), folders
+    (seeds_folder,) = [f for f in folders if "seed=0,1" in f]
+    assert len(sweep_runs(tmp_path, seeds_folder)) == 2
+    # the same command, its overrides in another order and with how-to-run keys added: the same folder
+    again = launch(["-m", *reversed(seeds[1:]), "rerun=false", "trainer.ensemble=2"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in (tmp_path / "outputs" / "sweeps").iterdir()) == folders
+    assert (again.stdout + again.stderr).count("already completed") == 2
+
+
+def test_a_sweep_folder_name_is_a_plain_folder_name_and_unique():
+    import re
+
+    from gen.sweeps.sweep_name import MAX_LENGTH, sweep_name
+
+    plain = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.,=+-]{{0,{MAX_LENGTH - 1}}}")  # no separator, not hidden
+
+    assert sweep_name("mine", ["seed=0,1"]) == "mine"
+    assert sweep_name(None, []) == sweep_name(None, ["rerun=true", "hydra/launcher=slurm"]) == "default"
+    odd = [sweep_name(None, ["measure.names=[margin,l2]"]), sweep_name(None, ["~measure.names=[margin,l1]"]),
+           sweep_name(None, [f"seed={','.join(map(str, range(200)))}"]), sweep_name(None, ["optimizer/schedule=cosine"])]
+    assert sweep_name(None, ["seed=1", "seed=0,1"]) != sweep_name(None, ["seed=0,1", "seed=1"])
+    assert len(set(odd)) == 4 and all(plain.fullmatch(name) for name in odd), odd

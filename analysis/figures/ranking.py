@@ -28,30 +28,60 @@ def _scores(ranking: Ranking, path: Path) -> Path:
     fig, axes = style.new_figure(len(SCORES), width=3.0, height=1.4 + 0.36 * len(table), sharey=True)
     for ax, (key, (title, limits)) in zip(axes.flat, SCORES.items()):
         values = table[key].astype(float).to_numpy()
+        ax.set(xlim=limits, title=title, yticks=y, yticklabels=labels)
+        if key == "kendall_tau" and "tau_low" in table:
+            title += "\n(line: 95% interval)"
+            low, high = table["tau_low"].astype(float), table["tau_high"].astype(float)
+            ax.hlines(y, low, high, color="0.15", linewidth=1.2, zorder=3)
+        if np.isnan(values).all():
+            _no_data(ax, NO_DATA.get(key, "not defined for these runs"))
+            continue
         ax.barh(y, np.nan_to_num(values), color=["C0" if v >= 0 else "C3" for v in np.nan_to_num(values)])
-        for yi, v in zip(y, values):
-            _annotate(ax, yi, v, limits)
+        ends = values
+        if key == "kendall_tau" and "tau_low" in table:  # the number goes past τ's interval, not over it
+            ends = np.where(values >= 0, table["tau_high"].astype(float), table["tau_low"].astype(float))
+            ends = np.where(np.isnan(ends), values, ends)
+        for yi, v, end in zip(y, values, ends):
+            _annotate(ax, yi, v, limits, end)
         if key == "sign_error_max" and "sign_error_mean" in table:
             ax.plot(table["sign_error_mean"].astype(float), y, "k|", markersize=14)
             title += "\n(bar: worst environment, |: mean)"
         ax.axvline(0, color="0.3", linewidth=0.8)
-        ax.set(xlim=limits, title=title, yticks=y, yticklabels=labels)
+        ax.set_title(title)
     axes.flat[0].invert_yaxis()  # shared y: the best measure on top in every panel
     axes.flat[0].set_ylabel("measure (sorted by |τ|)")
     fig.suptitle(f"measures vs the generalization gap ({ranking.gap}) over {int(table['runs'].max())} runs")
     return style.save(fig, path)
 
 
-def _annotate(ax, y: float, value: float, limits: tuple) -> None:
-    """The number at its bar's end: outside where there is room, else inside in white."""
+# Why a score can be missing for every measure of a sweep (analysis/rank.py).
+NO_DATA = {"kendall_tau": "needs two runs with different values",
+           "psi": "needs runs that differ\nin one swept hyperparameter",
+           "cmi": "needs swept hyperparameters",
+           "sign_error_max": "needs runs that differ\nin one hyperparameter only"}
+
+
+def _no_data(ax, reason: str) -> None:
+    """A panel without a value says so instead of showing empty bars."""
+    ax.text(0.5, 0.5, f"no data:\n{reason}", transform=ax.transAxes, ha="center", va="center",
+            fontsize="small", color="0.35")
+    ax.set_xticks([])
+    ax.grid(False)
+
+
+def _annotate(ax, y: float, value: float, limits: tuple, at: float | None = None) -> None:
+    """The number at its bar's end (or at ``at``, past a drawn interval): outside where there is room,
+    else inside the bar in white."""
     if np.isnan(value):
         ax.text(0, y, " n/a", va="center", ha="left", fontsize="small", color="0.4")
         return
+    at = value if at is None else at
     end = limits[1] if value >= 0 else limits[0]
-    room = abs(value) < 0.75 * abs(end) if end else True
+    room = abs(at) < 0.75 * abs(end) if end else True
     outward = "left" if value >= 0 else "right"
     ha = outward if room else {"left": "right", "right": "left"}[outward]
-    ax.text(value, y, f" {value:.2f} ", va="center", ha=ha, fontsize="small", color="0.1" if room else "white")
+    x = at if room else value
+    ax.text(x, y, f" {value:.2f} ", va="center", ha=ha, fontsize="small", color="0.1" if room else "white", zorder=4)
 
 
 def _sign_errors(ranking: Ranking, path: Path) -> Path:
@@ -64,6 +94,10 @@ def _sign_errors(ranking: Ranking, path: Path) -> Path:
         rows = errors[errors["axis"] == axis]
         sns.boxplot(rows, x="sign_error", y="measure_label", order=order, color="0.85", fliersize=0, ax=ax)
         sns.stripplot(rows, x="sign_error", y="measure_label", order=order, size=3, color="C0", alpha=0.6, ax=ax)
+        for position, measure in enumerate(order):  # a blank row would read as a sign-error of 0
+            if measure not in set(rows["measure_label"]):
+                ax.text(0.5, position, "no data", ha="center", va="center",
+                        fontsize="small", color="0.45")
         ax.set(xlim=(-0.05, 1.05), xlabel="sign-error per environment", ylabel="",
                title=f"varying {style.label(axis)}")
     fig.suptitle("robust sign-error distributions (Dziugaite et al. 2020): 0 = always the gap's sign")

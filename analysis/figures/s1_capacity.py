@@ -12,6 +12,7 @@ from analysis.figures import style
 from analysis.figures.common import Context, Skip
 
 SKIPPED_MEASURES = ("measures.num_params",)  # fixed by H: a line that says nothing about generalization
+UNDEFINED_Y = -0.1  # where the crosses of runs whose measure is undefined (margin ≤ 0) sit, below the curves
 
 
 def error_vs_hidden_units(ctx: Context):
@@ -88,12 +89,19 @@ def _measures_figure(ctx: Context, x: str, name: str):
     ncols = min(4, len(measures))
     nrows = int(np.ceil(len(measures) / ncols))
     fig, axes = style.new_figure(ncols, nrows, width=3.6, height=3.0, sharex=True, sharey=True)
+    palette = style.label_palette(ctx.runs["labels"])
+    undefined_anywhere = False
     for ax, measure in zip(axes.flat, measures):
         y, logged = normalised(ctx.runs[measure])
         panel = pd.DataFrame({"x": ctx.runs[x], "y": y, "labels": ctx.runs["labels"]}).dropna()
         sns.lineplot(panel, x="x", y="y", hue="labels", hue_order=style.label_order(ctx.runs["labels"]),
                      palette=style.label_palette(ctx.runs["labels"]), marker="o", errorbar=style.BAND, ax=ax,
                      legend=ax is axes.flat[0])
+        undefined = ctx.runs[style.undefined_by_margin(ctx.runs, measure)]
+        if len(undefined):
+            for row, (kind, rows) in enumerate(undefined.groupby("labels", sort=False)):  # kinds side by side
+                style.mark_undefined(ax, rows[x], [palette[kind]] * len(rows), UNDEFINED_Y + 0.05 * row)
+            undefined_anywhere = True
         style.set_log_x(ax, x, ctx.runs[x])
         constant = pd.to_numeric(ctx.runs[measure], errors="coerce").nunique() <= 1
         suffix = " (constant)" if constant else " (log)" if logged else ""
@@ -101,7 +109,11 @@ def _measures_figure(ctx: Context, x: str, name: str):
         ax.set(xlabel=style.label(x), ylabel="min–max normalised value" if ax in axes[:, 0] else "")
     style.hide_unused(axes, len(measures))
     style.show_all_tick_labels(axes)
+    if undefined_anywhere:
+        axes.flat[0].set_ylim(bottom=UNDEFINED_Y - 0.08)
+        axes.flat[0].scatter([], [], marker="x", color="0.3", label=style.UNDEFINED_BY_MARGIN)
     if axes.flat[0].get_legend() is not None:
         axes.flat[0].legend(title=None, fontsize="small", loc="best")
-    fig.suptitle("complexity measures (normalised over this sweep; log = normalised in log10 space)")
+    fig.suptitle("complexity measures (normalised over this sweep; log = normalised in log10 space)"
+                 + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path(name))

@@ -27,6 +27,7 @@ def loss_vs_step(ctx: Context):
                      legend=ax is axes.flat[-1])
         ax.set(xlabel=style.label("step"), ylabel="average training loss", title=title)
     style.legend_outside(axes.flat[-1])
+    fig.suptitle("training loss per randomization test" + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path("s2_loss_vs_step"))
 
 
@@ -41,7 +42,7 @@ def time_to_interpolation(ctx: Context):
                      legend=ax is axes.flat[-1])
         ax.set(xlabel=style.label("corruption_level"), ylabel=style.label(key))
     style.legend_outside(axes.flat[-1], title=style.label("model.name"))
-    fig.suptitle(_reached_note(ctx, reached, "convergence slowdown"))
+    fig.suptitle(_reached_note(ctx, reached, "convergence slowdown") + style.over_seeds(reached))
     return style.save(fig, ctx.path("s2_time_to_interpolation"))
 
 
@@ -54,7 +55,7 @@ def test_error_at_interpolation(ctx: Context):
     sns.lineplot(rows, x="corruption_level", y="y", hue="model.name", marker="o", errorbar=style.BAND, ax=ax)
     ax.set(xlabel=style.label("corruption_level"), ylabel=style.label("interpolation.test_error"))
     style.draw_chance(ax, style.chance_error(reached))
-    ax.set_title(_reached_note(ctx, reached, "generalization error growth"))
+    ax.set_title(_reached_note(ctx, reached, "generalization error growth") + style.over_seeds(reached))
     style.legend_outside(ax, title=style.label("model.name"))
     return style.save(fig, ctx.path("s2_test_error_at_interpolation"))
 
@@ -74,7 +75,9 @@ def batch_norm_ablation(ctx: Context):
         sns.lineplot(rows, x="x", y="accuracy", hue="batch_norm", hue_order=["with BN", "without BN"], style="split", style_order=["train", "test"],
                      dashes={"train": "", "test": (3, 2)}, errorbar=style.BAND, ax=ax, legend=ax is axes.flat[-1])
         ax.set(xlabel=style.label("step"), ylabel="accuracy (%)", title=title)
+        style.draw_chance(ax, style.chance_level(ctx.runs, "test_acc"))
     style.legend_outside(axes.flat[-1])
+    fig.suptitle("train and test accuracy with and without batch norm" + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path("s2_batch_norm_ablation"))
 
 

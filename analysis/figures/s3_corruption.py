@@ -26,6 +26,7 @@ def split_accuracy_vs_corruption(ctx: Context):
         chance_error = style.chance_error(rows)
         style.draw_chance(ax, None if chance_error is None else 100.0 - chance_error)
     style.legend_outside(axes.flat[-1])
+    fig.suptitle("train accuracy on clean and corrupted samples" + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path("s3_split_accuracy_vs_corruption"))
 
 
@@ -47,6 +48,7 @@ def split_accuracy_vs_epoch(ctx: Context):
                      errorbar=style.BAND, ax=ax, legend=ax is axes.flat[-1])
         ax.set(xlabel=style.label("epoch"), ylabel="train accuracy (%)", title=title, ylim=(-3, 103))
     style.legend_outside(axes.flat[-1])
+    fig.suptitle("train accuracy per epoch, clean and corrupted samples" + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path("s3_split_accuracy_vs_epoch"))
 
 

@@ -37,6 +37,7 @@ def trajectory(ctx: Context):
         sns.pointplot(ctx.runs, x=factor, y="measures.bias_trajectory", errorbar=style.BAND, color="C0",
                       markers="D", ax=ax)
         ax.set(xlabel=style.label(factor), ylabel="total trajectory length", title="whole training")
+    fig.suptitle("first-layer bias trajectory" + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path("s5_trajectory"))
 
 
@@ -63,7 +64,8 @@ def lipschitz_vs_epoch(ctx: Context):
     fig, axes = style.new_figure(width=5.0, height=3.6)
     ax = axes[0, 0]
     sns.lineplot(curves, x="epoch", y="lipschitz", hue=factor, palette="viridis", errorbar=style.BAND, ax=ax)
-    ax.set(xlabel=style.label("epoch"), ylabel=style.label("lipschitz"))
+    ax.set(xlabel=style.label("epoch"), ylabel=style.label("lipschitz"),
+           title="local Lipschitz estimate" + style.over_seeds(ctx.runs))
     style.legend_outside(ax, title=style.label(factor))
     return style.save(fig, ctx.path("s5_lipschitz_vs_epoch"))
 

@@ -1,6 +1,7 @@
 """What every figure shares: the Agg backend, one seaborn theme, axis labels with units, percent
 scaling of accuracies, log axes where the papers use them, derived columns, and saving."""
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -47,7 +48,7 @@ LABELS = {
     "train_acc": "train accuracy (%)", "test_acc": "test accuracy (%)",
     "bias_trajectory_epoch": "first-layer bias trajectory length per epoch",
     "lipschitz": "local Lipschitz estimate",
-    "optimizer.name": "optimizer", "model.name": "architecture", "sam": "SAM",
+    "optimizer.name": "optimizer", "model.name": "architecture", "sam": "SAM", "corruption.name": "corruption",
 }
 
 MEASURE_LABELS = {
@@ -217,6 +218,39 @@ def over_seeds(runs: pd.DataFrame) -> str:
     """' (mean ± sd over N seeds)' where seeds vary, else '' (one seed has no spread to show)."""
     seeds = runs["seed"].nunique() if "seed" in runs else 1
     return f" (mean ± sd over {seeds} seeds)" if seeds > 1 else ""
+
+
+def chance_level(runs: pd.DataFrame, key: str) -> float | None:
+    """The chance level of ``key`` as drawn (percent): the chance error for an error, 100 minus it for an
+    accuracy, None for anything else (or where :func:`chance_error` has none)."""
+    error = chance_error(runs)
+    if error is None or key not in PERCENT_KEYS or "gap" in key:
+        return None
+    return error if key.endswith("error") else 100.0 - error
+
+
+MARGIN = "measures.margin"
+UNDEFINED_BY_MARGIN = "margin ≤ 0: measure undefined"
+
+
+def undefined_by_margin(runs: pd.DataFrame, measure: str) -> pd.Series:
+    """Runs where ``measure`` is null because their margin γ is ≤ 0: the measures that divide by γ
+    (gen.measures.context.positive_margin) do not exist there.  Where the runs' notes are at hand,
+    the measure's own note must say so ("NAME: the margin ... ≤ 0"), so a measure null for another
+    reason is not put down to the margin."""
+    if MARGIN not in runs or measure not in runs or measure == MARGIN:
+        return pd.Series(False, index=runs.index)
+    margin = pd.to_numeric(runs[MARGIN], errors="coerce")
+    undefined = pd.to_numeric(runs[measure], errors="coerce").isna() & (margin <= 0)
+    if "notes" in runs:
+        name = re.escape(measure.removeprefix("measures."))
+        undefined &= runs["notes"].fillna("").astype(str).str.contains(rf"(?:^|; ){name}: the margin .*≤ 0")
+    return undefined
+
+
+def mark_undefined(ax, x: pd.Series, colors: list, y: float) -> None:
+    """Crosses at height ``y`` (below the curves) where a measure is undefined, one per run."""
+    ax.scatter(x, [y] * len(x), marker="x", s=28, c=colors, linewidths=1.2, clip_on=False, zorder=3)
 
 
 def hide_unused(axes, used: int) -> None:

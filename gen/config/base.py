@@ -89,13 +89,37 @@ def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = Fa
             if top_level and key in GROUPS:
                 continue
             raise ConfigError(_join(prefix, key), OmegaConf.select(node, str(key), throw_on_missing=False),
-                              f"unknown key; {prefix or 'the top level'} accepts {sorted(fields)}")
+                              f"unknown key; {prefix or 'the top level'} accepts {sorted(fields)}"
+                              f"{other_options_hint(_join(prefix, key))}")
     for name, field in fields.items():
         key = _join(prefix, name)
         if name not in node:
             raise ConfigError(key, "<missing>", "this key is required")
         value = node[name]
         _check_value(key, value, field.type, field.metadata.get("limits", {}))
+
+
+def other_options_hint(dotted_key: str) -> str:
+    """For a key the chosen option lacks, the options of its group that have it: "; choose
+    corruption=gaussian (or labels, ...) to set prob" (empty if none has it)."""
+    group, _, rest = dotted_key.partition(".")
+    having = [name for name, schema in GROUPS.get(group, {}).items()
+              if name != "*" and rest and _has_key(schema, rest.split("."))]
+    if not having:
+        return ""
+    first, *others = sorted(having)
+    also = f" (or {', '.join(others)})" if others else ""
+    return f"; choose {group}={first}{also} to set {rest}"
+
+
+def _has_key(schema: type, path: list[str]) -> bool:
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    field = fields.get(path[0])
+    if field is None:
+        return False
+    if len(path) == 1:
+        return True
+    return dataclasses.is_dataclass(field.type) and _has_key(field.type, path[1:])
 
 
 def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:

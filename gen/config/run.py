@@ -13,6 +13,6 @@ class AnalysisConfig:
 @dataclass
 class RunConfig:
     seed: int = spec(ge=0, le=SEED_MAX)
-    name: str = spec(folder_name=True)  # the sweep's folder under outputs/sweeps/
+    name: str | None = spec(folder_name=True)  # the sweep's folder under outputs/sweeps/ (None: gen.sweeps.sweep_name)
     rerun: bool        # run again even where a completed metrics.json exists
     analysis: AnalysisConfig

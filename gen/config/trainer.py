@@ -7,7 +7,7 @@ from gen.config.base import register, spec
 @dataclass
 class StopConfig:
     # train_error: stop when train error < threshold; train_loss: when train loss < threshold;
-    # interpolation: REFERENCE.md's rule (train CE < 0.01 or train accuracy > 99.7%); none: max epochs.
+    # interpolation: S2's rule, Zhang et al. 2017 (train CE < 0.01 or train accuracy > 99.7%); none: max epochs.
     rule: str = spec(choices=["none", "train_error", "train_loss", "interpolation"])
     threshold: float = spec(ge=0)
 

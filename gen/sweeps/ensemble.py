@@ -5,7 +5,7 @@ A launcher (``sequential``, ``slurm``, ``submitit_local``) composes every job of
 :func:`run_unit` runs a unit's jobs in one process, one after another through Hydra: the first
 member's job claims its group (:func:`claim`), trains it and writes every member's metrics.json;
 the other members' jobs (their ``.hydra/`` folder, callbacks) find their result
-(:func:`trained_together`).  This module's state is the hand-over within that process.
+(:func:`trained_by`).  This module's state is the hand-over within that process.
 
 Runs group when their configs differ at most in ``seed``, ``corruption`` and ``optimizer.lr``:
 then they have one model shape, one data shape and one step count per epoch.  A run that already
@@ -104,7 +104,7 @@ def run_unit(sweep_configs: list[DictConfig], run_job: Callable[[DictConfig], An
 
 # ---- the hand-over from the launcher to the jobs (one process) -----------------------------------
 _groups: dict[Path, list[Member]] = {}   # first member's folder -> the whole group
-_trained: set[Path] = set()              # folders whose metrics.json a lockstep group wrote
+_trained: dict[Path, Path] = {}          # folder whose metrics.json a lockstep group wrote -> its leader's
 
 
 def assign(groups: list[list[Member]]) -> None:
@@ -118,13 +118,13 @@ def claim(run_dir: Path) -> list[Member]:
     return _groups.pop(_absolute(run_dir), [])
 
 
-def mark_trained(run_dir: Path) -> None:
-    _trained.add(_absolute(run_dir))
+def mark_trained(run_dir: Path, leader: Path) -> None:
+    _trained[_absolute(run_dir)] = _absolute(leader)
 
 
-def trained_together(run_dir: Path) -> bool:
-    """True once a lockstep group of this sweep has written this run's result."""
-    return _absolute(run_dir) in _trained
+def trained_by(run_dir: Path) -> Path | None:
+    """The folder of the run that trained this one in lockstep (and wrote its result), if one did."""
+    return _trained.get(_absolute(run_dir))
 
 
 def _absolute(path) -> Path:

@@ -2,7 +2,7 @@
 
 A run folder is a folder that holds a ``metrics.json`` or Hydra's ``.hydra/``.  Its state:
 
-- ``completed``, ``diverged``, ``failed``: what its ``metrics.json`` records (DESIGN.md, schema 1), once
+- ``completed``, ``diverged``, ``failed``: what its ``metrics.json`` records (docs/records.md, schema 1), once
   the record passed gen.record's check (the schema, its run id, its folder);
 - ``invalid``: a ``metrics.json`` that fails that check (the reason says why); ``unreadable``: one
   that is not JSON at all.  Neither is ever a result; a relaunch trains the run again;

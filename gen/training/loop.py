@@ -30,12 +30,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from gen.training import checkpoint, divergence, stopping
 from gen.record import COMPLETED, DIVERGED
 from gen.data.bundle import DataBundle
 from gen.training.objective import Objective
+from gen.training.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -289,10 +289,8 @@ def fit(trainers: list[Trainer], step) -> None:
         if trainer not in running:
             trainer.end_training()
     lead = trainers[0]
-    label = "epochs" if len(trainers) == 1 else f"epochs (lockstep ×{len(trainers)})"
-    bar = tqdm(total=lead.cfg.max_epochs, initial=lead.record.epoch, desc=label, unit="ep",
-               disable=not lead.cfg.progress, leave=False, dynamic_ncols=True)
-    with bar:
+    with Progress(lead.cfg.max_epochs, lead.record.epoch, lockstep=len(trainers) if len(trainers) > 1 else 0,
+                  enabled=lead.cfg.progress) as bar:
         while running:
             try:
                 finite = step.run_epoch(running)
@@ -305,7 +303,7 @@ def fit(trainers: list[Trainer], step) -> None:
                 if trainer not in going_on:
                     trainer.end_training()
             running = going_on
-            _report(bar, trainers)
+            _report(bar, running or trainers)
             every = lead.cfg.checkpoint_every
             if running and every and running[0].record.epoch % every == 0:
                 _save_checkpoints(trainers, step)
@@ -334,11 +332,13 @@ def _save_checkpoints(trainers: list[Trainer], step) -> None:
         trainer.save_checkpoint()
 
 
-def _report(bar, trainers: list[Trainer]) -> None:
+def _report(bar: Progress, trainers: list[Trainer]) -> None:
+    """The bar moves an epoch; the first running member's evaluation of this epoch, if any, is reported."""
     bar.update(1)
-    row = trainers[0].record.history[-1]
-    if len(trainers) == 1:
-        bar.set_postfix(loss=f"{row['train_loss']:.3g}", acc=_fmt(row["train_acc"]), test=_fmt(row["test_acc"]))
+    record = trainers[0].record
+    row = record.history[-1]
+    if row["epoch"] == record.epoch:
+        bar.report(record.epoch, loss=row["train_loss"], acc=row["train_acc"], test=row["test_acc"])
 
 
 def cpu_threads() -> int:
@@ -381,7 +381,3 @@ def _mean(correct: torch.Tensor | None) -> float | None:
     if correct is None or correct.numel() == 0:
         return None
     return correct.float().mean().item()
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"

@@ -2,7 +2,7 @@
 rule (``trainer.stop``), judged on a fresh evaluation; and when it first interpolated its training set.
 (When it exploded is gen.training.divergence's business.)"""
 
-# REFERENCE.md, S2: interpolation is train cross-entropy < 0.01 or train accuracy > 99.7%.
+# S2 (Zhang et al. 2017): interpolation is train cross-entropy < 0.01 or train accuracy > 99.7%.
 INTERPOLATION_LOSS = 0.01
 INTERPOLATION_ACC = 0.997
 
@@ -24,6 +24,6 @@ def rule_fires(stop_cfg, row: dict, interpolated: bool) -> bool:
 
 
 def interpolates(row: dict) -> bool:
-    """Whether the evaluation ``row`` fits the training set by REFERENCE.md's S2 rule."""
+    """Whether the evaluation ``row`` fits the training set by S2's rule."""
     return row["train_acc"] is not None and (row["train_loss"] < INTERPOLATION_LOSS
                                              or row["train_acc"] > INTERPOLATION_ACC)

@@ -1,11 +1,12 @@
 """What every gen launcher does first: compose each job's config in the main process (so conf/ as it
 is at launch decides, also for jobs that wait in a queue) and cut the sweep into units of work."""
+import copy
 import logging
 from pathlib import Path
 from typing import Sequence
 
 from hydra.core.utils import configure_log, filter_overrides, setup_globals
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +20,33 @@ def start_sweep(launcher) -> None:
 
 def compose_jobs(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
                  job_id=lambda config, idx: idx) -> list[DictConfig]:
-    """Each job's config, numbered from ``initial_job_idx``; ``job_id`` names ``hydra.job.id``."""
+    """Each job's config, numbered from ``initial_job_idx``; ``job_id`` names ``hydra.job.id``.
+
+    Every config is checked before the first job line is logged: bad input stops the sweep with one
+    line (gen.cli), not after a banner that says jobs are launching."""
     configs = []
     for idx, overrides in enumerate(job_overrides, initial_job_idx):
-        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
         config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
         with open_dict(config):
             config.hydra.job.id = job_id(config, idx)
             config.hydra.job.num = idx
+        check_job(config)
         configs.append(config)
+    for idx, overrides in enumerate(job_overrides, initial_job_idx):
+        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
     return configs
+
+
+def check_job(sweep_config: DictConfig) -> None:
+    """Raise gen.config.ConfigError where a job's config is bad input (what gen.run checks first)."""
+    from gen import measures  # lazily, as every gen import here
+    from gen.config import validate
+
+    job = copy.deepcopy(sweep_config)
+    with read_write(job), open_dict(job):
+        del job["hydra"]  # as Hydra hands a job its config
+    validate(job)
+    measures.check_set(job.measure)
 
 
 def units_of(configs: list[DictConfig], initial_job_idx: int) -> tuple[list, list[list[int]]]:

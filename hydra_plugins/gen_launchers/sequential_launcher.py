@@ -19,8 +19,8 @@ class SequentialLauncher(BasicLauncher):
         from gen.sweeps import ensemble  # lazily: Hydra imports every plugin module at startup
 
         start_sweep(self)
-        log.info(f"Launching {len(job_overrides)} jobs locally")
         configs = compose_jobs(self, job_overrides, initial_job_idx)
+        log.info(f"Launching {len(job_overrides)} jobs locally")
         _, units = units_of(configs, initial_job_idx)
         return in_job_order(units, [ensemble.run_unit([configs[i] for i in unit], self._run) for unit in units])
 

@@ -52,8 +52,8 @@ class FrozenConfigMixin:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if "mode" in self.config.hydra.sweep:
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
-        log.info(f"Submitit '{executor_kind(self)}' sweep output dir : {sweep_dir}")
         configs = compose_jobs(self, job_overrides, initial_job_idx)  # the node sets hydra.job.id
+        log.info(f"Submitit '{executor_kind(self)}' sweep output dir : {sweep_dir}")
         members, units = units_of(configs, initial_job_idx)  # one job per run, or per lockstep group (trainer.ensemble)
         state = Singleton.get_state()
         jobs = executor.map_array(self, [[configs[i] for i in unit] for unit in units],
