@@ -30,7 +30,7 @@ import gen.run_id  # noqa: F401  (the ${run_id:} resolver; joblib workers import
 import gen.resolvers  # noqa: F401  (${sweep_name:} and ${pick:} of conf/)
 from gen.overrides import check_group_choices
 from gen.schema import ConfigError, check_folder_names
-from gen.schema.base import other_options_hint
+from gen.schema.base import misspelt_key_hint, other_options_hint
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -83,7 +83,8 @@ def composition_message(error: BaseException) -> str:
     text = str(error)
     match = re.match(r"Could not override '([^']+)'\.\s*To append to your config use \+(\S+)", text)
     if match:
-        return (f"invalid config: {match[2]}: unknown key '{match[1]}'{other_options_hint(match[1])} "
+        hints = other_options_hint(match[1]) + misspelt_key_hint(match[1])
+        return (f"invalid config: {match[2]}: unknown key '{match[1]}'{hints} "
                 f"(see the keys with `python launch.py --cfg job`)")
     cause = error.__cause__
     lines = [text.splitlines()[0] if text else type(error).__name__]
