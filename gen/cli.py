@@ -76,6 +76,19 @@ def _remove_unused_sweep_dirs() -> None:
         if set(entries) != {"multirun.yaml"} or (submitit is not None and any(Path(submitit).rglob("*.pkl"))):
             continue
         shutil.rmtree(sweep_dir, ignore_errors=True)
+        _remove_empty_parents(sweep_dir.parent)
+
+
+def _remove_empty_parents(folder: Path) -> None:
+    """The folders Hydra made on the way (outputs/sweeps/), if now empty; never the working directory or above."""
+    here = Path.cwd().resolve()
+    folder = folder.resolve()
+    while folder != here and here in folder.parents:
+        try:
+            folder.rmdir()  # only succeeds on an empty folder
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def composition_message(error: BaseException) -> str:
