@@ -29,7 +29,7 @@ import gen.sweeps.local_gpus  # pin_worker: a joblib worker takes its GPU
 from gen.sweeps import resolvers
 from gen.config.overrides import check_group_choices
 from gen.config import ConfigError, check_folder_names, validate
-from gen.config.base import other_options_hint
+from gen.config.base import misspelt_key_hint, other_options_hint
 
 resolvers.register()  # before Hydra composes; joblib workers import this module too
 
@@ -77,6 +77,19 @@ def _remove_unused_sweep_dirs() -> None:
         if set(entries) != {"multirun.yaml"} or (submitit is not None and any(Path(submitit).rglob("*.pkl"))):
             continue
         shutil.rmtree(sweep_dir, ignore_errors=True)
+        _remove_empty_parents(sweep_dir.parent)
+
+
+def _remove_empty_parents(folder: Path) -> None:
+    """The folders Hydra made on the way (outputs/sweeps/), if now empty; never the working directory or above."""
+    here = Path.cwd().resolve()
+    folder = folder.resolve()
+    while folder != here and here in folder.parents:
+        try:
+            folder.rmdir()  # only succeeds on an empty folder
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def composition_message(error: BaseException) -> str:
@@ -84,7 +97,8 @@ def composition_message(error: BaseException) -> str:
     text = str(error)
     match = re.match(r"Could not override '([^']+)'\.\s*To append to your config use \+(\S+)", text)
     if match:
-        return (f"invalid config: {match[2]}: unknown key '{match[1]}'{other_options_hint(match[1])} "
+        hints = other_options_hint(match[1]) + misspelt_key_hint(match[1])
+        return (f"invalid config: {match[2]}: unknown key '{match[1]}'{hints} "
                 f"(see the keys with `python launch.py --cfg job`)")
     cause = error.__cause__
     lines = [text.splitlines()[0] if text else type(error).__name__]

@@ -235,3 +235,18 @@ def test_a_ranking_score_without_values_says_no_data(tmp_path, monkeypatch):
     psi_ax, cmi_ax = figures[0].axes[1], figures[0].axes[2]
     assert any(t.get_text().startswith("no data") for t in psi_ax.texts) and not psi_ax.patches
     assert not any(t.get_text().startswith("no data") for t in cmi_ax.texts) and cmi_ax.patches
+
+
+@pytest.mark.parametrize("make, study", [("s4_sweep", "s4"), ("s2_bn_sweep", "s2_bn")])
+def test_accuracy_figures_draw_the_chance_accuracy(make, study, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    collection = collect([globals()[make](tmp_path / "sweep")])
+    draw_figures(collection.runs, collection.history, tmp_path / "figures", studies=[study])
+    accuracy_axes = [ax for fig in figures for ax in fig.axes if "accuracy (%)" in ax.get_ylabel()
+                     and "gap" not in ax.get_ylabel()]
+    assert accuracy_axes
+    for ax in accuracy_axes:
+        assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"] == [pytest.approx(10.0)]

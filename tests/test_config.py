@@ -80,11 +80,27 @@ def test_a_bad_value_in_a_multirun_stops_before_the_launch_banner_and_leaves_no_
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: invalid config: optimizer.lr=-1: must be > 0"]
     assert "Launching" not in proc.stdout and "#0" not in proc.stdout
-    sweeps = root / "outputs" / "sweeps"
-    assert not sweeps.exists() or not any(sweeps.iterdir())
+    assert not (root / "outputs").exists()  # nothing written anywhere
 
 
 def test_a_preset_whose_data_is_missing_leaves_no_sweep_folder(run_in):
     proc, root = run_in(["-m", "experiment=zhang_randomization", "dataset.root=nowhere"])
     assert proc.returncode == 2 and "cifar10 files not found" in proc.stderr
-    assert not (root / "outputs" / "sweeps" / "zhang_randomization").exists()
+    assert not (root / "outputs").exists()
+
+
+def test_a_misspelt_group_suggests_the_key_meant(run_in):
+    proc, _ = run_in(["modle.hidden_units=3", "--cfg", "job"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: invalid config: modle.hidden_units=3: unknown key 'modle.hidden_units'; did you mean "
+        "model.hidden_units? (see the keys with `python launch.py --cfg job`)"]
+
+
+@pytest.mark.parametrize("typo, meant", [("trainer.max_epoch", "trainer.max_epochs"),
+                                         ("optimizer.sam.rhoo", "optimizer.sam.rho"), ("sed", "seed")])
+def test_a_misspelt_key_at_any_depth_suggests_the_key_meant(typo, meant):
+    from gen.config.base import misspelt_key_hint
+
+    assert misspelt_key_hint(typo) == f"; did you mean {meant}?"
+    assert misspelt_key_hint(meant) == "" and misspelt_key_hint("zzz.qqq") == ""

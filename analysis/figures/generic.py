@@ -37,7 +37,7 @@ def draw(ctx: Context, x: str, y: str, hue: str | None = None, col: str | None =
         if logy or (logy is None and style.log_axis_wanted(y, rows["_y"])):
             ax.set_yscale("log")
         ax.set(xlabel=style.label(x), ylabel=style.label(y), title=title)
-        style.draw_chance(ax, style.chance_level(rows, y))
+        style.draw_chance(ax, style.chance_level(rows, y), over_bars=not numeric_x)
     style.legend_outside(axes.flat[-1], title=style.label(hue) if hue else None)
     if style.over_seeds(data):
         fig.suptitle(f"{style.label(y)} vs {style.label(x)}{style.over_seeds(data)}")

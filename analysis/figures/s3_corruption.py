@@ -26,7 +26,7 @@ def split_accuracy_vs_corruption(ctx: Context):
         chance_error = style.chance_error(rows)
         style.draw_chance(ax, None if chance_error is None else 100.0 - chance_error)
     style.legend_outside(axes.flat[-1])
-    fig.suptitle("train accuracy on clean and corrupted samples" + style.over_seeds(ctx.runs))
+    fig.suptitle("accuracy on clean and corrupted training samples, and on the test set" + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path("s3_split_accuracy_vs_corruption"))
 
 

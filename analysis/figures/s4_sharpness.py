@@ -53,7 +53,7 @@ def optimizer_bars(ctx: Context):
             sns.barplot(data, x="optimizer.name", y="y", hue="sam" if hue_order else None, order=order,
                         hue_order=hue_order or None, errorbar=style.BAND, ax=ax, legend=(r, c) == (0, len(keys) - 1))
             ax.set(xlabel=style.label("optimizer.name"), ylabel=style.label(key), title=title)
-            style.draw_chance(ax, style.chance_level(rows, key))
+            style.draw_chance(ax, style.chance_level(rows, key), over_bars=True)
             if key in SHARPNESS and (data["y"] > 0).all():
                 ax.set_yscale("log")
             ax.tick_params(axis="x", labelrotation=45)

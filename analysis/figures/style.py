@@ -203,11 +203,12 @@ def chance_error(runs: pd.DataFrame) -> float | None:
     return 100.0 * (1.0 - 1.0 / classes[0])
 
 
-def draw_chance(ax, level: float | None) -> None:
-    """A dotted line at the chance level, labelled, so a curve at chance reads as such."""
+def draw_chance(ax, level: float | None, over_bars: bool = False) -> None:
+    """A dotted line at the chance level, labelled, so a curve at chance reads as such (behind the
+    curves; ``over_bars``: in front, where bars would hide it)."""
     if level is None:
         return
-    ax.axhline(level, color="0.45", linestyle=":", linewidth=1.2, zorder=0)
+    ax.axhline(level, color="0.25" if over_bars else "0.45", linestyle=":", linewidth=1.2, zorder=3 if over_bars else 0)
     right = level >= 50        # error curves reach chance at the right (wide nets, high p), accuracy at the left
     ax.annotate("chance", xy=(1.0 if right else 0.0, level), xycoords=("axes fraction", "data"),
                 xytext=(-2 if right else 2, 3), textcoords="offset points", ha="right" if right else "left",

@@ -12,6 +12,7 @@ non-empty (unless ``min_length=0``), every seed fit :data:`SEED_MAX` (what every
 accepts: torch, numpy, scikit-learn); ``items`` may name values accepted beside a range (``also``).
 """
 import dataclasses
+import difflib
 import math
 import re
 import types
@@ -90,13 +91,36 @@ def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = Fa
                 continue
             raise ConfigError(_join(prefix, key), OmegaConf.select(node, str(key), throw_on_missing=False),
                               f"unknown key; {prefix or 'the top level'} accepts {sorted(fields)}"
-                              f"{other_options_hint(_join(prefix, key))}")
+                              f"{other_options_hint(_join(prefix, key))}{misspelt_key_hint(_join(prefix, key))}")
     for name, field in fields.items():
         key = _join(prefix, name)
         if name not in node:
             raise ConfigError(key, "<missing>", "this key is required")
         value = node[name]
         _check_value(key, value, field.type, field.metadata.get("limits", {}))
+
+
+def misspelt_key_hint(dotted_key: str) -> str:
+    """For a key that does not exist but nearly does: "; did you mean model.hidden_units?".  Each part is
+    matched against the keys any option of its group has at that depth."""
+    parts = dotted_key.split(".")
+    schemas = [GROUPS[""]["root"]] if "" in GROUPS else []
+    names = [*(g for g in GROUPS if g), *(f.name for s in schemas for f in dataclasses.fields(s))]
+    for depth, part in enumerate(parts):
+        if part not in names:
+            close = difflib.get_close_matches(part, names, n=1, cutoff=0.75)
+            return f"; did you mean {'.'.join([*parts[:depth], close[0], *parts[depth + 1:]])}?" if close else ""
+        schemas = _schemas_under(schemas, part, top=depth == 0)
+        names = sorted({f.name for schema in schemas for f in dataclasses.fields(schema)})
+    return ""
+
+
+def _schemas_under(schemas: list[type], name: str, top: bool) -> list[type]:
+    """The schemas a key ``name`` can hold: every option of a group at the top, else the fields' types."""
+    if top and name in GROUPS:
+        return list(dict.fromkeys(GROUPS[name].values()))
+    types_ = [next((f.type for f in dataclasses.fields(s) if f.name == name), None) for s in schemas]
+    return [t for t in types_ if dataclasses.is_dataclass(t)]
 
 
 def other_options_hint(dotted_key: str) -> str:
