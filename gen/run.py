@@ -249,9 +249,10 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
         data = load_data(cfg.dataset, cfg.corruption, device)
     data_seconds = time.perf_counter() - loading
 
-    memory.check_model_fits(cfg.model, lambda: build_model(cfg.model, data.input_shape, data.num_outputs), device)
+    model_shape = (data.input_shape, data.num_outputs, f"dataset {data.name}")
+    memory.check_model_fits(cfg.model, lambda: build_model(cfg.model, *model_shape), device)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, data.input_shape, data.num_outputs).to(device)
+    model = build_model(cfg.model, *model_shape).to(device)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     objective = objective_for(data, _num_outputs(model, data))
     optimizer = build_optimizer(cfg.optimizer, model)

@@ -124,8 +124,8 @@ def test_flat_data(name):
         assert out.shape == (2, 1)
         return
     with pytest.raises(ConfigError) as err:
-        build_model(model_cfg(name), *shape_of(sinusoid_like))
-    assert str(err.value) == f"invalid config: model={name}: needs image data (C,H,W); the dataset gives shape (10,)"
+        build_model(model_cfg(name), *shape_of(sinusoid_like), source="dataset tiny")
+    assert str(err.value) == f"invalid config: model={name}: needs image data (C,H,W); dataset tiny gives shape (10,)"
 
 
 def test_steady_nets_need_one_output():

@@ -13,7 +13,9 @@ from gen.config.base import ConfigError
 
 def instantiate(node: DictConfig, group: str, skip: tuple[str, ...] = ("name",), **kwargs: Any) -> Any:
     """``node``'s ``_target_`` built from its keys (less ``skip``: gen's own keys) and ``kwargs``."""
-    arguments = OmegaConf.masked_copy(node, [k for k in node if k not in skip])
+    # resolved in place first: a value may interpolate another group (``${pick:${model.name},...}``)
+    resolved = OmegaConf.to_container(node, resolve=True)
+    arguments = OmegaConf.create({k: v for k, v in resolved.items() if k not in skip})
     try:
         return hydra.utils.instantiate(arguments, **kwargs, _convert_="all")
     except InstantiationException as error:

@@ -11,9 +11,11 @@ from gen.config import ConfigError
 from gen.config.instantiate import instantiate
 
 
-def build_model(model_cfg: DictConfig, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
-    """``model_cfg``'s model for inputs of ``input_shape`` and ``num_outputs`` scores."""
+def build_model(model_cfg: DictConfig, input_shape: tuple[int, ...], num_outputs: int,
+                source: str = "the dataset") -> nn.Module:
+    """``model_cfg``'s model for inputs of ``input_shape`` and ``num_outputs`` scores (``source``: what
+    gives those inputs, for the error line of a model that needs images)."""
     if getattr(hydra.utils.get_class(model_cfg._target_), "needs_image", False) and len(input_shape) != 3:
-        raise ConfigError("model", model_cfg.name, f"needs image data (C,H,W); the dataset gives shape "
+        raise ConfigError("model", model_cfg.name, f"needs image data (C,H,W); {source} gives shape "
                                                    f"{tuple(input_shape)}")
     return instantiate(model_cfg, "model", input_shape=tuple(input_shape), num_outputs=num_outputs)
