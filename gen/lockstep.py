@@ -15,8 +15,8 @@ point: ``p ← p_old`` from then on, and its record ends there, as it would alon
 Evaluation, stopping, divergence and history are each member's own ``Trainer``'s.
 
 Not supported (a ConfigError says so): models with buffers or dropout (batch-norm statistics and
-dropout masks are per-run state vmap does not carry), SAM, bf16, per-step trajectory tracking and
-optimizers outside :data:`ELEMENTWISE`.  Preempted lockstep runs keep no checkpoint: they start
+dropout masks are per-run state vmap does not carry), SAM, bf16, per-step trajectory tracking,
+data augmentation (per-run crops and flips) and optimizers outside :data:`ELEMENTWISE`.  Preempted lockstep runs keep no checkpoint: they start
 again when relaunched.
 """
 import copy
@@ -218,6 +218,9 @@ def check_supported(trainers: list[Trainer], run_cfg) -> None:
     if lead.cfg.precision != "32":
         raise ConfigError("trainer.ensemble", size, "lockstep training runs in fp32: use trainer.precision=32 "
                           "or trainer.ensemble=1")
+    if any(t.augment is not None for t in trainers):
+        raise ConfigError("trainer.ensemble", size, f"data augmentation (augment={run_cfg.augment.name}) is not "
+                          f"supported in lockstep: use augment=none or trainer.ensemble=1")
     if any(t.record.tracker is not None for t in trainers):
         raise ConfigError("trainer.ensemble", size, "trajectory measures track every step of one run: "
                           "use trainer.ensemble=1 with this measure set")

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gen import atomic, checkpoint, ensemble, measures, memory, record, runlock
 from gen.data import DataBundle, load_data
+from gen.data.augment import build_augmentation
 from gen.lockstep import Lockstep
 from gen.models import build_model
 from gen.objective import objective_for
@@ -260,7 +261,8 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     generator = torch.Generator().manual_seed(cfg.seed)
     tracker = measures.trajectory.make_tracker(cfg.measure, model)
     trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
-                      generator, tracker, run_dir, run_id_of(cfg))
+                      generator, tracker, run_dir, run_id_of(cfg),
+                      augment=build_augmentation(cfg.augment, data, generator))
     return RunSetup(cfg, run_dir, device, data, data_seconds, model, init_state, trainer)
 
 

@@ -20,6 +20,9 @@ NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "
 OMIT = object()
 ADDED_MEASURE_PARAMS = {"convention": ("gen", OMIT), "conv_spectral": (None, "fft"),
                         "flatness_bracket_tolerance": (0.01, OMIT)}
+# Config groups added after runs had ids, and the option that computes what the runs before them did:
+# at that option the group is left out of the id, so adding it moved no run's folder.
+ADDED_GROUPS = {"augment": "none"}
 RUN_ID_LENGTH = 12
 _RUN_ID = re.compile(rf"[0-9a-f]{{{RUN_ID_LENGTH}}}")
 
@@ -46,6 +49,8 @@ def identity(cfg: DictConfig) -> dict:
 
 
 def _without_how_to_run(content: dict) -> dict:
+    content = {k: v for k, v in content.items()
+               if not (k in ADDED_GROUPS and isinstance(v, dict) and v.get("name") == ADDED_GROUPS[k])}
     trainer = content.get("trainer")
     if isinstance(trainer, dict):
         content = {**content, "trainer": {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}}
