@@ -29,7 +29,7 @@ from gen import atomic, checkpoint, ensemble, measures, memory, record, runlock
 from gen.data import DataBundle, load_data
 from gen.data.augment import build_augmentation
 from gen.lockstep import Lockstep
-from gen.models import build_model
+from gen.models import build_model, expressivity
 from gen.objective import objective_for
 from gen.optim import build_optimizer, build_scheduler, uses_sam
 from gen.run_id import run_id as run_id_of
@@ -255,6 +255,9 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, data).to(device)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if isinstance(model, expressivity.ZhangExpressivity):  # built in closed form for its training set
+        expressivity.check_trainer(cfg.trainer)
+        expressivity.fit(model, data.x_train, data.y_train)
     objective = objective_for(data, _num_outputs(model, data))
     optimizer = build_optimizer(cfg.optimizer, model)
     scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)

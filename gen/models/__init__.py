@@ -2,7 +2,8 @@
 
 Every model's constructor takes ``input_shape`` ((C, H, W) or (D,)) and ``num_outputs`` from the
 dataset, plus its sizes as keyword arguments from the yaml, and outputs raw scores (no softmax).
-Models that need images say so with a class attribute ``needs_image = True``.
+Models that need images say so with a class attribute ``needs_image = True``; models with one hidden
+unit per training sample (``sized_by_train_set = True``) get ``hidden_units`` = the training set's size.
 """
 import hydra.utils
 import torch.nn as nn
@@ -19,6 +20,8 @@ def build_model(model_cfg: DictConfig, data: DataBundle) -> nn.Module:
     if getattr(model_class, "needs_image", False) and not data.is_image:
         raise ConfigError("model", name, f"needs image data (C,H,W); dataset {data.name} gives shape {data.input_shape}")
     sizes = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k not in ("name", "_target_")}
+    if getattr(model_class, "sized_by_train_set", False):  # gen.models.expressivity: a unit per training sample
+        sizes["hidden_units"] = len(data.x_train)
     try:
         # Called directly rather than through hydra.utils.instantiate, which would wrap our
         # one-line ConfigError in an InstantiationException.

@@ -94,3 +94,10 @@ class SteadyCNNConfig(ModelCommon):
 class ResNet18Config(ModelCommon):
     batch_norm: bool = True
     small_input_stem: bool = True
+
+
+@register("model", "zhang_expressivity")
+@dataclass
+class ZhangExpressivityConfig(ModelCommon):
+    # the hidden width is the training set's size (gen.models.build_model), not a key
+    directions: int = spec(16, ge=1, le=4096, help="random projection directions drawn; the best separated is used")

@@ -25,7 +25,7 @@ class DivergenceConfig:
 class TrainerConfig:
     name: str = "default"
     batch_size: int = spec(64, ge=1)
-    max_epochs: int = spec(100, ge=1)
+    max_epochs: int = spec(100, ge=0)          # 0: evaluate the network as built (model=zhang_expressivity)
     max_steps: int | None = spec(None, ge=1)
     stop: StopConfig = field(default_factory=StopConfig)
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
