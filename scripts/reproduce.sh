@@ -4,7 +4,7 @@
 # outputs/sweeps/repro_<study>/, then its analysis, copied (tables and figures, never weights) to
 # docs/reproductions/<study>/.
 #
-#   bash scripts/reproduce.sh s1|s2|s4|s5|rank|all      (after: python -m gen.data.fetch)
+#   bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|rank|all      (after: python -m gen.data.fetch)
 #
 # Relaunching skips what is done; rerun=true retrains.  One CPU thread per run (GEN_CPU_THREADS).
 set -euo pipefail
@@ -47,6 +47,12 @@ s2() {
     publish repro_s2_label_noise
 }
 
+s2_regularization() {   # Zhang et al.'s Table 1 sized for this CPU: mlp1 and a narrowed alexnet_small on 2,000
+    # Fashion-MNIST images × crop_flip/none × weight decay 5e-4/0 × true/random labels (the preset's own sweep)
+    sweep experiment=zhang_regularization_small name=repro_s2_regularization
+    publish repro_s2_regularization
+}
+
 S4_PROTOCOL=(experiment=sharpness_optimizers name=repro_s4 dataset=fashion_mnist model=simple_batch
              dataset.train_size=1000 trainer.max_epochs=20 trainer.eval_every=10 trainer.checkpoint_every=0
              'measure.names=[num_params,margin,min_sharpness]' measure.params.max_samples=500)
@@ -72,11 +78,12 @@ main() {   # one compound command: bash has read all of it before it starts, so 
 case "${1:-}" in
     s1) s1 ;;
     s2) s2 ;;
+    s2_regularization) s2_regularization ;;
     s4) shift; s4 "$@" ;;
     s5) s5 ;;
     rank) rank ;;
-    all) s1; s2; s4; s5; rank ;;
-    *) echo "usage: bash scripts/reproduce.sh s1|s2|s4|s5|rank|all" >&2; exit 2 ;;
+    all) s1; s2; s2_regularization; s4; s5; rank ;;
+    *) echo "usage: bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|rank|all" >&2; exit 2 ;;
 esac
 }
 main "$@"; exit
