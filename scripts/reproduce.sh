@@ -50,6 +50,10 @@ s2() {
 s2_regularization() {   # Zhang et al.'s Table 1 sized for this CPU: mlp1 and a narrowed alexnet_small on 2,000
     # Fashion-MNIST images × crop_flip/none × weight decay 5e-4/0 × true/random labels (the preset's own sweep)
     sweep experiment=zhang_regularization_small name=repro_s2_regularization
+    # and Zhang's Theorem 1 network, built in closed form for the same 2,000 images, true and random labels
+    sweep experiment=zhang_regularization_small name=repro_s2_regularization model=zhang_expressivity \
+        experiment/s2_model@_global_=mlp1 \
+        trainer.max_epochs=0 augment=none optimizer.weight_decay=0.0
     publish repro_s2_regularization
 }
 
