@@ -22,6 +22,7 @@ publish() {   # analyse outputs/sweeps/$1 and copy its small outputs to docs/rep
     cp "$sweep_dir"/analysis/{runs.csv,status.csv,report.md} "$doc_dir"/
     cp "$sweep_dir"/analysis/figures/*.png "$doc_dir"/ 2>/dev/null || true
     [ -f "$sweep_dir/analysis/rank.csv" ] && cp "$sweep_dir/analysis/rank.csv" "$doc_dir"/
+    [ -f "$sweep_dir/analysis/regularization.csv" ] && cp "$sweep_dir/analysis/regularization.csv" "$doc_dir"/
     return 0
 }
 
