@@ -83,8 +83,12 @@ def test_a_run_builds_it_evaluates_and_records_it_like_any_run(tmp_path):
     assert read_metrics(tmp_path / "again" / "metrics.json")["final"] == metrics["final"]
 
 
-def test_training_it_is_one_line_exit_2_and_nothing_written(tmp_path):
-    proc = launch(["model=zhang_expressivity", "trainer.max_epochs=5", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+@pytest.mark.parametrize("override, message", [
+    ("trainer.max_epochs=5", "trainer.max_epochs=5: model=zhang_expressivity is built in closed form"),
+    ("trainer.precision=bf16", "trainer.precision=bf16: model=zhang_expressivity computes in float64")])
+def test_training_it_or_autocasting_it_is_one_line_exit_2_and_nothing_written(override, message, tmp_path):
+    epochs = [] if override.startswith("trainer.max_epochs") else ["trainer.max_epochs=0"]
+    proc = launch(["model=zhang_expressivity", override, *epochs, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     assert proc.returncode == 2
-    assert "invalid config: trainer.max_epochs=5: model=zhang_expressivity is built in closed form" in proc.stderr
+    assert f"invalid config: {message}" in proc.stderr
     assert not (tmp_path / "run").exists()

@@ -95,10 +95,14 @@ def parameter_count(input_dim: int, train_size: int, outputs: int) -> int:
 
 
 def check_trainer(trainer_cfg) -> None:
+    """No gradient steps, and no bf16 autocast around a network that needs float64 (see the docstring)."""
     if trainer_cfg.max_epochs != 0:
         raise ConfigError("trainer.max_epochs", trainer_cfg.max_epochs,
                           f"model={NAME} is built in closed form for its training set and takes no gradient "
                           f"steps: set trainer.max_epochs=0")
+    if trainer_cfg.precision != "32":
+        raise ConfigError("trainer.precision", trainer_cfg.precision, f"model={NAME} computes in float64: use "
+                                                                      f"trainer.precision=32")
 
 
 def _targets(y: torch.Tensor, outputs: int) -> torch.Tensor:
