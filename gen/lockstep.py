@@ -16,8 +16,8 @@ Evaluation, stopping, divergence and history are each member's own ``Trainer``'s
 
 Not supported (a ConfigError says so): models with buffers or dropout (batch-norm statistics and
 dropout masks are per-run state vmap does not carry), SAM, bf16, per-step trajectory tracking,
-data augmentation (per-run crops and flips) and optimizers outside :data:`ELEMENTWISE`.  Preempted lockstep runs keep no checkpoint: they start
-again when relaunched.
+data augmentation (per-run crops and flips) and optimizers outside :data:`ELEMENTWISE`.  Preempted
+lockstep runs keep no checkpoint: they start again when relaunched.
 """
 import copy
 import logging
