@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from analysis import regularization
 from analysis.collect import Collection
 from analysis.figures import style
 from analysis.figures import STUDY_TITLES, Drawn
@@ -31,6 +32,7 @@ def build(collection: Collection, drawn: list[Drawn], ranking: Ranking | None, r
                     f"Written {time.strftime('%Y-%m-%d %H:%M')}.")]
     blocks += _runs_section(collection)
     blocks += _config_section(collection)
+    blocks += _regularization_section(collection)
     blocks += _figures_section(drawn)
     blocks += _undefined_by_margin(collection.runs)
     blocks += _ranking_section(ranking, ranking_figures)
@@ -89,6 +91,16 @@ def _sweep_command(sweeps: list[Path]) -> str:
         args = list(task) + [f"{k}={v}" for k, v in params.items() if not any(t.startswith(f"{k}=") for t in task)]
         lines.append("python launch.py -m " + " ".join(args))
     return "\n".join(lines)
+
+
+def _regularization_section(collection: Collection) -> list[tuple]:
+    if not regularization.applies(collection.runs):
+        return []
+    return [("h2", "Explicit regularization (Zhang et al. 2017, Table 1)"),
+            ("p", "Final train and test accuracy of each model with and without data augmentation and weight "
+                  "decay, on true and on random training labels (the test labels are always true); a cell of "
+                  f"several runs shows their mean. Also in {regularization.FILE}."),
+            ("table", regularization.table(collection.runs))]
 
 
 def _figures_section(drawn: list[Drawn]) -> list[tuple]:

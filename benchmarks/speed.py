@@ -19,8 +19,11 @@ Sections (all baselines are measured in the same run, on the same data and model
 5. ``measures``: the ``default`` and ``all`` measure sets on the trained fc H=1024, as a fraction of
    one training epoch, with every measure's seconds (a shared intermediate result, such as a σ
    search or the Gauss-Newton diagonal, counts for the first measure that needs it).
-6. ``cuda``: with a GPU, sections 1 and 2 on CUDA (section 1 in fp32 and bf16 AMP); skipped otherwise.
-7. ``startup``: ``python launch.py`` with each kind of config error (seconds until its one line; goal
+6. ``augment``: one epoch of a small conv net (``alexnet_small`` with 16 and 32 channels) and of ``fc``
+   H=64 on 10,000 of those images with ``augment=crop_flip`` and without (gen.data.augment), interleaved;
+   the ratio of their epoch times (the goal for the conv net: at most 1.15).
+7. ``cuda``: with a GPU, sections 1, 2 and 6 on CUDA (section 1 in fp32 and bf16 AMP); skipped otherwise.
+8. ``startup``: ``python launch.py`` with each kind of config error (seconds until its one line; goal
    ≤ 1.5 s), and a one-epoch run on the MNIST-format data, whose wall time less its training steps
    bounds the overhead before the first step from above (goal ≤ 3 s).
 
@@ -53,7 +56,10 @@ import torch.nn.functional as F  # noqa: E402
 
 from tests.fake_datasets import write_idx  # noqa: E402  (the IDX writer the tests use)
 
-SECTIONS = ("train", "ensemble", "multirun", "collect", "measures", "cuda", "startup")
+SECTIONS = ("train", "ensemble", "multirun", "collect", "measures", "augment", "cuda", "startup")
+AUGMENT_TRAIN_SIZE = 10_000
+AUGMENT_MODELS = {"alexnet_small 16/32": ["model=alexnet_small", "model.channels=[16,32]", "model.hidden=[128,64]"],
+                  "fc H=64": ["model.hidden_units=64"]}
 ENSEMBLE_MEMBERS = 8
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081   # S1's textbook normalisation
 DEFAULT_THREADS = torch.get_num_threads()  # before gen.training.loop sets its own
@@ -236,6 +242,29 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
     return out
 
 
+# ---- data augmentation --------------------------------------------------------------------------------
+def bench_augment(root: Path, train_size: int, repeats: int, device: torch.device) -> dict:
+    """One epoch with ``augment=crop_flip`` against one without, per model of :data:`AUGMENT_MODELS`, on
+    the same data; ``augmented_over_plain`` is the ratio of their best epoch times."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    base = [o for o in mnist_overrides(root, 0, [f"dataset.train_size={train_size}", f"trainer.device={device.type}"])
+            if not o.startswith("model.hidden_units=")]
+    out = {"train_size": train_size}
+    for label, model in AUGMENT_MODELS.items():
+        plain, _ = build_ours(compose(base + model))
+        augmented, _ = build_ours(compose(base + model + ["augment=crop_flip"]), data=plain.data)
+        plain_s, augmented_s = [], []
+        for _ in range(repeats):  # interleaved, so contention from other processes hits both alike
+            plain_s.append(time_ours(plain, sync))
+            augmented_s.append(time_ours(augmented, sync))
+        row = {"plain_epoch_s": min(plain_s), "augmented_epoch_s": min(augmented_s), "plain_all": plain_s,
+               "augmented_all": augmented_s, "augmented_over_plain": min(augmented_s) / min(plain_s)}
+        out[label] = row
+        print(f"  {label:<20} plain {row['plain_epoch_s']:.3f} s/epoch  crop_flip {row['augmented_epoch_s']:.3f} "
+              f"s/epoch  crop_flip/plain {row['augmented_over_plain']:.3f}", flush=True)
+    return out
+
+
 # ---- data cache ----------------------------------------------------------------------------------------
 def bench_data_load(root: Path) -> dict:
     """load_data cold (decode IDX + write the disk cache), from disk (a new process), and in process."""
@@ -409,6 +438,9 @@ def run_sections(sections, args, results, root, workdir, jobs, runs) -> None:
     if "measures" in sections:
         print("measure sets on a trained fc H=1024:", flush=True)
         results["measures"] = bench_measures(root, args.measure_sets.split(","), 1024, args.measure_budget)
+    if "augment" in sections:
+        print(f"augment=crop_flip: one epoch on {AUGMENT_TRAIN_SIZE:,} images, CPU:", flush=True)
+        results["augment"] = bench_augment(root, AUGMENT_TRAIN_SIZE, args.repeats, torch.device("cpu"))
     if "cuda" in sections:
         results["cuda"] = bench_cuda(root, args.repeats)
     if "startup" in sections:
@@ -469,6 +501,8 @@ def bench_cuda(root: Path, repeats: int) -> dict:
                                         [f"trainer.precision={precision}", "trainer.device=cuda"])
     print(f"trainer.ensemble={ENSEMBLE_MEMBERS} on the GPU:", flush=True)
     out["ensemble"] = bench_ensemble(root, ENSEMBLE_MEMBERS, [64, 1024], 60_000, repeats, torch.device("cuda"))
+    print("augment=crop_flip on the GPU, 60,000 images:", flush=True)
+    out["augment"] = bench_augment(root, 60_000, repeats, torch.device("cuda"))
     return out
 
 

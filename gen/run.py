@@ -28,7 +28,8 @@ from gen.sweeps import ensemble, runlock
 from gen.training import checkpoint, memory
 from gen.data import DataBundle, load_data
 from gen.training.lockstep import Lockstep
-from gen.models import build_model
+from gen.data.augment import build_augmentation
+from gen.models import build_model, expressivity
 from gen.training.objective import objective_for
 from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
 from gen.sweeps.run_id import run_id as run_id_of
@@ -249,18 +250,22 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
         data = load_data(cfg.dataset, cfg.corruption, device)
     data_seconds = time.perf_counter() - loading
 
-    model_shape = (data.input_shape, data.num_outputs, f"dataset {data.name}")
+    model_shape = (data.input_shape, data.num_outputs, f"dataset {data.name}", len(data.x_train))
     memory.check_model_fits(cfg.model, lambda: build_model(cfg.model, *model_shape), device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, *model_shape).to(device)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if isinstance(model, expressivity.ZhangExpressivity):  # built in closed form for its training set
+        expressivity.check_trainer(cfg.trainer)
+        expressivity.fit(model, data.x_train, data.y_train)
     objective = objective_for(data, _num_outputs(model, data))
     optimizer = build_optimizer(cfg.optimizer, model)
     scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
     tracker = measures.trajectory.make_tracker(cfg.measure, model)
     trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
-                      generator, tracker, run_dir, run_id_of(cfg))
+                      generator, tracker, run_dir, run_id_of(cfg),
+                      augment=build_augmentation(cfg.augment, data, generator))
     return RunSetup(cfg, run_dir, device, data, data_seconds, model, init_state, trainer)
 
 

@@ -4,7 +4,7 @@
 # outputs/sweeps/repro_<study>/, then its analysis, copied (tables and figures, never weights) to
 # docs/reproductions/<study>/.
 #
-#   bash scripts/reproduce.sh s1|s2|s4|s5|rank|all      (after: python -m gen.data.fetch)
+#   bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|rank|all      (after: python -m gen.data.fetch)
 #
 # Relaunching skips what is done; rerun=true retrains.  One CPU thread per run (GEN_CPU_THREADS).
 set -euo pipefail
@@ -22,6 +22,7 @@ publish() {   # analyse outputs/sweeps/$1 and copy its small outputs to docs/rep
     cp "$sweep_dir"/analysis/{runs.csv,status.csv,report.md} "$doc_dir"/
     cp "$sweep_dir"/analysis/figures/*.png "$doc_dir"/ 2>/dev/null || true
     [ -f "$sweep_dir/analysis/rank.csv" ] && cp "$sweep_dir/analysis/rank.csv" "$doc_dir"/
+    [ -f "$sweep_dir/analysis/regularization.csv" ] && cp "$sweep_dir/analysis/regularization.csv" "$doc_dir"/
     return 0
 }
 
@@ -45,6 +46,15 @@ s2() {
     publish repro_s2_randomization
     sweep experiment=zhang_label_noise name=repro_s2_label_noise "${S2_PROTOCOL[@]}" model=mlp1
     publish repro_s2_label_noise
+}
+
+s2_regularization() {   # Zhang et al.'s Table 1 sized for this CPU: mlp1 and a narrowed alexnet_small on 2,000
+    # Fashion-MNIST images × crop_flip/none × weight decay 5e-4/0 × true/random labels (the preset's own sweep)
+    sweep experiment=zhang_regularization_small name=repro_s2_regularization
+    # and Zhang's Theorem 1 network, built in closed form for the same 2,000 images, true and random labels
+    sweep experiment=zhang_regularization_small name=repro_s2_regularization model=zhang_expressivity \
+        trainer.max_epochs=0 augment=none optimizer.weight_decay=0.0
+    publish repro_s2_regularization
 }
 
 S4_PROTOCOL=(experiment=sharpness_optimizers name=repro_s4 dataset=fashion_mnist model=simple_batch
@@ -72,11 +82,12 @@ main() {   # one compound command: bash has read all of it before it starts, so 
 case "${1:-}" in
     s1) s1 ;;
     s2) s2 ;;
+    s2_regularization) s2_regularization ;;
     s4) shift; s4 "$@" ;;
     s5) s5 ;;
     rank) rank ;;
-    all) s1; s2; s4; s5; rank ;;
-    *) echo "usage: bash scripts/reproduce.sh s1|s2|s4|s5|rank|all" >&2; exit 2 ;;
+    all) s1; s2; s2_regularization; s4; s5; rank ;;
+    *) echo "usage: bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|rank|all" >&2; exit 2 ;;
 esac
 }
 main "$@"; exit

@@ -96,6 +96,7 @@ def relu_mlp(widths: list[int], bias: bool = True, seed: int = 0):
     return nn.Sequential(*layers)
 
 
-def shape_of(data) -> tuple[tuple[int, ...], int]:
-    """What a model is built from: a dataset's input shape and output count (gen.models.build_model)."""
-    return tuple(data.input_shape), data.num_outputs
+def shape_of(data) -> tuple[tuple[int, ...], int, str, int]:
+    """What gen.run builds a model from (gen.models.build_model): a dataset's input shape, output count,
+    name (for error lines) and training-set size (the width of a model with a unit per sample)."""
+    return tuple(data.input_shape), data.num_outputs, f"dataset {data.name}", len(data.x_train)

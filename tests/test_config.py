@@ -5,7 +5,7 @@ from gen import measures
 from gen.config import ConfigError, validate
 from tests.conftest import CONF, compose_config
 
-GROUPS = ["model", "dataset", "corruption", "optimizer", "measure", "trainer", "experiment"]
+GROUPS = ["model", "dataset", "corruption", "augment", "optimizer", "measure", "trainer", "experiment"]
 
 
 def options(group):

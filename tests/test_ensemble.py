@@ -91,6 +91,7 @@ REFUSED = {
     "SAM": (["optimizer.sam.enabled=true"], "SAM is not supported in lockstep"),
     "AdaShift": (["optimizer=adashift"], "optimizer=adashift is not supported in lockstep"),
     "trajectory": (["measure=trajectory"], "trajectory measures track every step of one run"),
+    "augmentation": (["augment=flip"], "data augmentation .augment=flip. is not supported in lockstep"),
 }
 
 

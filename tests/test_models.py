@@ -17,7 +17,7 @@ MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 IMAGE_SHAPES = [(1, 28, 28), (3, 32, 32), (3, 28, 28), (1, 8, 8)]  # MNIST, CIFAR, CIFAR cropped (S2), digits
 # Architectures whose convolutions and poolings shrink an 8×8 image to nothing.
 TOO_SMALL = {("simple_batch", (1, 8, 8)), ("steady_cnn", (1, 8, 8))}
-FLAT_ONLY_OK = {"fc", "mlp", "mlp1", "mlp3", "steady_mlp"}
+FLAT_ONLY_OK = {"fc", "mlp", "mlp1", "mlp3", "steady_mlp", "zhang_expressivity"}
 
 
 def model_cfg(name: str, **overrides):
@@ -124,7 +124,7 @@ def test_flat_data(name):
         assert out.shape == (2, 1)
         return
     with pytest.raises(ConfigError) as err:
-        build_model(model_cfg(name), *shape_of(sinusoid_like), source="dataset tiny")
+        build_model(model_cfg(name), *shape_of(sinusoid_like))
     assert str(err.value) == f"invalid config: model={name}: needs image data (C,H,W); dataset tiny gives shape (10,)"
 
 

@@ -23,6 +23,9 @@ CONFIGS = {
     "fc_digits": ["model.hidden_units=64", "dataset.train_size=600", "trainer.batch_size=4",
                   "trainer.max_epochs=25", "optimizer=momentum", "optimizer/schedule=exponential",
                   "corruption=labels", "corruption.prob=0.2"],
+    # random crops and flips (gen.data.augment) drawn from the run's generator, batch by batch
+    "fc_digits_augmented": ["model.hidden_units=64", "dataset.train_size=600", "trainer.batch_size=4",
+                            "trainer.max_epochs=25", "augment=crop_flip", "augment.padding=2"],
     # batch 1 and the S5 trajectory tracker (per-step state inside the loop)
     "steady_sinusoid": ["model=steady_mlp", "dataset=sinusoid", "trainer.batch_size=1", "trainer.max_epochs=80",
                         "measure=trajectory"],

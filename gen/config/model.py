@@ -1,5 +1,5 @@
 """Schemas of the ``model`` group, one per architecture (see conf/model/*.yaml)."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gen.config.base import register, spec
 
@@ -30,6 +30,7 @@ class MLPConfig(ModelCommon):
 
 
 @register("model", "alexnet_small")
+@register("model", "alexnet_small_narrow")  # the same net, S2-narrowed widths (zhang_regularization_small)
 @dataclass
 class AlexNetSmallConfig(ModelCommon):
     channels: list[int]
@@ -94,3 +95,10 @@ class SteadyCNNConfig(ModelCommon):
 class ResNet18Config(ModelCommon):
     batch_norm: bool
     small_input_stem: bool
+
+
+@register("model", "zhang_expressivity")
+@dataclass
+class ZhangExpressivityConfig(ModelCommon):
+    # the hidden width is the training set's size (gen.models.build_model), not a key
+    directions: int = spec(ge=1, le=4096, help="random projection directions drawn; the best separated is used")

@@ -25,7 +25,7 @@ class DivergenceConfig:
 class TrainerConfig:
     name: str
     batch_size: int = spec(ge=1)
-    max_epochs: int = spec(ge=1)
+    max_epochs: int = spec(ge=0)          # 0: evaluate the network as built (model=zhang_expressivity)
     max_steps: int | None = spec(ge=1)
     stop: StopConfig
     divergence: DivergenceConfig

@@ -22,6 +22,9 @@ ADDED_MEASURE_PARAMS = {"convention": ("gen", OMIT), "conv_spectral": (None, "ff
                         "flatness_bracket_tolerance": (0.01, OMIT)}
 # Classes whose module moved after runs had ids (0.4.0's layout): the id hashes the path they had.
 MOVED_TARGETS = {"gen.training.adashift.AdaShift": "gen.optim.AdaShift"}
+# Config groups added after runs had ids, and the option that computes what the runs before them did:
+# at that option the group is left out of the id, so adding it moved no run's folder.
+ADDED_GROUPS = {"augment": "none"}
 RUN_ID_LENGTH = 12
 _RUN_ID = re.compile(rf"[0-9a-f]{{{RUN_ID_LENGTH}}}")
 
@@ -48,6 +51,8 @@ def identity(cfg: DictConfig) -> dict:
 
 
 def _without_how_to_run(content: dict) -> dict:
+    content = {k: v for k, v in content.items()
+               if not (k in ADDED_GROUPS and isinstance(v, dict) and v.get("name") == ADDED_GROUPS[k])}
     trainer = content.get("trainer")
     if isinstance(trainer, dict):
         content = {**content, "trainer": {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}}

@@ -16,8 +16,8 @@ Epochs, evaluation, stopping, divergence, checkpoints and the record are the one
 (gen.training.loop.fit); this module is only its step for K members.
 
 Not supported (a ConfigError says so): models with buffers or dropout (batch-norm statistics and
-dropout masks are per-run state vmap does not carry), SAM, bf16, per-step trajectory tracking and
-optimizers outside :data:`ELEMENTWISE`.  Each member checkpoints into its own folder what it would
+dropout masks are per-run state vmap does not carry), SAM, bf16, per-step trajectory tracking,
+data augmentation (per-run crops and flips) and optimizers outside :data:`ELEMENTWISE`.  Each member checkpoints into its own folder what it would
 hold alone (its weights, its slice of the optimizer state, its shuffle and RNGs), so a preempted
 group resumes together, or a member alone, from where it stopped.
 """
@@ -225,6 +225,9 @@ def check_supported(trainers: list[Trainer], run_cfg) -> None:
     if lead.cfg.precision != "32":
         raise ConfigError("trainer.ensemble", size, "lockstep training runs in fp32: use trainer.precision=32 "
                           "or trainer.ensemble=1")
+    if any(t.augment is not None for t in trainers):
+        raise ConfigError("trainer.ensemble", size, f"data augmentation (augment={run_cfg.augment.name}) is not "
+                          f"supported in lockstep: use augment=none or trainer.ensemble=1")
     if any(t.record.tracker is not None for t in trainers):
         raise ConfigError("trainer.ensemble", size, "trajectory measures track every step of one run: "
                           "use trainer.ensemble=1 with this measure set")

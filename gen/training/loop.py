@@ -68,8 +68,9 @@ class TrainingRecord:
 class Trainer:
     def __init__(self, model: nn.Module, data: DataBundle, objective: Objective, optimizer, scheduler,
                  sam: bool, cfg: DictConfig, generator: torch.Generator, tracker=None,
-                 run_dir: Path | None = None, run_id: str | None = None):
+                 run_dir: Path | None = None, run_id: str | None = None, augment=None):
         self.model, self.data, self.objective = model, data, objective
+        self.augment = augment  # gen.data.augment: applied to training batches only, drawn from `generator`
         self.optimizer, self.scheduler, self.sam = optimizer, scheduler, sam
         self.cfg, self.generator, self.run_dir, self.run_id = cfg, generator, run_dir, run_id
         self.record = TrainingRecord(tracker=tracker, train_size=len(data.x_train))
@@ -171,6 +172,8 @@ class Trainer:
         try:
             for i in range(self.batch_index * bs, n, bs):
                 xb, yb = x[i:i + bs], y[i:i + bs]
+                if self.augment is not None:
+                    xb = self.augment(xb)
                 loss, outputs = step(xb, yb)
                 losses.append(loss)
                 record.step += 1
