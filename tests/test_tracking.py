@@ -223,3 +223,43 @@ def test_bad_tracker_keys_are_config_errors(overrides, allowed):
 def test_trackers_change_neither_run_ids_nor_sweep_names():
     assert run_id(compose_config([ALL])) == run_id(compose_config([]))
     assert sweep_name(None, ["seed=0,1", ALL]) == sweep_name(None, ["seed=0,1"])
+
+
+# ---- the sweep's progress line (sequential and local_gpus launchers) --------------------------------
+def progress_lines(proc) -> list[str]:
+    return [line[line.index("sweep: "):] for line in (proc.stdout + proc.stderr).splitlines()
+            if "sweep: " in line and "runs finished" in line]
+
+
+@pytest.mark.parametrize("launcher", ["sequential", "local_gpus"])
+def test_a_sweep_says_after_each_run_how_far_it_is(launcher, tmp_path):
+    from tests.conftest import plant_unwritable_weights
+
+    args = ["-m", *TINY, "seed=0,1,2", "name=p", "analysis.auto=false", f"hydra/launcher={launcher}"]
+    plant_unwritable_weights(tmp_path / "outputs/sweeps/p", [*TINY, "seed=2"])  # seed 2 fails
+    first = launch(args, tmp_path)
+    assert first.returncode == 1, first.stderr
+    lines = progress_lines(first)
+    assert len(lines) == 3, first.stdout + first.stderr
+    assert lines[-1].startswith("sweep: 3/3 runs finished (2 trained, 1 failed, 0 skipped), in ")
+    assert all(" left" in line or "unknown" in line for line in lines[:-1])
+    again = launch(args, tmp_path)  # the two results are skipped, the failed run fails again
+    assert progress_lines(again)[-1].startswith("sweep: 3/3 runs finished (0 trained, 1 failed, 2 skipped)")
+
+
+def test_the_estimate_is_time_per_run_that_worked_times_runs_left(tmp_path, monkeypatch):
+    from gen.sweeps import sweep_progress
+
+    now = [100.0]
+    progress = sweep_progress.SweepProgress([tmp_path / str(i) for i in range(5)], clock=lambda: now[0])
+    outcomes = iter(["skipped", "trained", "failed", "trained", "skipped"])
+    monkeypatch.setattr(progress, "outcome", lambda run_dir: next(outcomes))
+    assert progress.finished(tmp_path / "0").endswith("(0 trained, 0 failed, 1 skipped), time left unknown "
+                                                      "until a run has trained")
+    now[0] = 160.0
+    assert progress.finished(tmp_path / "1").endswith("(1 trained, 0 failed, 1 skipped), about 3m00s left")
+    now[0] = 220.0
+    assert progress.finished(tmp_path / "2").endswith("about 2m00s left")  # 60 s per run that worked, 2 left
+    progress.finished(tmp_path / "3")
+    now[0] = 4000.0
+    assert progress.finished(tmp_path / "4") == "sweep: 5/5 runs finished (2 trained, 1 failed, 2 skipped), in 1h05m"
