@@ -237,7 +237,7 @@ def _open_trackers(setup: RunSetup) -> tracking.Session:
     config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "logger"}
     resumed = trainer.record.epoch > 0 or trainer.record.step > 0
     session.start(trainer.run_id, config, resumed, list(trainer.record.history))
-    trainer.on_evaluation = session.log_row
+    trainer.on_evaluation = session.log_row if session.trackers else None
     return session
 
 
