@@ -220,6 +220,33 @@ def test_bad_tracker_keys_are_config_errors(overrides, allowed):
         validate(compose_config(overrides))
 
 
+def test_every_tracker_key_refuses_a_wrong_type_a_bad_range_and_empty_values():
+    """tests/test_schema_walk.py's mutations, over the logger group's schemas (a list group, not in GROUPS)."""
+    from omegaconf import OmegaConf, open_dict
+
+    from gen.config.base import LIST_GROUPS
+    from tests.test_schema_walk import fields_of, mutations
+
+    holes, tried = [], 0
+    for name, schema in LIST_GROUPS["logger"].items():
+        base = compose_config([f"logger={name}"])
+        for key, annotation, limits, optional in fields_of(schema):
+            dotted = f"logger.{name}.{key}"
+            for what, value in mutations(dotted, annotation, limits, optional).items():
+                tried += 1
+                cfg = base.copy()
+                with open_dict(cfg):
+                    OmegaConf.update(cfg, dotted, value, merge=False)
+                try:
+                    validate(cfg)
+                except ConfigError as error:
+                    if "\n" in str(error) or dotted not in str(error):
+                        holes.append(f"{dotted}={value!r} ({what}): {error}")
+                    continue
+                holes.append(f"{dotted}={value!r} ({what}): accepted")
+    assert tried >= 20 and not holes, "\n".join(holes)
+
+
 def test_trackers_change_neither_run_ids_nor_sweep_names():
     assert run_id(compose_config([ALL])) == run_id(compose_config([]))
     assert sweep_name(None, ["seed=0,1", ALL]) == sweep_name(None, ["seed=0,1"])
