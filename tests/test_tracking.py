@@ -143,6 +143,32 @@ def test_a_resumed_run_continues_its_tracker_runs_without_repeating_a_step(tmp_p
     assert len(mlflow_runs(tmp_path, "resumed")) == 1  # the MLflow run found by its tag and continued
 
 
+def test_a_run_stopped_by_sigterm_resumes_into_the_same_tracker_runs(tmp_path):
+    """Real processes, a real signal: the interrupted attempt closes its tracker runs (MLflow: KILLED), the
+    relaunch continues them (MLflow found by its tag, wandb by its id, TensorBoard purged past the last
+    logged step) and every step is logged once."""
+    import signal
+
+    from tests.test_resume import start, wait_for
+
+    run_dir = tmp_path / "sigterm" / "run"
+    args = ["model.hidden_units=64", "dataset.train_size=600", "trainer.batch_size=4", "trainer.max_epochs=12",
+            "trainer.checkpoint_every=1", "trainer.progress=false", *trackers(tmp_path), f"hydra.run.dir={run_dir}"]
+    proc = start(args, tmp_path)
+    wait_for(run_dir / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and "Interrupted" in output, output
+    assert not (run_dir / "metrics.json").exists()
+    (client, run), = mlflow_runs(tmp_path, "sigterm").values()
+    assert run.info.status == "KILLED"
+    again = launch(args, tmp_path)
+    assert again.returncode == 0 and "resuming" in again.stdout + again.stderr, again.stderr
+    assert "logger=" not in again.stdout + again.stderr  # no tracker warned
+    check_every_tracker(run_dir, tmp_path, "sigterm")
+    assert len(mlflow_runs(tmp_path, "sigterm")) == 1
+
+
 def test_lockstep_members_each_log_as_their_own_run(tmp_path):
     overrides = [*TINY, "trainer.max_epochs=3", "trainer.ensemble=2", *trackers(tmp_path)]
     group = [ensemble.Member(compose_config([*overrides, f"seed={s}"]), tmp_path / "group" / str(s),
