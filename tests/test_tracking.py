@@ -94,6 +94,7 @@ def check_every_tracker(run_dir: Path, tmp_path: Path, experiment: str) -> None:
     assert run.data.metrics["final.test_acc"] == pytest.approx(final["test_acc"])
     assert run.info.status == "FINISHED" and run.data.tags["gen.status"] == metrics["status"]
     assert "metrics.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert run.info.artifact_uri.startswith((tmp_path / "mlflow-artifacts").as_uri())  # beside the store
 
     rows, summary, infos = wandb_of(run_dir)
     # every step once, across attempts

@@ -13,12 +13,19 @@ RUN_ID_TAG = "gen.run_id"
 MAX_PARAM_LENGTH = 6000  # MLflow refuses longer param values
 BATCH = 100              # MLflow's limit of params per log_batch
 ARTIFACTS = ("metrics.json", "history.csv", "*.png", "*.pdf")
+ARTIFACT_FOLDER = "mlflow-artifacts"  # beside a local store's database
 
 
 def tracking_uri(uri: str) -> str:
     """A plain path (the default outputs/mlflow.db) as a SQLite store at its absolute path (MLflow's file
     store is in maintenance mode and refuses to start without MLFLOW_ALLOW_FILE_STORE); a URI as given."""
     return f"sqlite:///{Path(uri).resolve()}" if not urlparse(uri).scheme else uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a local store's experiments keep their artifacts: beside the database (MLflow would use
+    ./mlruns of whatever folder the run started in); for a URI, None: the store decides."""
+    return None if urlparse(uri).scheme else (Path(uri).resolve().parent / ARTIFACT_FOLDER).as_uri()
 
 
 class Mlflow(Tracker):
@@ -45,8 +52,9 @@ class Mlflow(Tracker):
         existing = self.client.get_experiment_by_name(name)
         if existing is not None:
             return existing.experiment_id
+        root = artifact_root(self.options["tracking_uri"])
         try:
-            return self.client.create_experiment(name)
+            return self.client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
         except Exception:  # another job of the sweep created it meanwhile
             existing = self.client.get_experiment_by_name(name)
             if existing is None:
