@@ -170,6 +170,19 @@ def test_a_run_stopped_by_sigterm_resumes_into_the_same_tracker_runs(tmp_path):
     assert len(mlflow_runs(tmp_path, "sigterm")) == 1
 
 
+def test_a_rerun_replaces_the_earlier_attempt_in_tensorboard_and_wandb(tmp_path):
+    overrides = [*TINY, *trackers(tmp_path)]
+    run_dir = tmp_path / "rerun" / "run"
+    train(compose_config(overrides), run_dir)
+    train(compose_config([*overrides, "rerun=true"]), run_dir)
+    metrics = read_metrics(run_dir / "metrics.json")
+    scalars, _ = tensorboard_of(run_dir)
+    assert_same_curve(scalars["train_loss"], steps_and(metrics, "train_loss"), "tensorboard")
+    rows, _, _ = wandb_of(run_dir)
+    assert [step for step, _ in rows] == [row["step"] for row in metrics["history"]]
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+
+
 def test_lockstep_members_each_log_as_their_own_run(tmp_path):
     overrides = [*TINY, "trainer.max_epochs=3", "trainer.ensemble=2", *trackers(tmp_path)]
     group = [ensemble.Member(compose_config([*overrides, f"seed={s}"]), tmp_path / "group" / str(s),

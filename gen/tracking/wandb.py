@@ -3,6 +3,7 @@
 (RUN_DIR/wandb/).  Offline unless ``logger.wandb.mode`` (WANDB_MODE) says otherwise, so no run waits on a
 network; ``wandb sync RUN_DIR/wandb/offline-run-*`` uploads later."""
 from gen.tracking.base import Tracker, final_values, scalars
+from gen.tracking.session import remove_folder
 
 
 class Wandb(Tracker):
@@ -11,6 +12,9 @@ class Wandb(Tracker):
     def start(self, run_id: str, config: dict, resumed: bool) -> None:
         import wandb
 
+        if not resumed:  # a fresh start (rerun=true, a failure without checkpoint) replaces earlier attempts,
+            for attempt in (self.run_dir / "wandb").glob("offline-run-*"):  # which would sync as the same id
+                remove_folder(attempt)
         options = self.options
         # console="off": wandb would otherwise wrap stdout/stderr, which the run's own log owns;
         # no system stats: a sampling thread per run for numbers nobody asked for
