@@ -23,7 +23,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gen import atomic, measures, record
+from gen import atomic, measures, record, tracking
 from gen.sweeps import ensemble, runlock
 from gen.training import checkpoint, memory
 from gen.data import DataBundle, load_data
@@ -87,21 +87,28 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
             log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns, of runs that "
                         "need training, stand at one step and differ only in %s)", cfg.trainer.ensemble,
                         run_dir.name, ", ".join(ensemble.VARYING))
+        sessions: list[tracking.Session] = []  # each member's trackers, once its config is checked
         try:
-            results = _execute(members, started)
-        except ConfigError:
-            raise
-        except checkpoint.Interrupted as stop:
-            log.warning("%s; the checkpoint in %s resumes it", stop, ", ".join(str(m.run_dir) for m in members))
-            raise
-        except Exception as error:
-            _record_failure(alone, error, started)
-            raise
-        for member, metrics in zip(members, results):
-            record.write(member.run_dir, metrics)
-            checkpoint.remove(member.run_dir)
-        for member in members[1:]:
-            ensemble.mark_trained(member.run_dir, members[0].run_dir)
+            try:
+                results = _execute(members, started, sessions)
+            except ConfigError:
+                raise
+            except checkpoint.Interrupted as stop:
+                log.warning("%s; the checkpoint in %s resumes it", stop, ", ".join(str(m.run_dir) for m in members))
+                _close(sessions, "interrupted")
+                raise
+            except Exception as error:
+                _record_failure(alone, error, started)
+                raise
+            for member, metrics in zip(members, results):
+                record.write(member.run_dir, metrics)
+                checkpoint.remove(member.run_dir)
+            for member in members[1:]:
+                ensemble.mark_trained(member.run_dir, members[0].run_dir)
+            for session, metrics in zip(sessions, results):  # metrics.json first: the trackers are its views
+                session.end(metrics)
+        finally:
+            _close(sessions, "failed")  # nothing for the sessions that ended or closed above
     for metrics in results:
         _log_summary(metrics)
     return results[0]
@@ -185,9 +192,15 @@ class RunSetup:
     trainer: Trainer
 
 
-def _execute(members: list[ensemble.Member], started: float) -> list[dict]:
+def _close(sessions: list[tracking.Session], outcome: str) -> None:
+    for session in sessions:
+        session.close(outcome)
+
+
+def _execute(members: list[ensemble.Member], started: float, sessions: list[tracking.Session]) -> list[dict]:
     """Build every member as if alone (resumed from its checkpoint if it has one), train them with the
-    one loop (alone, or in lockstep: gen.training.lockstep) and return each member's record."""
+    one loop (alone, or in lockstep: gen.training.lockstep) and return each member's record; each
+    member's trackers (gen.tracking) are opened into ``sessions``."""
     for member in members[1:]:  # the first was checked by _run
         validate(member.cfg)
         measures.check_set(member.cfg.measure)
@@ -203,6 +216,8 @@ def _execute(members: list[ensemble.Member], started: float) -> list[dict]:
     step = Lockstep(trainers, members[0].cfg) if len(members) > 1 else Alone(trainers[0])  # refuses what it can't do
     for setup in setups:
         _save_init(setup)
+    for setup in setups:  # after every check (a refused lockstep group leaves no tracker folder behind)
+        sessions.append(_open_trackers(setup))
     checkpoint.install_signal_handlers()
     fit(trainers, step)
     results = [_finish(setup, started, member) for setup, member in zip(setups, members)]
@@ -212,6 +227,19 @@ def _execute(members: list[ensemble.Member], started: float) -> list[dict]:
             metrics["notes"].append(f"trained in lockstep with {len(members) - 1} other run(s) "
                                     f"(trainer.ensemble={len(members)}: {peers}); timing.train_s is shared")
     return results
+
+
+def _open_trackers(setup: RunSetup) -> tracking.Session:
+    """The run's trackers, started (a resumed run continues its tracker runs) and fed every evaluation.
+    Experiment, project and group default to the sweep's folder name (``runs`` for a single run)."""
+    cfg, trainer = setup.cfg, setup.trainer
+    session = tracking.open_session(OmegaConf.to_container(cfg.logger, resolve=True), setup.run_dir,
+                                    setup.run_dir.resolve().parent.name)
+    config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "logger"}
+    resumed = trainer.record.epoch > 0 or trainer.record.step > 0
+    session.start(trainer.run_id, config, resumed, list(trainer.record.history))
+    trainer.on_evaluation = session.log_row if session.trackers else None
+    return session
 
 
 def _resume(setup: RunSetup) -> RunSetup:

@@ -8,6 +8,6 @@ importing this package registers them all.
 """
 from gen.config.base import SEED_MAX, ConfigError, GROUPS, check_folder_names, register, validate
 
-from gen.config import augment, corruption, dataset, measure, model, optimizer, run, trainer  # noqa: F401  (register)
+from gen.config import augment, corruption, dataset, logger, measure, model, optimizer, run, trainer  # noqa: F401  (register)
 
 __all__ = ["SEED_MAX", "ConfigError", "GROUPS", "check_folder_names", "register", "validate"]

@@ -22,6 +22,9 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 GROUPS: dict[str, dict[str, type]] = {}
+# Groups composed as a list (``logger=[tensorboard,mlflow]``): each chosen option nests under the group
+# by its name (``logger.tensorboard``), so the group's node maps option names to their blocks.
+LIST_GROUPS: dict[str, dict[str, type]] = {}
 SEED_MAX = 2**32 - 1
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,199}")  # no separators, no leading dot (.., hidden)
 
@@ -57,6 +60,14 @@ def register(group: str, name: str):
     return wrap
 
 
+def register_list_option(group: str, name: str):
+    """Class decorator: the schema of option ``name`` of the list group ``group`` (:data:`LIST_GROUPS`)."""
+    def wrap(cls):
+        LIST_GROUPS.setdefault(group, {})[name] = cls
+        return cls
+    return wrap
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every group of a composed config against its schema; raise ConfigError."""
     for group, options in GROUPS.items():
@@ -71,9 +82,30 @@ def validate(cfg: DictConfig) -> None:
         if schema is None:
             raise ConfigError(f"{group}.name", name, f"one of {sorted(options)}")
         check_node(node, schema, group)
+    for group, options in LIST_GROUPS.items():
+        check_list_group(cfg.get(group), group, options)
     from gen.config.measure import check_names  # the measure set's names, beside its schema
 
     check_names(cfg.get("measure"))
+
+
+def check_list_group(node: Any, group: str, options: dict[str, type]) -> None:
+    """Each option chosen in a list group against its schema; a schema's ``check(name)`` (if any) may
+    refuse it further (a tracker whose package is missing)."""
+    if not isinstance(node, DictConfig):
+        raise ConfigError(group, node, f"the '{group}' group is missing or not a mapping; choose "
+                                       f"{group}=[{','.join(sorted(options))}] or {group}=none")
+    for name in node.keys():
+        schema = options.get(str(name))
+        if schema is None:
+            raise ConfigError(f"{group}.{name}", OmegaConf.select(node, str(name), throw_on_missing=False),
+                              f"not a {group}; choose among {sorted(options)}")
+        if not isinstance(node[name], DictConfig):
+            raise ConfigError(f"{group}.{name}", node[name], f"expected a mapping with keys "
+                                                             f"{[f.name for f in dataclasses.fields(schema)]}")
+        check_node(node[name], schema, f"{group}.{name}")
+        if hasattr(schema, "check"):
+            schema.check(f"{group}={name}")
 
 
 def check_folder_names(cfg: DictConfig) -> None:
@@ -87,7 +119,7 @@ def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = Fa
     fields = {f.name: f for f in dataclasses.fields(schema)}
     for key in node.keys():
         if key not in fields:
-            if top_level and key in GROUPS:
+            if top_level and (key in GROUPS or key in LIST_GROUPS):
                 continue
             raise ConfigError(_join(prefix, key), OmegaConf.select(node, str(key), throw_on_missing=False),
                               f"unknown key; {prefix or 'the top level'} accepts {sorted(fields)}"

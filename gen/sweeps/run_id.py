@@ -10,7 +10,7 @@ import re
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # Keys that say how to run, not what to compute: changing them must not move a run's folder.
-NOT_IN_ID = ("hydra", "rerun", "name", "analysis")
+NOT_IN_ID = ("hydra", "rerun", "name", "analysis", "logger")  # logger: trackers are views of metrics.json
 NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size", "ensemble",
                      "divergence")
 # Measure parameters added after runs had ids: (new default, what the id hashes in its place;

@@ -77,6 +77,7 @@ class Trainer:
         self.extra_state: dict = {}                   # saved with every checkpoint as is (e.g. init weights)
         self.epoch_perm: torch.Tensor | None = None   # the current epoch's shuffle, while it runs
         self.batch_index = 0                          # next batch of the current epoch
+        self.on_evaluation = None                     # called with each history row (gen.tracking's trackers)
         self.track_split = bool(data.corrupted.any())
         device_type = data.x_train.device.type
         self.autocast = (lambda: torch.autocast(device_type, dtype=torch.bfloat16)) \
@@ -235,6 +236,8 @@ class Trainer:
             row.update(record.last_tracker_row)
         record.history.append(row)
         self._note_interpolation(row)
+        if self.on_evaluation is not None:  # once per evaluation, outside the steps: the hot loop is untouched
+            self.on_evaluation(row)
         return row
 
     def _note_interpolation(self, row: dict) -> None:

@@ -21,19 +21,29 @@ class LocalGpusLauncher(JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from joblib import Parallel, delayed
 
+        from gen.sweeps.sweep_progress import SweepProgress  # lazily: Hydra imports every plugin at startup
+
         start_sweep(self)
         joblib_cfg = dict(self.joblib, backend="loky")  # Hydra does not work with joblib's threads
         process_joblib_cfg(joblib_cfg)
         configs = compose_jobs(self, job_overrides, initial_job_idx, lambda c, idx: f"{c.hydra.job.name}_{idx}")
-        _, units = units_of(configs, initial_job_idx)
+        members, units = units_of(configs, initial_job_idx)
         log.info(f"joblib: {joblib_cfg.get('n_jobs')} workers, {len(units)} tasks for {len(configs)} jobs")
         state = Singleton.get_state()
-        return in_job_order(units, Parallel(**joblib_cfg)(
-            delayed(_run_unit)(self.hydra_context, self.task_function, [configs[i] for i in unit], state)
-            for unit in units))
+        progress = SweepProgress(m.run_dir for m in members)
+        returns: list = [None] * len(units)
+        # unordered: each unit's runs are reported as soon as its worker is done, not in sweep order
+        for k, rets in Parallel(**joblib_cfg, return_as="generator_unordered")(
+                delayed(_run_unit)(k, self.hydra_context, self.task_function, [configs[i] for i in unit], state)
+                for k, unit in enumerate(units)):
+            returns[k] = rets
+            for i in units[k]:
+                progress.finished(members[i].run_dir)
+        return in_job_order(units, returns)
 
 
-def _run_unit(hydra_context, task_function, sweep_configs: list[DictConfig], singleton_state: dict[Any, Any]):
+def _run_unit(index: int, hydra_context, task_function, sweep_configs: list[DictConfig],
+              singleton_state: dict[Any, Any]):
     """On a worker: the unit's jobs through Hydra's run_job, the first training a lockstep group."""
     from gen.sweeps import ensemble
 
@@ -45,4 +55,4 @@ def _run_unit(hydra_context, task_function, sweep_configs: list[DictConfig], sin
         return run_job(hydra_context=hydra_context, config=config, task_function=task_function,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
 
-    return ensemble.run_unit(sweep_configs, run)
+    return index, ensemble.run_unit(sweep_configs, run)

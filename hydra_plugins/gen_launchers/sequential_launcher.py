@@ -17,12 +17,21 @@ log = logging.getLogger(__name__)
 class SequentialLauncher(BasicLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from gen.sweeps import ensemble  # lazily: Hydra imports every plugin module at startup
+        from gen.sweeps.sweep_progress import SweepProgress
 
         start_sweep(self)
         configs = compose_jobs(self, job_overrides, initial_job_idx)
         log.info(f"Launching {len(job_overrides)} jobs locally")
-        _, units = units_of(configs, initial_job_idx)
-        return in_job_order(units, [ensemble.run_unit([configs[i] for i in unit], self._run) for unit in units])
+        members, units = units_of(configs, initial_job_idx)
+        progress = SweepProgress(m.run_dir for m in members)
+        folder = {id(config): member.run_dir for config, member in zip(configs, members)}
+
+        def run(config) -> JobReturn:
+            ret = self._run(config)
+            progress.finished(folder[id(config)])
+            return ret
+
+        return in_job_order(units, [ensemble.run_unit([configs[i] for i in unit], run) for unit in units])
 
     def _run(self, config) -> JobReturn:
         ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
