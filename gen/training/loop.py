@@ -166,15 +166,15 @@ class Trainer:
         x, y = data.x_train[self.epoch_perm], data.y_train[self.epoch_perm]
         bs = self.batch_size
         losses = []   # detached per-step losses, checked once at the end of the epoch
-        tracker = record.tracker
+        tracker, augment, max_steps = record.tracker, self.augment, self.max_steps  # locals: read every step
         step = self._step if self.sam or self.mixed_precision or tracker is not None else self._plain_step
         self.model.train()
         start = time.perf_counter()
         try:
             for i in range(self.batch_index * bs, n, bs):
                 xb, yb = x[i:i + bs], y[i:i + bs]
-                if self.augment is not None:
-                    xb = self.augment(xb)
+                if augment is not None:
+                    xb = augment(xb)
                 loss, outputs = step(xb, yb)
                 losses.append(loss)
                 record.step += 1
@@ -184,7 +184,7 @@ class Trainer:
                     tracker.after_step(self.model, self.optimizer.param_groups[0]["lr"], outputs, yb)
                 if checkpoint.requested():
                     raise checkpoint.Interrupted(f"preempted at epoch {record.epoch + 1}, step {record.step}")
-                if self.out_of_budget():
+                if max_steps is not None and record.step >= max_steps:  # stopping.out_of_budget, inlined
                     break
         finally:
             record.seconds += time.perf_counter() - start

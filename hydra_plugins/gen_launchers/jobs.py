@@ -39,14 +39,12 @@ def compose_jobs(launcher, job_overrides: Sequence[Sequence[str]], initial_job_i
 
 def check_job(sweep_config: DictConfig) -> None:
     """Raise gen.config.ConfigError where a job's config is bad input (what gen.run checks first)."""
-    from gen import measures  # lazily, as every gen import here
-    from gen.config import validate
+    from gen.config import validate  # lazily, as every gen import here (it needs no torch)
 
     job = copy.deepcopy(sweep_config)
     with read_write(job), open_dict(job):
         del job["hydra"]  # as Hydra hands a job its config
-    validate(job)
-    measures.check_set(job.measure)
+    validate(job)  # the measure names too, from conf/measure/all.yaml
 
 
 def units_of(configs: list[DictConfig], initial_job_idx: int) -> tuple[list, list[list[int]]]:
