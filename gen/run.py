@@ -54,8 +54,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict | None:
 
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict | None:
-    validate(cfg)
-    measures.check_set(cfg.measure)
+    validate(cfg)  # the measure set's names and parameters too
     run_dir.mkdir(parents=True, exist_ok=True)
     leader = ensemble.trained_by(run_dir)
     if leader is not None:  # its result is fresh, not an earlier one being skipped
@@ -203,7 +202,6 @@ def _execute(members: list[ensemble.Member], started: float, sessions: list[trac
     member's trackers (gen.tracking) are opened into ``sessions``."""
     for member in members[1:]:  # the first was checked by _run
         validate(member.cfg)
-        measures.check_set(member.cfg.measure)
     data = {}  # members with the same dataset and corruption share one copy
     setups = []
     for member in members:
