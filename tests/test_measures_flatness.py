@@ -13,7 +13,7 @@ from torch.func import functional_call, hessian
 from gen.measures.hessian import (gauss_newton_diagonal, hessian_vector_product, hutchinson_trace,
                                   lanczos_top_eigenvalue, per_sample_gauss_newton)
 from gen.measures.min_sharpness import apply_rescaling, layer_costs, minimise, rescalings
-from gen.measures.pacbayes import bisect, random_search, worst_case_search
+from gen.measures.pacbayes import bisect, mean_drop, random_search, worst_case_search
 from gen.measures.registry import NotApplicable
 from gen.measures.sharpness import ascend
 from gen.training.objective import Objective
@@ -284,13 +284,38 @@ def test_the_ascent_reports_the_accuracy_at_its_worst_point_as_a_fresh_forward_p
     ctx = measure_context(model, x, y, batch_size=25)  # several batches: the counts add up
     params = [p for _, p in ctx.parameters()]
     boxes = [torch.full_like(p, 0.3) for p in params]
-    _, worst, accuracy = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], 5)
+    ascent = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], 5)
     moved = copy.deepcopy(model)
     with torch.no_grad():
-        for p, d in zip(moved.parameters(), worst):
+        for p, d in zip(moved.parameters(), ascent.deltas):
             p += d
-    assert accuracy == pytest.approx((moved(x).argmax(1) == y).float().mean().item(), abs=1e-12)
-    assert accuracy < 1.0  # the box is large enough to cost some accuracy
+    assert ascent.accuracy == pytest.approx((moved(x).argmax(1) == y).float().mean().item(), abs=1e-12)
+    assert ascent.accuracy < 1.0  # the box is large enough to cost some accuracy
+    assert ascent.lowest_accuracy <= ascent.accuracy
+
+
+def test_an_ascent_told_where_to_stop_stops_at_the_first_point_below_it(fitted_classifier, monkeypatch):
+    import gen.measures.sharpness as sharpness
+    model, x, y = fitted_classifier
+    ctx = measure_context(model, x, y)
+    params = [p for _, p in ctx.parameters()]
+    boxes = [torch.full_like(p, 0.3) for p in params]
+    accuracies = []
+    passes = sharpness.loss_and_gradient
+
+    def counted(*args):
+        loss, grads, accuracy = passes(*args)
+        accuracies.append(accuracy)
+        return loss, grads, accuracy
+    monkeypatch.setattr(sharpness, "loss_and_gradient", counted)
+    full = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], 10)
+    seen, accuracies[:] = list(accuracies), []
+    assert min(seen) < seen[0] and full.lowest_accuracy <= min(seen)
+    threshold = (seen[0] + min(seen)) / 2   # met after the first point
+    stopped = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], 10, stop_below=threshold)
+    first_below = next(i for i, a in enumerate(seen) if a < threshold)
+    assert accuracies == seen[:first_below + 1] and len(accuracies) < len(seen)
+    assert stopped.lowest_accuracy == seen[first_below]
 
 
 def test_expected_sharpness_of_a_linear_regression_equals_its_closed_form():
@@ -351,7 +376,7 @@ def test_pacbayes_sigma_search_lands_on_the_target_accuracy_drop(fitted_classifi
 def test_bisection_stops_once_the_bracket_is_tight_around_a_jump():
     calls = []
 
-    def jump(s):  # the drop leaps from 0 to 0.5 at s = 0.0123: the target 0.1 ± 0.01 is never met
+    def jump(s, band):  # the drop leaps from 0 to 0.5 at s = 0.0123: the target 0.1 ± 0.01 is never met
         calls.append(s)
         return 0.5 if s > 0.0123 else 0.0
     full = bisect(jump, 0.1, 0.01, 2.0, 15)
@@ -359,6 +384,80 @@ def test_bisection_stops_once_the_bracket_is_tight_around_a_jump():
     assert not full.within_tolerance and full.steps == 15 and len(calls) == 15 + early.steps
     assert early.steps < 15
     assert early.scale == pytest.approx(0.0123, rel=0.02) and full.scale == pytest.approx(0.0123, rel=5e-3)
+
+
+def test_a_monte_carlo_mean_stops_once_the_draws_to_come_cannot_bring_it_into_the_band():
+    band = (0.09, 0.11)
+    drawn = []
+
+    def draws(values):
+        for v in values:
+            drawn.append(v)
+            yield v
+    # base 0.9, accuracies 0.1: after 2 of 10 draws the mean drop is at least 0.9 − (0.2 + 8)/10 = 0.08;
+    # after 3 at least 0.9 − (0.3 + 7)/10 = 0.17 > 0.11, whatever the other 7 draws give.
+    assert mean_drop(0.9, draws([0.1] * 10), 10, band) == pytest.approx(0.17) and len(drawn) == 3
+    drawn.clear()  # draws at the base accuracy: a last draw of 0 would still put the drop in the band
+    assert mean_drop(0.95, draws([0.95] * 10), 10, band) == pytest.approx(0.0) and len(drawn) == 10
+    drawn.clear()  # inside the band: every draw counts, and the mean is the plain mean
+    values = [0.8, 0.82, 0.79, 0.81, 0.8, 0.78, 0.8, 0.8, 0.8, 0.8]
+    assert mean_drop(0.9, draws(values), 10, band) == 0.9 - sum(values) / 10 and len(drawn) == 10
+
+
+def _full_evaluations(monkeypatch):
+    """Evaluations that never decide early: every Monte-Carlo draw, every ascent step."""
+    import gen.measures.pacbayes as pacbayes
+    ascend_fully = pacbayes.ascend
+
+    def every_draw(base, accuracies, draws, band):
+        values = list(accuracies)
+        return base - sum(values) / draws
+    monkeypatch.setattr(pacbayes, "mean_drop", every_draw)
+    monkeypatch.setattr(pacbayes, "ascend", lambda *args, stop_below=None: ascend_fully(*args))
+
+
+def _counting_forward_passes(monkeypatch) -> list:
+    import gen.measures.evaluation as evaluation
+    import gen.measures.sharpness as sharpness
+    import gen.measures.pacbayes as pacbayes
+    calls = []
+    for module, name in ((pacbayes, "loss_and_accuracy"), (sharpness, "loss_and_accuracy"),
+                         (sharpness, "loss_and_gradient")):
+        original = getattr(evaluation, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=original, **k: calls.append(1) or _f(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("search", [random_search, worst_case_search], ids=["random", "worst_case"])
+@pytest.mark.parametrize("magnitude", [False, True], ids=["plain", "magnitude_aware"])
+def test_deciding_early_finds_the_scale_full_evaluations_find_in_fewer_passes(fitted_classifier, monkeypatch,
+                                                                               search, magnitude):
+    model, x, y = fitted_classifier
+    with monkeypatch.context() as patch:
+        calls = _counting_forward_passes(patch)
+        early = search(measure_context(model, x, y), magnitude)
+        early_passes = len(calls)
+    with monkeypatch.context() as patch:
+        calls = _counting_forward_passes(patch)
+        _full_evaluations(patch)
+        full = search(measure_context(model, x, y), magnitude)
+        full_passes = len(calls)
+    assert early.within_tolerance and full.within_tolerance
+    assert (early.scale, early.drop, early.steps) == (full.scale, full.drop, full.steps)
+    assert early_passes < full_passes, (early_passes, full_passes)
+
+
+@pytest.mark.parametrize("name", ["pacbayes_mag_flatness", "sharpness_mag_flatness"])
+def test_a_magnitude_floor_that_alone_drops_the_accuracy_too_far_gives_null_with_the_reason(fitted_classifier,
+                                                                                           name):
+    from gen.measures import compute_measures
+    model, x, y = fitted_classifier
+    data = measure_context(model, x, y).data
+    result = compute_measures({"names": [name, "pacbayes_flatness"], "params": {"magnitude_eps": 3.0}},
+                              model, None, data, None)  # ε = 3 alone: the blobs are lost
+    assert result.values[name] is None, result.values
+    assert result.values["pacbayes_flatness"] is not None
+    assert any("magnitude_eps = 3 alone drops the train accuracy" in note for note in result.notes), result.notes
 
 
 def test_pacbayes_bounds_are_jiangs_formulas_at_the_sigma_found(fitted_classifier):

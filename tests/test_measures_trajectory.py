@@ -110,11 +110,12 @@ def test_a_tracker_exactly_when_a_trajectory_measure_is_configured():
     assert make_tracker({"names": ["bias_distance_init", "lipschitz"]}, hand_net()) is None  # computed at the end
 
 
-def test_lipschitz_is_the_mean_and_max_of_the_activation_pattern_products():
+@pytest.mark.parametrize("inputs, outputs", [(2, 2), (4, 2), (2, 5)], ids=["square", "wide", "tall"])
+def test_lipschitz_is_the_mean_and_max_of_the_activation_pattern_products(inputs, outputs):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
-    x = torch.randn(12, 2)
-    y = torch.randint(0, 2, (12,))
+    model = nn.Sequential(nn.Linear(inputs, 3), nn.ReLU(), nn.Linear(3, outputs))
+    x = torch.randn(12, inputs)
+    y = torch.arange(12) % outputs
     w1, b1, w2 = model[0].weight.detach(), model[0].bias.detach(), model[2].weight.detach()
     norms = []
     for point in x:

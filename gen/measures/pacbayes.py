@@ -13,8 +13,25 @@ met the last midpoint is used, with a note.
   Under the gen and neyshabur2017 conventions σ is the standard deviation; under jiang2020 the
   noise is J's code's, ``torch.normal(0, σ²)``: σ² is the standard deviation (magnitude-aware:
   σ'²·w_i² + ε²), and the bounds still use σ.
-- worst case (sharpness_*): at each α the perturbation maximises the loss in the box |ν_i| ≤ α
-  (magnitude-aware: α·|w_i| + ε) by sign-gradient ascent from a seeded random point of the box.
+- worst case (sharpness_*): at each α, sign-gradient ascent of the loss in the box |ν_i| ≤ α
+  (magnitude-aware: α·|w_i| + ε) from a seeded random point of it; the drop is the largest
+  accuracy drop at any point the ascent visits (each lies in the box, so the box's worst case
+  drops the accuracy at least that much; the loss only guides the ascent).
+
+Deciding early.  A bisection step only needs to know on which side of the band target ± tolerance
+the drop lies, so an evaluation returns as soon as that is certain: the Monte-Carlo mean once the
+draws still to come (accuracies in [0, 1]) can no longer bring it back into the band, the ascent at
+the first point that drops the accuracy beyond the band.  Both give the step that the full
+evaluation would give, so σ and α are the same; only a search that ends outside the band records a
+bound on its last drop rather than the drop itself.  Far above the answer (most of the bisection's
+first steps) an evaluation then costs one or two forward passes.
+
+No answer.  Magnitude-aware perturbations keep ε at scale 0, so their searches first evaluate
+scale 0.  Where ε alone already drops the accuracy beyond the band (common for the worst case: a
+box of ±ε on every weight), no scale meets the target and the bounds' log(m/scale) grows without
+limit: the measures are null, with the reason, under every convention, where J's code would
+bisect down to its last midpoint.  That one evaluation saves the whole bisection there, and costs
+one evaluation elsewhere.
 
 The bounds (m training samples, w⁰ the weights at initialisation; w is every trainable parameter,
 or under jiang2020 the layer weights alone, as J's ``get_weights_only``; ω its length):
@@ -45,15 +62,20 @@ class SearchResult:
     steps: int = 0
 
 
-def bisect(drop_at: Callable[[float], float], target: float, tolerance: float, upper: float,
+def bisect(drop_at: Callable[[float, tuple[float, float]], float], target: float, tolerance: float, upper: float,
            depth: int, bracket: float = 0.0) -> SearchResult:
     """The scale s at which drop_at(s) ≈ target, for drop_at increasing in s; stops early once
-    upper − lower ≤ bracket·upper."""
+    upper − lower ≤ bracket·upper.
+
+    drop_at(s, band) is handed the band (target − tolerance, target + tolerance) and may return as
+    soon as it knows its drop lies outside it, with a bound on that side: the bisection takes the
+    same step either way."""
     lower = 0.0
     scale = drop = float("nan")
+    band = (target - tolerance, target + tolerance)
     for step in range(1, depth + 1):
         scale = (lower + upper) / 2
-        drop = drop_at(scale)
+        drop = drop_at(scale, band)
         if abs(drop - target) < tolerance:
             return SearchResult(scale, drop, True, step)
         if drop > target:
@@ -63,6 +85,22 @@ def bisect(drop_at: Callable[[float], float], target: float, tolerance: float, u
         if upper - lower <= bracket * upper:
             break
     return SearchResult(scale, drop, False, step)
+
+
+def mean_drop(base: float, accuracies, draws: int, band: tuple[float, float]) -> float:
+    """base − the mean of ``draws`` accuracies, drawn one by one from the iterator ``accuracies``,
+    or a bound beyond ``band`` as soon as the draws still to come (each in [0, 1]) cannot bring
+    the mean back inside it: exactly the decision all the draws would give."""
+    low, high = band
+    total = 0.0
+    for done, accuracy in enumerate(accuracies, 1):
+        total += accuracy
+        least, most = base - (total + draws - done) / draws, base - total / draws
+        if least > high:
+            return least
+        if most < low or done == draws:
+            return most
+    raise ValueError("fewer accuracies than draws")
 
 
 # ---- the searches ----------------------------------------------------------------------------
@@ -88,18 +126,19 @@ def random_search(ctx, magnitude: bool) -> SearchResult:
         params, base, p = _params(ctx), _accuracy(ctx), ctx.params
         eps = p.magnitude_eps
 
-        def drop_at(sigma: float) -> float:
+        def accuracies(sigma: float):
             generator = ctx.generator("pacbayes_mag" if magnitude else "pacbayes")  # same draws at every σ
-            accuracies = []
             for _ in range(p.flatness_mc_samples):
                 noise = []
                 for w in params:
                     std = noise_std(sigma, w.detach(), magnitude, eps, ctx.convention.pacbayes_sigma)
                     noise.append(std * torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype))
-                accuracies.append(_perturbed_accuracy(ctx, params, noise))
-            return base - sum(accuracies) / len(accuracies)
+                yield _perturbed_accuracy(ctx, params, noise)
 
-        return _searched(ctx, "magnitude-aware σ'" if magnitude else "σ", drop_at)
+        def drop_at(sigma: float, band: tuple[float, float]) -> float:
+            return mean_drop(base, accuracies(sigma), p.flatness_mc_samples, band)
+
+        return _searched(ctx, "magnitude-aware σ'" if magnitude else "σ", drop_at, magnitude)
     return ctx.shared(f"random_search_{magnitude}", search)
 
 
@@ -114,30 +153,43 @@ def noise_std(sigma: float, w: torch.Tensor, magnitude: bool, eps: float, kind: 
 def worst_case_search(ctx, magnitude: bool) -> SearchResult:
     """α (or α') of the worst-case box perturbation that drops the train accuracy by the target."""
     def search():
-        params, p = _params(ctx), ctx.params
+        params, p, base = _params(ctx), ctx.params, _accuracy(ctx)
 
-        def drop_at(alpha: float) -> float:
+        def drop_at(alpha: float, band: tuple[float, float]) -> float:
             boxes = [alpha * w.detach().abs() + p.magnitude_eps if magnitude else torch.full_like(w, alpha)
                      for w in params]
             generator = ctx.generator("sharpness_mag" if magnitude else "sharpness")
             start = [b * (2 * torch.rand(b.shape, generator=generator, device=b.device, dtype=b.dtype) - 1)
                      for b in boxes]
-            _, _, accuracy_there = ascend(ctx, params, boxes, start, p.sharpness_steps)
-            return _accuracy(ctx) - accuracy_there
+            ascent = ascend(ctx, params, boxes, start, p.sharpness_steps, stop_below=base - band[1])
+            return base - ascent.lowest_accuracy
 
-        return _searched(ctx, "worst-case magnitude-aware α'" if magnitude else "worst-case α", drop_at)
+        return _searched(ctx, "worst-case magnitude-aware α'" if magnitude else "worst-case α", drop_at, magnitude)
     return ctx.shared(f"worst_case_search_{magnitude}", search)
 
 
-def _searched(ctx, what: str, drop_at) -> SearchResult:
+def _searched(ctx, what: str, drop_at, magnitude: bool) -> SearchResult:
     p = ctx.params
     _accuracy(ctx)
+    if magnitude:
+        band = (p.flatness_target_drop - p.flatness_tolerance, p.flatness_target_drop + p.flatness_tolerance)
+        _check_floor(ctx, what, drop_at(0.0, band))
     result = bisect(drop_at, p.flatness_target_drop, p.flatness_tolerance, p.flatness_search_max,
                     p.flatness_search_depth, p.flatness_bracket_tolerance)
     if not result.within_tolerance:
         ctx.note(f"the {what} search ended at {result.scale:.4g} with an accuracy drop of {result.drop:.4f}, "
                  f"outside {p.flatness_target_drop} ± {p.flatness_tolerance} after {result.steps} steps")
     return result
+
+
+def _check_floor(ctx, what: str, drop: float) -> None:
+    """A magnitude-aware perturbation keeps ε where its scale is 0: if that floor alone drops the
+    accuracy beyond the target, no scale meets it (the bounds' log(m/scale) is then unbounded)."""
+    p = ctx.params
+    if drop > p.flatness_target_drop + p.flatness_tolerance:
+        raise NotApplicable(f"the {what} search has no answer: at scale 0 the perturbation of size "
+                            f"magnitude_eps = {p.magnitude_eps:g} alone drops the train accuracy by at least "
+                            f"{drop:.4f}, more than {p.flatness_target_drop} + {p.flatness_tolerance}")
 
 
 # ---- the bounds -------------------------------------------------------------------------------

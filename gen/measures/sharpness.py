@@ -13,22 +13,34 @@ folded twin.
   gen instead draws element-wise noise on every trainable parameter, biases included, and averages
   ``expected_samples`` draws.
 """
+from dataclasses import dataclass
+
 import torch
 
 from gen.measures.evaluation import loss_and_accuracy, loss_and_gradient, perturbed
 from gen.measures.registry import measure
 
 
+@dataclass
+class Ascent:
+    """What an ascent met: the largest loss, the ν that gave it and the accuracy there (from the same
+    forward pass), and the lowest accuracy at any point it visited (every one lies in the box)."""
+    loss: float
+    deltas: list[torch.Tensor]
+    accuracy: float | None
+    lowest_accuracy: float | None
+
+
 def ascend(ctx, params: list[torch.Tensor], boxes: list[torch.Tensor], start: list[torch.Tensor],
-           steps: int) -> tuple[float, list[torch.Tensor], float | None]:
+           steps: int, stop_below: float | None = None) -> Ascent:
     """Projected sign-gradient ascent of L(w + ν) over the box |ν| ≤ boxes, from ν = start.
 
-    Returns the largest loss met, the ν that gave it and the accuracy there (from the same forward
-    pass, so a caller that wants it needs no further one).
+    With ``stop_below``, it stops at the first point whose accuracy is below it: a caller that only
+    asks whether the box holds such a point has its answer, and the remaining steps are saved.
     """
     x, y = ctx.sample
     step = 2.5 / steps
-    best_loss, best, best_accuracy = float("-inf"), start, None
+    best = Ascent(float("-inf"), start, None, None)
     deltas = start
     for i in range(steps + 1):
         with perturbed(params, deltas):
@@ -37,11 +49,15 @@ def ascend(ctx, params: list[torch.Tensor], boxes: list[torch.Tensor], start: li
                                                           ctx.params.batch_size)
             else:
                 loss, accuracy = loss_and_accuracy(ctx.twin, x, y, ctx.objective, ctx.params.batch_size)
-        if loss > best_loss:
-            best_loss, best, best_accuracy = loss, deltas, accuracy
+        if loss > best.loss:
+            best.loss, best.deltas, best.accuracy = loss, deltas, accuracy
+        if accuracy is not None and (best.lowest_accuracy is None or accuracy < best.lowest_accuracy):
+            best.lowest_accuracy = accuracy
+        if stop_below is not None and accuracy is not None and accuracy < stop_below:
+            break
         if i < steps:
             deltas = [torch.clamp(d + step * b * g.sign(), -b, b) for d, b, g in zip(deltas, boxes, grads)]
-    return best_loss, best, best_accuracy
+    return best
 
 
 def training_loss(ctx) -> float:
@@ -55,7 +71,7 @@ def sharpness_worst(ctx) -> float:
     alpha = ctx.params.sharpness_alpha
     boxes = [alpha * (p.detach().abs() + 1) for p in params]
     base = training_loss(ctx)
-    worst, _, _ = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], ctx.params.sharpness_steps)
+    worst = ascend(ctx, params, boxes, [torch.zeros_like(p) for p in params], ctx.params.sharpness_steps).loss
     return max(worst - base, 0.0) / (1 + base)
 
 
