@@ -514,3 +514,11 @@ def test_magnitude_aware_bounds_are_jiangs_formulas_at_the_scale_found(fitted_cl
     assert value(ctx, "sharpness_mag_init") == pytest.approx(bound(w - w0, alpha, inflation))
     assert value(ctx, "sharpness_mag_orig") == pytest.approx(bound(w, alpha, inflation))
     assert value(ctx, "sharpness_mag_flatness") == pytest.approx(1 / alpha ** 2)
+
+
+def test_a_search_that_ends_outside_the_band_notes_which_side_its_last_drop_bounds(fitted_classifier):
+    model, x, y = fitted_classifier
+    ctx = measure_context(model, x, y, flatness_search_max=1e-6, flatness_search_depth=3)  # too small a range
+    found = random_search(ctx, False)
+    assert not found.within_tolerance and found.drop < 0.09
+    assert any(f"accuracy drop ≤ {found.drop:.4f}" in note for note in ctx.notes), ctx.notes

@@ -177,7 +177,8 @@ def _searched(ctx, what: str, drop_at, magnitude: bool) -> SearchResult:
     result = bisect(drop_at, p.flatness_target_drop, p.flatness_tolerance, p.flatness_search_max,
                     p.flatness_search_depth, p.flatness_bracket_tolerance)
     if not result.within_tolerance:
-        ctx.note(f"the {what} search ended at {result.scale:.4g} with an accuracy drop of {result.drop:.4f}, "
+        side = "≥" if result.drop > p.flatness_target_drop else "≤"  # an early decision returns a bound
+        ctx.note(f"the {what} search ended at {result.scale:.4g} with an accuracy drop {side} {result.drop:.4f}, "
                  f"outside {p.flatness_target_drop} ± {p.flatness_tolerance} after {result.steps} steps")
     return result
 
