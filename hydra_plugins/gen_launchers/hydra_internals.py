@@ -9,9 +9,16 @@ hydra-submitit-launcher 1.2), and tests/test_hydra_internals.py fails loudly if 
 changes any of them.
 """
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # noqa: F401  (gen's sequential launcher)
-from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg  # noqa: F401  (its n_jobs/backend checks)
 
 PINNED = {"hydra-core": "1.3", "hydra-joblib-launcher": "1.2", "hydra-submitit-launcher": "1.2"}
+
+
+def process_joblib_cfg(joblib_cfg: dict) -> None:
+    """hydra-joblib's n_jobs/backend checks, in place; imported here, not above: it imports joblib
+    (0.3 s), and Hydra imports every plugin module, so this one, in every launch."""
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg as process
+
+    process(joblib_cfg)
 
 
 def executor_kind(launcher) -> str:
