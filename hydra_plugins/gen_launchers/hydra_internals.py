@@ -1,7 +1,7 @@
 """Every private name of Hydra and its launcher plugins that gen's launchers use, in one place.
 
-Each has no public equivalent: Hydra exposes no base class for an in-process launcher (its own
-basic launcher lives in ``hydra._internal``); hydra-joblib checks and completes its config in a
+Each has no public equivalent: Hydra exposes no base class for an in-process launcher or a sweeper
+(its basic ones live in ``hydra._internal``); hydra-joblib checks and completes its config in a
 private helper; hydra-submitit names its executor kind in a class attribute; and a failed
 ``JobReturn``'s public getter prints a report and raises, where gen needs the exception itself.  The versions they
 were read from are pinned in pyproject.toml (hydra-core 1.3, hydra-joblib-launcher 1.2,
@@ -9,6 +9,10 @@ hydra-submitit-launcher 1.2), and tests/test_hydra_internals.py fails loudly if 
 changes any of them.
 """
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # noqa: F401  (gen's sequential launcher)
+# gen's sweeper extends basic_sweeper.BasicSweeper, read from the module when it is defined: Hydra's plugin
+# scan executes a module that is already imported once more, making a new BasicSweeper whose __init__
+# (super(BasicSweeper, self)) refuses a subclass of the earlier one.
+from hydra._internal.core_plugins import basic_sweeper  # noqa: F401
 
 PINNED = {"hydra-core": "1.3", "hydra-joblib-launcher": "1.2", "hydra-submitit-launcher": "1.2"}
 
