@@ -1,5 +1,6 @@
 """The dataset zoo (gen/data/): sources, subsets, transforms, caches, and their errors."""
 import math
+import os
 import urllib.error
 
 import numpy as np
@@ -64,6 +65,63 @@ def test_digits_split_follows_data_seed():
     a, b, c = load(["dataset=digits"]), load(["dataset=digits"]), load(["dataset=digits", "dataset.data_seed=1"])
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
     assert not torch.equal(a.x_train, c.x_train)
+
+
+def sklearn_split(test_fraction, data_seed):
+    """The split as gen made it before its disk cache: scikit-learn, called directly."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    labels = digits.target.astype(np.int64)
+    return train_test_split(digits.images.astype(np.float32) / 16.0, labels, test_size=test_fraction,
+                            stratify=labels, random_state=data_seed)
+
+
+@pytest.mark.parametrize("test_fraction, data_seed", [(0.25, 0), (0.25, 1), (0.1, 7), (300, 0)])
+def test_the_digits_split_on_disk_is_scikit_learns_bit_for_bit(tmp_path, monkeypatch, test_fraction, data_seed):
+    """The split as computed, and as read back from disk, is the one gen made before it had the cache."""
+    from gen.data import digits
+
+    expected = sklearn_split(test_fraction, data_seed)
+    computed = digits.split(test_fraction, data_seed)
+    (stored,) = (tmp_path / "cache").glob("digits-split-*.npz")
+    with monkeypatch.context() as patch:
+        patch.setattr(digits, "compute_split", lambda *args: pytest.fail("split again, not read from disk"))
+        read = digits.split(test_fraction, data_seed)
+    for arrays in (computed, read):
+        assert [a.dtype for a in arrays] == [a.dtype for a in expected]
+        assert all(np.array_equal(a, b) for a, b in zip(arrays, expected))
+    assert len(list((tmp_path / "cache").glob("digits-split-*.npz"))) == 1
+    stored.write_bytes(b"not an npz")  # a damaged file is split again and replaced
+    assert all(np.array_equal(a, b) for a, b in zip(digits.split(test_fraction, data_seed), expected))
+    assert np.load(stored, allow_pickle=False)["y_test"].shape == expected[3].shape
+
+
+def test_a_run_whose_digits_split_is_on_disk_does_not_import_scikit_learn(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = ("import sys; from gen.data import digits; digits.split(0.25, 0); "
+            "print('sklearn' in sys.modules)")
+    env = {**os.environ, "GEN_CACHE_DIR": str(tmp_path / "cache")}
+    first, second = (subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                                    text=True, check=True).stdout.strip() for _ in range(2))
+    assert (first, second) == ("True", "False")
+
+
+def test_digits_split_without_a_disk_cache(tmp_path, monkeypatch):
+    from gen.data import digits
+
+    monkeypatch.setenv("GEN_CACHE_DIR", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert all(np.array_equal(a, b) for a, b in zip(digits.split(0.25, 0), sklearn_split(0.25, 0)))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "xdg").exists()
+    monkeypatch.delenv("GEN_CACHE_DIR")
+    digits.split(0.25, 0)
+    assert len(list((tmp_path / "xdg" / "gen").glob("digits-split-*.npz"))) == 1
 
 
 def test_synthetic_mixture_is_balanced_and_centres_are_separation_apart():
