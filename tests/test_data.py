@@ -2,6 +2,7 @@
 import math
 import os
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -378,6 +379,38 @@ def test_replacing_a_source_file_invalidates_the_cache(tmp_path):
     second = load(["dataset=fashion_mnist", f"dataset.root={root}"])
     assert len(second.y_train) == 60 and not torch.equal(first.y_test, second.y_test)
     assert torch.equal(second.y_test, torch.from_numpy(written["test"][1]))
+
+
+@pytest.mark.parametrize("name", VISION)
+def test_each_vision_sets_files_are_those_its_torchvision_class_reads(name, tmp_path):
+    """gen writes the layout out (a cached run never imports torchvision); torchvision's classes say it."""
+    import torchvision.datasets as tvd
+
+    cls = vision.SETS[name].tv_class
+    if issubclass(cls, tvd.MNIST):
+        expected = [tmp_path / cls.__name__ / "raw" / Path(file).stem for file, _ in cls.resources]  # .gz unpacked
+    elif issubclass(cls, tvd.CIFAR10):
+        folder = tmp_path / cls.base_folder
+        expected = [folder / file for file, _ in cls.train_list + cls.test_list] + [folder / cls.meta["filename"]]
+    else:
+        expected = [tmp_path / cls.split_list[split][1] for split in ("train", "test")]
+    assert vision.SETS[name].files(tmp_path) == expected
+
+
+def test_a_run_whose_vision_set_is_cached_does_not_import_torchvision(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    fake.write_mnist(tmp_path / "data")
+    code = ("import sys; from conftest import compose_config; from gen.data import load_data; "
+            f"cfg = compose_config(['dataset=mnist', 'dataset.root={tmp_path / 'data'}']); "
+            "load_data(cfg.dataset, cfg.corruption, 'cpu'); print('torchvision' in sys.modules)")
+    env = {**os.environ, "GEN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO / "tests")}
+    first, second = (subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                                    text=True, check=True).stdout.strip() for _ in range(2))
+    assert (first, second) == ("True", "False")
 
 
 def test_cache_location_defaults_to_the_root_and_can_be_turned_off(tmp_path, monkeypatch):
