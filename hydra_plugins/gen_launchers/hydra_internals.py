@@ -8,11 +8,13 @@ were read from are pinned in pyproject.toml (hydra-core 1.3, hydra-joblib-launch
 hydra-submitit-launcher 1.2), and tests/test_hydra_internals.py fails loudly if an upgrade moves or
 changes any of them.
 """
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # noqa: F401  (gen's sequential launcher)
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # gen's sequential launcher
 # gen's sweeper extends basic_sweeper.BasicSweeper, read from the module when it is defined: Hydra's plugin
 # scan executes a module that is already imported once more, making a new BasicSweeper whose __init__
 # (super(BasicSweeper, self)) refuses a subclass of the earlier one.
-from hydra._internal.core_plugins import basic_sweeper  # noqa: F401
+from hydra._internal.core_plugins import basic_sweeper
+
+__all__ = ["BasicLauncher", "basic_sweeper", "PINNED", "process_joblib_cfg", "executor_kind", "failure_of"]
 
 PINNED = {"hydra-core": "1.3", "hydra-joblib-launcher": "1.2", "hydra-submitit-launcher": "1.2"}
 
