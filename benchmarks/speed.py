@@ -15,6 +15,7 @@ Sections (all baselines are measured in the same run, on the same data and model
    images, trained one after another on our path and in lockstep (``trainer.ensemble=8``).
 3. ``multirun``: ``python launch.py -m seed=0..19`` of tiny jobs on digits in a subprocess; the
    per-job overhead is the gap between consecutive jobs' ``metrics.json`` writes minus their training.
+   The digits' split is on disk first, as for every sweep after a user's first (gen.data.digits).
 4. ``collect``: ``analysis.collect.collect`` over 10,000 generated ``metrics.json`` files.
 5. ``measures``: the ``default`` and ``all`` measure sets on fc H=1024 trained for three epochs (it
    fits the images), as a fraction of one training epoch, with every measure's seconds (a shared intermediate result, such as a σ
@@ -297,6 +298,10 @@ def bench_data_load(root: Path) -> dict:
 
 # ---- a sequential multirun ---------------------------------------------------------------------------
 def bench_multirun(jobs: int, workdir: Path) -> dict:
+    from gen.data import digits
+
+    dataset = compose([]).dataset
+    digits.split(dataset.test_fraction, dataset.data_seed)  # the first digits run ever pays scikit-learn's import
     sweep = workdir / "sweep"
     args = [sys.executable, str(REPO / "launch.py"), "-m", f"seed=range(0,{jobs})", "trainer.max_epochs=1",
             "trainer.progress=false", "model.hidden_units=16", "measure=none", "trainer.save_weights=false",
@@ -502,7 +507,8 @@ def bench_startup(root: Path, workdir: Path, repeats: int) -> dict:
         overheads.append(wall - json.loads((run_dir / "metrics.json").read_text())["timing"]["train_s"])
     out["run_overhead_s"] = min(overheads)
     # the floor any torch training script pays: importing torch, and the torch._dynamo import its
-    # optimizers trigger on first use
+    # optimizers trigger on first use (building one here; every Optimizer.step imports it too, and calls
+    # torch._dynamo.graph_break(), so no training run avoids it)
     floor = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -1,6 +1,8 @@
 """The dataset zoo (gen/data/): sources, subsets, transforms, caches, and their errors."""
 import math
+import os
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +66,63 @@ def test_digits_split_follows_data_seed():
     a, b, c = load(["dataset=digits"]), load(["dataset=digits"]), load(["dataset=digits", "dataset.data_seed=1"])
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
     assert not torch.equal(a.x_train, c.x_train)
+
+
+def sklearn_split(test_fraction, data_seed):
+    """The split as gen made it before its disk cache: scikit-learn, called directly."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    labels = digits.target.astype(np.int64)
+    return train_test_split(digits.images.astype(np.float32) / 16.0, labels, test_size=test_fraction,
+                            stratify=labels, random_state=data_seed)
+
+
+@pytest.mark.parametrize("test_fraction, data_seed", [(0.25, 0), (0.25, 1), (0.1, 7), (300, 0)])
+def test_the_digits_split_on_disk_is_scikit_learns_bit_for_bit(tmp_path, monkeypatch, test_fraction, data_seed):
+    """The split as computed, and as read back from disk, is the one gen made before it had the cache."""
+    from gen.data import digits
+
+    expected = sklearn_split(test_fraction, data_seed)
+    computed = digits.split(test_fraction, data_seed)
+    (stored,) = (tmp_path / "cache").glob("digits-split-*.npz")
+    with monkeypatch.context() as patch:
+        patch.setattr(digits, "compute_split", lambda *args: pytest.fail("split again, not read from disk"))
+        read = digits.split(test_fraction, data_seed)
+    for arrays in (computed, read):
+        assert [a.dtype for a in arrays] == [a.dtype for a in expected]
+        assert all(np.array_equal(a, b) for a, b in zip(arrays, expected))
+    assert len(list((tmp_path / "cache").glob("digits-split-*.npz"))) == 1
+    stored.write_bytes(b"not an npz")  # a damaged file is split again and replaced
+    assert all(np.array_equal(a, b) for a, b in zip(digits.split(test_fraction, data_seed), expected))
+    assert np.load(stored, allow_pickle=False)["y_test"].shape == expected[3].shape
+
+
+def test_a_run_whose_digits_split_is_on_disk_does_not_import_scikit_learn(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = ("import sys; from gen.data import digits; digits.split(0.25, 0); "
+            "print('sklearn' in sys.modules)")
+    env = {**os.environ, "GEN_CACHE_DIR": str(tmp_path / "cache")}
+    first, second = (subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                                    text=True, check=True).stdout.strip() for _ in range(2))
+    assert (first, second) == ("True", "False")
+
+
+def test_digits_split_without_a_disk_cache(tmp_path, monkeypatch):
+    from gen.data import digits
+
+    monkeypatch.setenv("GEN_CACHE_DIR", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert all(np.array_equal(a, b) for a, b in zip(digits.split(0.25, 0), sklearn_split(0.25, 0)))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "xdg").exists()
+    monkeypatch.delenv("GEN_CACHE_DIR")
+    digits.split(0.25, 0)
+    assert len(list((tmp_path / "xdg" / "gen").glob("digits-split-*.npz"))) == 1
 
 
 def test_synthetic_mixture_is_balanced_and_centres_are_separation_apart():
@@ -320,6 +379,38 @@ def test_replacing_a_source_file_invalidates_the_cache(tmp_path):
     second = load(["dataset=fashion_mnist", f"dataset.root={root}"])
     assert len(second.y_train) == 60 and not torch.equal(first.y_test, second.y_test)
     assert torch.equal(second.y_test, torch.from_numpy(written["test"][1]))
+
+
+@pytest.mark.parametrize("name", VISION)
+def test_each_vision_sets_files_are_those_its_torchvision_class_reads(name, tmp_path):
+    """gen writes the layout out (a cached run never imports torchvision); torchvision's classes say it."""
+    import torchvision.datasets as tvd
+
+    cls = vision.SETS[name].tv_class
+    if issubclass(cls, tvd.MNIST):
+        expected = [tmp_path / cls.__name__ / "raw" / Path(file).stem for file, _ in cls.resources]  # .gz unpacked
+    elif issubclass(cls, tvd.CIFAR10):
+        folder = tmp_path / cls.base_folder
+        expected = [folder / file for file, _ in cls.train_list + cls.test_list] + [folder / cls.meta["filename"]]
+    else:
+        expected = [tmp_path / cls.split_list[split][1] for split in ("train", "test")]
+    assert vision.SETS[name].files(tmp_path) == expected
+
+
+def test_a_run_whose_vision_set_is_cached_does_not_import_torchvision(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    fake.write_mnist(tmp_path / "data")
+    code = ("import sys; from conftest import compose_config; from gen.data import load_data; "
+            f"cfg = compose_config(['dataset=mnist', 'dataset.root={tmp_path / 'data'}']); "
+            "load_data(cfg.dataset, cfg.corruption, 'cpu'); print('torchvision' in sys.modules)")
+    env = {**os.environ, "GEN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO / "tests")}
+    first, second = (subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                                    text=True, check=True).stdout.strip() for _ in range(2))
+    assert (first, second) == ("True", "False")
 
 
 def test_cache_location_defaults_to_the_root_and_can_be_turned_off(tmp_path, monkeypatch):

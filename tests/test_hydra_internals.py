@@ -45,3 +45,13 @@ def test_submitit_launchers_name_their_executor():
 
     assert hydra_internals.executor_kind(SlurmLauncher) == "slurm"
     assert hydra_internals.executor_kind(LocalLauncher) == "local"
+
+
+def test_the_basic_sweeper_checks_a_batch_by_composing_each_job():
+    from hydra.plugins.sweeper import Sweeper
+
+    sweeper = hydra_internals.basic_sweeper.BasicSweeper
+    assert issubclass(sweeper, Sweeper)
+    assert list(inspect.signature(sweeper).parameters) == ["max_batch_size", "params"]
+    assert list(inspect.signature(sweeper.validate_batch_is_legal).parameters) == ["self", "batch"]
+    assert "self.validate_batch_is_legal(batch)" in inspect.getsource(sweeper.sweep)  # what gen's sweeper skips

@@ -186,3 +186,64 @@ def test_a_sweep_folder_name_is_a_plain_folder_name_and_unique():
            sweep_name(None, [f"seed={','.join(map(str, range(200)))}"]), sweep_name(None, ["optimizer/schedule=cosine"])]
     assert sweep_name(None, ["seed=1", "seed=0,1"]) != sweep_name(None, ["seed=0,1", "seed=1"])
     assert len(set(odd)) == 4 and all(plain.fullmatch(name) for name in odd), odd
+
+
+COUNT_COMPOSES = """
+import json, os, runpy, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+compose, composed = ConfigLoaderImpl.load_sweep_config, []
+
+def counted(self, master_config, sweep_overrides):
+    composed.append([o for o in sweep_overrides if o.startswith("seed=")])
+    return compose(self, master_config, sweep_overrides)
+
+ConfigLoaderImpl.load_sweep_config = counted
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as `python launch.py` has it
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    with open("composed.json", "w") as f:
+        json.dump(composed, f)
+"""
+
+
+def test_a_multirun_composes_each_job_config_once(tmp_path):
+    """gen's launchers compose and check every job before the first starts, so gen's sweeper does not
+    compose them all once more first, as Hydra's basic sweeper does."""
+    import subprocess
+    import sys
+
+    from tests.conftest import LAUNCH
+
+    proc = subprocess.run([sys.executable, "-c", COUNT_COMPOSES, str(LAUNCH), "-m", *TINY, "seed=0,1", *QUIET],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(sweep_runs(tmp_path)) == 2
+    composed = json.loads((tmp_path / "composed.json").read_text())
+    assert sorted(composed) == [["seed=0"], ["seed=1"]], composed
+
+
+def test_every_launcher_of_conf_composes_every_job_first():
+    """What lets gen's sweeper skip its own pass; a launcher without it gets Hydra's check of the batch."""
+    from types import SimpleNamespace
+
+    import hydra.utils
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.gen_launchers.gen_sweeper import GenSweeper
+    from tests.conftest import CONF
+
+    for path in sorted((CONF / "hydra" / "launcher").glob("*.yaml")):
+        launcher = hydra.utils.get_class(OmegaConf.load(path)._target_)
+        assert getattr(launcher, "composes_every_job_first", False), path.name
+    composed = []
+    loader = SimpleNamespace(load_sweep_config=lambda master_config, sweep_overrides: composed.append(sweep_overrides))
+    sweeper = GenSweeper(max_batch_size=None)
+    sweeper.config, sweeper.hydra_context = OmegaConf.create(), SimpleNamespace(config_loader=loader)
+    sweeper.launcher = hydra.utils.get_class(OmegaConf.load(CONF / "hydra" / "launcher" / "sequential.yaml")._target_)()
+    sweeper.validate_batch_is_legal([["seed=0"]])
+    sweeper.launcher = object()  # not one of gen's
+    sweeper.validate_batch_is_legal([["seed=0"]])
+    assert composed == [["seed=0"]]

@@ -7,7 +7,7 @@ source files' sizes and modification times, and :data:`VERSION`.  Bump ``VERSION
 decoding or these transforms change, so stale files are never read.
 
 The disk cache lives in ``$GEN_CACHE_DIR`` if set (``GEN_CACHE_DIR=off`` disables it), otherwise
-in ``<dataset.root>/.gen_cache``.  Files are written atomically (temp file + rename), so parallel
+in ``<dataset.root>/.gen_cache`` (data without a root, digits' splits: :func:`user_folder`).  Files are written atomically (temp file + rename), so parallel
 jobs racing to fill it are safe; an unwritable folder only costs the caching (a warning is logged).
 """
 import hashlib
@@ -74,6 +74,11 @@ def disk_folder(default: Path) -> Path | None:
     if configured.lower() == "off":
         return None
     return Path(configured).expanduser()
+
+
+def user_folder() -> Path:
+    """The default folder of caches of data that has no ``dataset.root``: ``$XDG_CACHE_HOME/gen``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "gen"
 
 
 def disk_path(folder: Path, name: str, key: str) -> Path:

@@ -31,23 +31,17 @@ def _tvd():
 class VisionSet:
     class_name: str  # of torchvision.datasets
     num_classes: int
+    # The files torchvision reads for the train and test splits, under the root, in the order its class
+    # lists them (they key the disk cache).  Written out, not read from the class, so that a run whose
+    # data is cached never imports torchvision; tests/test_data.py checks them against torchvision's.
+    layout: tuple[str, ...]
 
     @property
     def tv_class(self) -> type:
         return getattr(_tvd(), self.class_name)
 
     def files(self, root: Path) -> list[Path]:
-        """The files torchvision reads for the train and test splits."""
-        cls, tvd = self.tv_class, _tvd()
-        if issubclass(cls, tvd.MNIST):
-            folder = root / cls.__name__ / "raw"
-            return [folder / Path(name).stem for name, _ in cls.resources]   # the .gz names, unpacked
-        if issubclass(cls, tvd.CIFAR10):
-            folder = root / cls.base_folder
-            return [folder / name for name, _ in cls.train_list + cls.test_list] + [folder / cls.meta["filename"]]
-        if cls is tvd.SVHN:
-            return [root / cls.split_list[split][1] for split in ("train", "test")]
-        raise TypeError(f"no file layout known for {cls.__name__}")
+        return [root / name for name in self.layout]
 
     def open(self, root: Path, train: bool, download: bool):
         if self.class_name == "SVHN":
@@ -55,12 +49,18 @@ class VisionSet:
         return self.tv_class(str(root), train=train, download=download)
 
 
+def _idx_files(folder: str) -> tuple[str, ...]:
+    return tuple(f"{folder}/raw/{split}-{kind}" for split in ("train", "t10k")
+                 for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+
+
 SETS = {
-    "mnist": VisionSet("MNIST", 10),
-    "fashion_mnist": VisionSet("FashionMNIST", 10),
-    "cifar10": VisionSet("CIFAR10", 10),
-    "cifar100": VisionSet("CIFAR100", 100),
-    "svhn": VisionSet("SVHN", 10),
+    "mnist": VisionSet("MNIST", 10, _idx_files("MNIST")),
+    "fashion_mnist": VisionSet("FashionMNIST", 10, _idx_files("FashionMNIST")),
+    "cifar10": VisionSet("CIFAR10", 10, tuple(f"cifar-10-batches-py/{name}" for name in (
+        "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"))),
+    "cifar100": VisionSet("CIFAR100", 100, ("cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta")),
+    "svhn": VisionSet("SVHN", 10, ("train_32x32.mat", "test_32x32.mat")),
 }
 
 

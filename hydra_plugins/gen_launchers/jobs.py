@@ -18,6 +18,15 @@ def start_sweep(launcher) -> None:
     Path(str(launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
 
+class ComposesEveryJobFirst:
+    """A launcher whose ``launch`` composes and checks every job's config with :func:`compose_jobs`
+    before it starts any job: gen's sweeper (gen_sweeper.py) leaves the batch's check to it.
+
+    The sweeper reads the attribute, not ``isinstance``: Hydra's plugin scan executes each plugin
+    module again after another one imported it, so this class may exist twice."""
+    composes_every_job_first = True
+
+
 def compose_jobs(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
                  job_id=lambda config, idx: idx) -> list[DictConfig]:
     """Each job's config, numbered from ``initial_job_idx``; ``job_id`` names ``hydra.job.id``.

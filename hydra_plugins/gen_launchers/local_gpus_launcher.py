@@ -10,14 +10,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, run_job, setup_globals
 from hydra_plugins.gen_launchers.hydra_internals import process_joblib_cfg
-from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, start_sweep, units_of
+from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, start_sweep, units_of
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
 
-class LocalGpusLauncher(JoblibLauncher):
+class LocalGpusLauncher(ComposesEveryJobFirst, JoblibLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from joblib import Parallel, delayed
 

@@ -9,12 +9,12 @@ from typing import Sequence
 
 from hydra.core.utils import JobReturn, configure_log, run_job
 from hydra_plugins.gen_launchers.hydra_internals import BasicLauncher
-from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, start_sweep, units_of
+from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, start_sweep, units_of
 
 log = logging.getLogger(__name__)
 
 
-class SequentialLauncher(BasicLauncher):
+class SequentialLauncher(ComposesEveryJobFirst, BasicLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from gen.sweeps import ensemble  # lazily: Hydra imports every plugin module at startup
         from gen.sweeps.sweep_progress import SweepProgress

@@ -25,7 +25,7 @@ from typing import Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from hydra_plugins.gen_launchers.hydra_internals import executor_kind, failure_of
-from hydra_plugins.gen_launchers.jobs import compose_jobs, in_job_order, units_of
+from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, units_of
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -36,7 +36,7 @@ class RunFailed(Exception):
     """Raised on the node after a run failed, so that the job's exit status says so."""
 
 
-class FrozenConfigMixin:
+class FrozenConfigMixin(ComposesEveryJobFirst):
     """Overrides BaseSubmititLauncher's ``launch`` (main process) and ``__call__`` (on the node)."""
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
