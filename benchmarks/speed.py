@@ -18,7 +18,8 @@ Sections (all baselines are measured in the same run, on the same data and model
    The digits' split is on disk first, as for every sweep after a user's first (gen.data.digits).
 4. ``collect``: ``analysis.collect.collect`` over 10,000 generated ``metrics.json`` files.
 5. ``measures``: the ``default`` and ``all`` measure sets on fc H=1024 trained for three epochs (it
-   fits the images), as a fraction of one training epoch, with every measure's seconds (a shared intermediate result, such as a σ
+   fits the images), as a fraction of one training epoch, with every measure's seconds, on one thread
+   (as a run computes them: GEN_CPU_THREADS) and on every core (a shared intermediate result, such as a σ
    search or the Gauss-Newton diagonal, counts for the first measure that needs it).
 6. ``augment``: one epoch of a small conv net (``alexnet_small`` with 16 and 32 channels) and of ``fc``
    H=64 on 10,000 of those images with ``augment=crop_flip`` and without (gen.data.augment), interleaved;
@@ -355,8 +356,6 @@ MEASURE_EPOCHS = 3  # fc H=1024 first fits the images to about 99% train accurac
 
 
 def bench_measures(root: Path, sets: list[str], hidden: int, budget_s: int) -> dict:
-    from gen.measures import compute_measures
-
     cfg = compose(mnist_overrides(root, hidden))
     trainer, init_state = build_ours(cfg)
     trainer.evaluate_row()
@@ -366,21 +365,28 @@ def bench_measures(root: Path, sets: list[str], hidden: int, budget_s: int) -> d
     print(f"  trained {MEASURE_EPOCHS} epochs: train accuracy {row['train_acc']:.3f}", flush=True)
     for name in sets:
         measure_cfg = compose(mnist_overrides(root, hidden, [f"measure={name}"])).measure
-        try:
-            with _time_limit(budget_s):
-                result = compute_measures(measure_cfg, trainer.model, init_state, trainer.data, trainer.record)
-        except TimeoutError:
-            out[name] = {"seconds": None, "timed_out_after_s": budget_s,
-                         "fraction_of_epoch": f"> {budget_s / epoch_s:.0f}"}
-            print(f"  measure={name}: not finished after {budget_s}s (> {budget_s / epoch_s:.0f} epochs)", flush=True)
-            continue
-        slowest = sorted(result.seconds.items(), key=lambda kv: -kv[1])[:5]
-        out[name] = {"seconds": result.total_seconds, "fraction_of_epoch": result.total_seconds / epoch_s,
-                     "slowest": dict(slowest), "measures": len(result.values), "per_measure_s": result.seconds,
-                     "values": result.values, "notes": result.notes}
-        print(f"  measure={name}: {result.total_seconds:.2f}s = {result.total_seconds / epoch_s:.1%} of an epoch "
-              f"({epoch_s:.2f}s); slowest {', '.join(f'{k} {v:.2f}s' for k, v in slowest)}", flush=True)
+        for threads in sorted({1, DEFAULT_THREADS}):  # a run's one thread (GEN_CPU_THREADS), and every core
+            label = name if threads == 1 else f"{name} on {threads} threads"
+            with _threads(threads):
+                out[label] = _measure_set(measure_cfg, trainer, init_state, budget_s, epoch_s, label)
     return out
+
+
+def _measure_set(measure_cfg, trainer, init_state, budget_s: int, epoch_s: float, label: str) -> dict:
+    from gen.measures import compute_measures
+
+    try:
+        with _time_limit(budget_s):
+            result = compute_measures(measure_cfg, trainer.model, init_state, trainer.data, trainer.record)
+    except TimeoutError:
+        print(f"  measure={label}: not finished after {budget_s}s (> {budget_s / epoch_s:.0f} epochs)", flush=True)
+        return {"seconds": None, "timed_out_after_s": budget_s, "fraction_of_epoch": f"> {budget_s / epoch_s:.0f}"}
+    slowest = sorted(result.seconds.items(), key=lambda kv: -kv[1])[:5]
+    print(f"  measure={label}: {result.total_seconds:.2f}s = {result.total_seconds / epoch_s:.1%} of an epoch "
+          f"({epoch_s:.2f}s); slowest {', '.join(f'{k} {v:.2f}s' for k, v in slowest)}", flush=True)
+    return {"seconds": result.total_seconds, "fraction_of_epoch": result.total_seconds / epoch_s,
+            "slowest": dict(slowest), "measures": len(result.values), "per_measure_s": result.seconds,
+            "values": result.values, "notes": result.notes}
 
 
 @contextlib.contextmanager

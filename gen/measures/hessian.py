@@ -1,6 +1,6 @@
 """Curvature of the training loss (objective on the subsample, w.r.t. the folded twin's trainable
-parameters), from torch.func: Hessian-vector products for Hutchinson's trace estimate and for
-the top eigenvalue (Lanczos), and the Gauss–Newton diagonal for minimum sharpness.
+parameters): Hessian-vector products for Hutchinson's trace estimate and for the top eigenvalue
+(Lanczos), and the Gauss–Newton diagonal for minimum sharpness.
 
 The trace.  Where the network is piecewise linear in each single parameter (Linear/Conv layers,
 ReLU-type activations, pooling, sums and concatenations, BatchNorm folded: what path norms
@@ -28,20 +28,18 @@ def _trainable(ctx) -> tuple[list[str], tuple[torch.Tensor, ...]]:
 
 
 def hessian_vector_product(ctx, vector: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """H·v for the mean loss over the subsample, accumulated over batches."""
-    names, params = _trainable(ctx)
+    """H·v for the mean loss over the subsample, accumulated over batches: the gradient of ∇L·v by a
+    second backward pass (on CPU about 30% cheaper than torch.func's forward-over-reverse jvp)."""
+    params = [p for _, p in ctx.parameters()]
     x, y = ctx.sample
-    objective, twin = ctx.objective, ctx.twin
-
     total = tuple(torch.zeros_like(p) for p in params)
     for i in range(0, len(x), ctx.params.batch_size):
         xb, yb = x[i:i + ctx.params.batch_size], y[i:i + ctx.params.batch_size]
-
-        def batch_loss(ps):
-            out = tf.functional_call(twin, dict(zip(names, ps)), (xb,))
-            return objective.loss(out.float(), yb, reduction="sum")
-
-        _, product = tf.jvp(tf.grad(batch_loss), (params,), (vector,))
+        with torch.enable_grad():
+            loss = ctx.objective.loss(ctx.twin(xb).float(), yb, reduction="sum")
+            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True, materialize_grads=True)
+            along = sum((g * v).sum() for g, v in zip(grads, vector))
+            product = torch.autograd.grad(along, params, allow_unused=True, materialize_grads=True)
         total = tuple(t + h for t, h in zip(total, product))
     return tuple(t / len(x) for t in total)
 
