@@ -61,15 +61,29 @@ def test_schemas_hold_no_defaults(group):
                     stack.append(field.type)
 
 
-# ids that gen 0.3.0 (before the layout moved) gave these configs
+# ids that gen 0.3.0 to 0.5.0 gave these configs (the measure group hashed too), and the ids of 0.6.0, which
+# hash what determines the trained network: the measure set left out, unless it lists a measure that
+# watches training (measure=all lists bias_trajectory: its id is measure=trajectory's)
 IDS_OF_0_3_0 = {"": "516771dd7fc7", "optimizer=adashift": "9edc74c8647f", "optimizer=adam model=mlp1": "5fa20b3d9c22",
-                "measure=all": "059120aa79b3"}
+                "measure=all": "059120aa79b3", "measure=norms": "a2c532e1ce31", "measure=trajectory": "490b868ad2a0"}
+IDS_OF_0_6_0 = {"": "748120020a04", "optimizer=adashift": "c0f2b750e61f", "optimizer=adam model=mlp1": "4ed11bb92fe3",
+                "measure=all": "638b1ac42f3b", "measure=norms": "748120020a04", "measure=trajectory": "638b1ac42f3b"}
 
 
-@pytest.mark.parametrize("overrides", IDS_OF_0_3_0)
-def test_run_ids_are_those_of_0_3_0(overrides):
-    """0.4.0 moved modules (AdaShift: gen.optim → gen.training.adashift): every run keeps its folder."""
+@pytest.mark.parametrize("overrides", IDS_OF_0_6_0)
+def test_run_ids_hash_the_trained_network(overrides):
     from gen.sweeps.run_id import run_id
     from tests.conftest import compose_config
 
-    assert run_id(compose_config(overrides.split())) == IDS_OF_0_3_0[overrides]
+    assert run_id(compose_config(overrides.split())) == IDS_OF_0_6_0[overrides]
+
+
+@pytest.mark.parametrize("overrides", IDS_OF_0_3_0)
+def test_each_old_id_maps_to_its_new_id(overrides):
+    """gen.migrate renames a folder of 0.3.0-0.5.0 by these two functions; 0.4.0's moved modules
+    (AdaShift: gen.optim → gen.training.adashift) still hash their old paths."""
+    from gen.sweeps.run_id import legacy_run_id, run_id
+    from tests.conftest import compose_config
+
+    cfg = compose_config(overrides.split())
+    assert (legacy_run_id(cfg), run_id(cfg)) == (IDS_OF_0_3_0[overrides], IDS_OF_0_6_0[overrides])

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from gen.measures.conventions import CONVENTIONS, MEANINGS, settings
 from gen.measures.pacbayes import noise_std, random_search
-from gen.sweeps.run_id import run_id
+from gen.sweeps.run_id import legacy_run_id, run_id
 from gen.config.measure import CONVENTION_NAMES
 from tests.conftest import compose_config, measure_context, measure_value as value, metrics_files, relu_mlp as mlp
 from tests.test_measures_flatness import fit_blob_classifier, monte_carlo_accuracy_drop
@@ -146,9 +146,10 @@ def test_the_gen_convention_is_the_default_and_adding_the_keys_moved_no_run_id()
     del before.measure.params["convention"]
     del before.measure.params["flatness_bracket_tolerance"]
     before.measure.params.conv_spectral = "fft"
-    assert run_id(cfg) == run_id(before)
+    assert legacy_run_id(cfg) == legacy_run_id(before)  # gen <= 0.5 hashed measure params (gen.migrate)
     moved = compose_config(["measure=jiang2020", "model=vgg", "measure.params.convention=jiang2020"])
-    assert run_id(moved) != run_id(cfg)
+    assert legacy_run_id(moved) != legacy_run_id(cfg)
+    assert run_id(moved) == run_id(cfg)  # 0.6: measure parameters never move a run (they are in its record)
 
 
 @pytest.mark.parametrize("override,key", [("measure.params.convention=foo", "measure.params.convention"),

@@ -146,3 +146,11 @@ def test_results_time_each_measure_and_leave_the_model_untouched():
     assert results.total_seconds >= sum(results.seconds.values())
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_measures_that_watch_training_are_those_the_run_id_keeps():
+    """gen.sweeps.run_id reads the torch-free list in gen.config.measure; the registry is the truth."""
+    from gen.config.measure import TRACKED_MEASURES
+    from gen.measures.registry import MEASURES
+
+    assert set(TRACKED_MEASURES) == {name for name, m in MEASURES.items() if m.needs_trajectory}

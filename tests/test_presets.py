@@ -127,7 +127,7 @@ def test_s2_presets_sweep_the_models_with_zhangs_learning_rates(preset):
 def test_s2_run_ids_are_those_of_the_earlier_s2_model_group():
     """Ids computed with the old experiment/s2_model@_global_=MODEL composition (0.3.0): the presets'
     existing run folders are still found."""
-    from gen.sweeps.run_id import run_id
+    from gen.sweeps.run_id import legacy_run_id as run_id  # the rule of those ids (gen.migrate renames them)
     from tests.conftest import compose_config
 
     before = {("zhang_randomization", "mlp1", "corruption=random_labels"): "00acead99207",

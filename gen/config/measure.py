@@ -15,6 +15,10 @@ from gen.config.base import SEED_MAX, ConfigError, register, spec
 # The rows of gen.measures.conventions.CONVENTIONS (importing it here would be circular; a test keeps
 # the two equal).
 CONVENTION_NAMES = ["gen", "jiang2020", "neyshabur2017"]
+# The measures that watch training (gen.measures.registry's ``needs_trajectory``: a per-step tracker in
+# the training loop), named here, where no torch is imported, because they stay in the run id
+# (gen.sweeps.run_id); tests/test_measures_sets.py keeps this list equal to the registry's.
+TRACKED_MEASURES = ("bias_trajectory", "bias_variance")
 
 
 @dataclass

@@ -41,6 +41,14 @@ def measure(name: str, size_adjust: str | None = None, needs_trajectory: bool = 
     return wrap
 
 
+def code_identity(name: str) -> str:
+    """Which code computed the measure ``name``, as a record keeps it beside the value: a value computed
+    by other code is computed again by gen.remeasure, never mixed in silently."""
+    import gen
+
+    return f"gen {gen.__version__}"
+
+
 def known_names() -> list[str]:
     """Every name a measure set may list: the registered measures and their size-adjusted forms."""
     names = list(MEASURES)

@@ -1,19 +1,28 @@
-"""A run's id: a short hash of its resolved config, so a relaunched sweep maps each job to the
-same folder.  Registered as the OmegaConf resolver ``${run_id:}`` used by ``hydra.run.dir``.
+"""A run's id: a short hash of what determines its trained network, so a relaunched sweep maps each
+job to the same folder.  Registered as the OmegaConf resolver ``${run_id:}`` used by ``hydra.run.dir``.
+
+The id hashes the resolved config less the keys that say how to run (below) and less the ``measure``
+group: which measures are computed on a trained network does not change the network, so a run trained
+once is measured many times (gen.remeasure) in one folder.  The exception are measures that watch
+training (per-step trajectory tracking, ``TRACKED_MEASURES``): when a set lists one, the training loop
+runs a tracker and its history rows hold the tracked values, so those names stay in the id.
 
 The same hash of the config a metrics.json records (:func:`run_id_of_record`) lets every reader check
-that a record is the record of its own config."""
+that a record is the record of its own config.  :func:`legacy_run_id` is gen <= 0.5's rule (the whole
+measure group in the id), kept for gen.migrate alone."""
 import hashlib
 import json
 import re
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from gen.config.measure import TRACKED_MEASURES
+
 # Keys that say how to run, not what to compute: changing them must not move a run's folder.
 NOT_IN_ID = ("hydra", "rerun", "name", "analysis", "logger")  # logger: trackers are views of metrics.json
 NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size", "ensemble",
-                     "divergence")
-# Measure parameters added after runs had ids: (new default, what the id hashes in its place;
+                     "divergence", "save_epochs")  # save_epochs: extra weight files, the same training
+# gen <= 0.5 (legacy ids only): measure parameters added after runs had ids: (new default, what the id hashes in its place;
 # OMIT leaves the key out).  At that default they compute what the runs before them computed (the
 # bracket tolerance: to within the flatness searches' own precision), so adding them moved no
 # run's folder.
@@ -35,7 +44,24 @@ def run_id(cfg: DictConfig) -> str:
 
 def run_id_of_record(config: dict) -> str:
     """The id of the run whose resolved config (as metrics.json records it) is ``config``."""
-    return _hash(_without_how_to_run({k: v for k, v in config.items() if k not in NOT_IN_ID}))
+    return _hash(_training_identity(_without_how_to_run({k: v for k, v in config.items() if k not in NOT_IN_ID})))
+
+
+def legacy_run_id(config: dict | DictConfig) -> str:
+    """The id gen <= 0.5 gave this config (its measure group hashed too): for gen.migrate alone."""
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)
+    content = _without_how_to_run({k: v for k, v in config.items() if k not in NOT_IN_ID})
+    measure = content.get("measure")
+    if isinstance(measure, dict) and isinstance(measure.get("params"), dict):
+        content = {**content, "measure": {**measure, "params": _as_before_added_params(measure["params"])}}
+    return _hash(content)
+
+
+def tracked_names(measure: dict | None) -> list[str]:
+    """The measures of a set that watch training (they keep it in the id), sorted."""
+    names = (measure or {}).get("names") or []
+    return sorted({name for name in names if name in TRACKED_MEASURES})
 
 
 def looks_like_run_id(name: str) -> bool:
@@ -47,7 +73,17 @@ def identity(cfg: DictConfig) -> dict:
     content = {k: OmegaConf.to_container(cfg[k], resolve=True)
                if isinstance(cfg[k], (DictConfig, ListConfig)) else cfg[k]
                for k in cfg.keys() if k not in NOT_IN_ID}
-    return _without_how_to_run(content)
+    return _training_identity(_without_how_to_run(content))
+
+
+def _training_identity(content: dict) -> dict:
+    """Without the measure group, unless it lists measures that watch training (then their names alone)."""
+    measure = content.get("measure")
+    content = {k: v for k, v in content.items() if k != "measure"}
+    tracked = tracked_names(measure if isinstance(measure, dict) else None)
+    if tracked:
+        content["measure"] = {"tracked": tracked}
+    return content
 
 
 def _without_how_to_run(content: dict) -> dict:
@@ -60,14 +96,11 @@ def _without_how_to_run(content: dict) -> dict:
         node = content.get(group)
         if isinstance(node, dict) and node.get("_target_") in MOVED_TARGETS:
             content = {**content, group: {**node, "_target_": MOVED_TARGETS[node["_target_"]]}}
-    measure = content.get("measure")
-    if isinstance(measure, dict) and isinstance(measure.get("params"), dict):
-        content = {**content, "measure": {**measure, "params": _as_before_added_params(measure["params"])}}
     return content
 
 
 def _as_before_added_params(params: dict) -> dict:
-    """Measure parameters added later, at their defaults, hash as the runs before them did."""
+    """Measure parameters added later, at their defaults, hash as the runs before them did (legacy ids)."""
     if params.get("convention", "gen") != "gen":
         return params
     hashed_params = dict(params)
