@@ -1,6 +1,6 @@
 """Write run folders exactly as a real sweep leaves them, from numbers you choose.
 
-For the analysis tests and the ``collect`` benchmark: each run folder gets a schema-1
+For the analysis tests and the ``collect`` benchmark: each run folder gets a current-schema
 ``metrics.json`` with every block (docs/records.md), Hydra's ``.hydra/config.yaml`` and
 ``overrides.yaml``, and a log.  A sweep root also gets a ``multirun.yaml``.  Nothing here trains
 anything: the caller supplies the results it wants analysis to find.
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from gen.record import SCHEMA_VERSION
 from gen.sweeps.run_id import run_id_of_record
 
+PARAMS_KEY = "0123abcd"  # the one measure_params entry of a written run
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -91,7 +93,7 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([]))
     (run_dir / "launch.log").write_text(f"[gen] {status} {run_dir.name}\n")
-    record = {"schema": 1, "run_id": run_id_of(config), "status": status, "config": config, "overrides": [],
+    record = {"schema": SCHEMA_VERSION, "run_id": run_id_of(config), "status": status, "config": config, "overrides": [],
               "experiment": None, "seed": config["seed"],
               "env": {"python": "3.11", "torch": "2.14.1", "device": "cpu", "git_sha": None, "host": "test",
                       "package_version": "0.1.0"}}
@@ -109,6 +111,8 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
             final=_final(last),
             interpolation=interpolation or _interpolation(history),
             measures=measures or {},
+            measured={name: {"params": PARAMS_KEY, "code": "gen 0.1.0", "seconds": 0.01} for name in measures or {}},
+            measure_params={PARAMS_KEY: config.get("measure", {}).get("params", {})},
             history=history,
             timing={"total_s": last["seconds"] + 0.5, "data_s": 0.1, "train_s": last["seconds"],
                     "measures_s": 0.1, "train_samples_per_s": 50000.0},

@@ -22,7 +22,8 @@ import gen
 from gen import atomic
 from gen.sweeps.run_id import looks_like_run_id, run_id_of_record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 (gen 0.6): run ids without the measure set; each measure's provenance beside its value
+LEGACY_SCHEMA = 1   # gen <= 0.5: ``python -m gen.migrate`` upgrades such folders in place
 METRICS_FILE = "metrics.json"
 
 COMPLETED, DIVERGED, FAILED = "completed", "diverged", "failed"
@@ -36,7 +37,8 @@ OPTIONAL_NUMBER = (int, float, type(None))
 COMMON = {"schema": int, "run_id": str, "status": str, "config": dict, "overrides": list, "seed": int,
           "experiment": (str, type(None)), "env": dict, "notes": list}
 RESULT = {"model": dict, "data": dict, "final": dict, "interpolation": dict, "measures": dict, "history": list,
-          "timing": dict}
+          "timing": dict, "measured": dict, "measure_params": dict}
+PROVENANCE = {"params": str, "code": str, "seconds": OPTIONAL_NUMBER}  # each entry of ``measured``
 FINAL = {"train_loss": OPTIONAL_NUMBER, "test_loss": OPTIONAL_NUMBER, "train_acc": OPTIONAL_NUMBER,
          "test_acc": OPTIONAL_NUMBER, "epochs": int, "steps": int}
 REQUIRED = {  # status -> {block: {key: type}}; "" is the top level
@@ -53,6 +55,8 @@ def check(metrics: Any, run_dir: Path | None = None, run_id: str | None = None) 
     status = metrics.get("status")
     if status not in REQUIRED:
         return f"status {status!r} is not one of {list(REQUIRED)}"
+    if metrics.get("schema") == LEGACY_SCHEMA:
+        return legacy_reason(run_dir)
     for block, keys in REQUIRED[status].items():
         where = metrics if block == "" else metrics[block]
         for key, kind in keys.items():
@@ -62,6 +66,12 @@ def check(metrics: Any, run_dir: Path | None = None, run_id: str | None = None) 
             if not _is(where[key], kind):
                 return f"'{name}' is {where[key]!r}, not {_type_names(kind)}"
     return _check_identity(metrics, run_dir, run_id) or _check_values(metrics)
+
+
+def legacy_reason(run_dir: Path | None) -> str:
+    return (f"written by gen <= 0.5 (schema {LEGACY_SCHEMA}: the measure set was in the run id); "
+            f"`python -m gen.migrate {run_dir.parent if run_dir is not None else 'SWEEP_DIR'}` upgrades it "
+            f"in place, nothing retrained")
 
 
 def _check_identity(metrics: dict, run_dir: Path | None, run_id: str | None) -> str | None:
@@ -90,6 +100,32 @@ def _check_values(metrics: dict) -> str | None:
         value = metrics["final"][key]
         if value is not None and not 0 <= value <= 1:
             return f"'final.{key}' is {value}, not in [0, 1]"
+    blocks = [("", metrics)] + [(f"at_epochs.{epoch}.", block) for epoch, block in
+                                (metrics.get("at_epochs") or {}).items() if isinstance(block, dict)]
+    for where, block in blocks:
+        reason = _check_provenance(block, metrics["measure_params"], where)
+        if reason:
+            return reason
+    return None
+
+
+def _check_provenance(block: dict, params: dict, where: str = "") -> str | None:
+    """Every value of ``block["measures"]`` has its provenance in ``block["measured"]``, whose params are
+    one of the record's ``measure_params``."""
+    measures, measured = block.get("measures"), block.get("measured")
+    if not isinstance(measures, dict) or not isinstance(measured, dict):
+        return f"'{where}measures' and '{where}measured' must be objects"
+    for name, value in measures.items():
+        entry = measured.get(name)
+        if value is not None and not _is(value, NUMBER):
+            return f"'{where}measures.{name}' is {value!r}, not a number or null"
+        if not isinstance(entry, dict):
+            return f"'{where}measured' has no provenance of the measure '{name}'"
+        for key, kind in PROVENANCE.items():
+            if not _is(entry.get(key), kind):
+                return f"'{where}measured.{name}.{key}' is {entry.get(key)!r}, not {_type_names(kind)}"
+        if entry["params"] not in params:
+            return f"'{where}measured.{name}.params' names {entry['params']!r}, which 'measure_params' lacks"
     return None
 
 
@@ -210,7 +246,7 @@ def trained(head: dict, model, data, result, measured, timing: dict, device) -> 
              "gen_gap": last["train_acc"] - last["test_acc"] if has_acc else None,
              "loss_gap": last["test_loss"] - last["train_loss"],
              "epochs": result.epoch, "steps": result.step}
-    notes = list(measured.notes)
+    notes = []
     if result.status == DIVERGED:
         notes.append(f"training diverged ({result.divergence['rule']}, gen.training.divergence) in epoch "
                      f"{result.divergence['epoch']}")
@@ -220,14 +256,73 @@ def trained(head: dict, model, data, result, measured, timing: dict, device) -> 
         "data": {"name": data.name, "train_size": len(data.x_train), "test_size": len(data.x_test),
                  "input_shape": list(data.input_shape), "num_classes": data.num_classes,
                  "corrupted_fraction": data.corrupted.float().mean().item()},
-        "final": final, "interpolation": result.interpolation, "measures": measured.values,
-        "history": result.history, "timing": timing, "env": environment(device), "notes": notes,
+        "final": final, "interpolation": result.interpolation, "measures": {}, "measured": {},
+        "measure_params": {}, "history": result.history, "timing": timing, "env": environment(device), "notes": notes,
     })
+    add_measures(metrics, measured)
     if result.split_acc is not None:
         metrics["split_acc"] = result.split_acc
     if result.status == DIVERGED:
         metrics["divergence"] = result.divergence
     return metrics
+
+
+# ---- measures and their provenance -------------------------------------------------------------
+def params_key(params: dict) -> str:
+    """The short name under which a record keeps one resolved ``measure.params`` (``measure_params``)."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(to_json(params), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def is_current(metrics: dict, name: str, params: dict, code: str | None = None, epoch: str | None = None) -> bool:
+    """True if the record holds ``name`` computed under ``params`` (and, given ``code``, by that code)."""
+    block = metrics if epoch is None else (metrics.get("at_epochs") or {}).get(epoch) or {}
+    entry = (block.get("measured") or {}).get(name)
+    if entry is None or name not in (block.get("measures") or {}):
+        return False
+    return entry.get("params") == params_key(params) and (code is None or entry.get("code") == code)
+
+
+def add_measures(metrics: dict, results, epoch: str | None = None) -> None:
+    """Put ``results`` (gen.measures.MeasureResults) into the record, each value with its provenance
+    (``measured``: params key, code, seconds, why null).  A value computed before under other params or by
+    other code is replaced, never mixed in silently: its entry keeps what it replaced (``replaced``) and a
+    note says so.  ``epoch``: the weights kept at that epoch (``at_epochs``), not the final ones."""
+    key = params_key(results.params)
+    metrics.setdefault("measure_params", {})[key] = to_json(results.params)
+    block = metrics if epoch is None else metrics.setdefault("at_epochs", {}).setdefault(epoch, {})
+    values, measured = block.setdefault("measures", {}), block.setdefault("measured", {})
+    notes = metrics.setdefault("notes", [])
+    where = "" if epoch is None else f" (weights of epoch {epoch})"
+    for name, value in results.values.items():
+        old = measured.get(name)
+        entry = {"params": key, "code": results.codes.get(name, ""), "seconds": results.seconds.get(name)}
+        if name in results.reasons:
+            entry["reason"] = results.reasons[name]
+        if old is not None:  # the notes on the value it replaces no longer hold
+            notes[:] = [n for n in notes if not n.startswith(f"{name}{where}: ")]
+        if old is not None and (old.get("params"), old.get("code")) != (key, entry["code"]):
+            entry["replaced"] = {"value": values.get(name), "params": old.get("params"), "code": old.get("code")}
+            why = "other params" if old.get("params") != key else f"other code ({old.get('code')})"
+            notes.append(f"{name}{where}: replaced a value computed under {why} "
+                         f"(measure_params {old.get('params')} -> {key})")
+        values[name], measured[name] = value, entry
+        if epoch is None and name in results.seconds:
+            metrics.setdefault("timing", {}).setdefault("measure_s", {})[name] = results.seconds[name]
+    for note in results.notes:
+        name, sep, rest = note.partition(": ")
+        text = f"{name}{where}: {rest}" if sep and epoch is not None else note
+        if text not in notes:
+            notes.append(text)
+    _drop_unused_params(metrics)
+
+
+def _drop_unused_params(metrics: dict) -> None:
+    blocks = [metrics, *(metrics.get("at_epochs") or {}).values()]
+    used = {ref for block in blocks for entry in (block.get("measured") or {}).values()
+            for ref in (entry.get("params"), (entry.get("replaced") or {}).get("params")) if ref}
+    metrics["measure_params"] = {k: v for k, v in metrics.get("measure_params", {}).items() if k in used}
 
 
 def failed(head: dict, error: BaseException, seconds: float) -> dict:

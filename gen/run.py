@@ -5,7 +5,8 @@ skipped); 3. skip if the folder already holds a result, once gen.record has chec
 fails the check is moved aside and the run trains again); 4. load data as tensors on the device;
 5. build model and optimizer (resuming from a checkpoint if it is this run's; any other is moved aside);
 6. train (gen.training.divergence says when it exploded); 7. compute measures; 8. write metrics.json
-atomically as the last act.  A run that raises records ``status: failed`` and re-raises, so the job
+atomically as the last act.  A completed run whose record lacks measures the config asks for (or holds
+them under other params) is measured on its saved weights instead (gen.remeasure): never trained again.  A run that raises records ``status: failed`` and re-raises, so the job
 exits non-zero; if even that record cannot be written, ``record.NotRecorded`` says which file.
 
 A run the launcher made the first of a lockstep group (``trainer.ensemble``, gen.sweeps.ensemble) builds
@@ -23,7 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gen import atomic, measures, record, tracking
+from gen import atomic, measures, record, remeasure, tracking
 from gen.sweeps import ensemble, runlock
 from gen.training import checkpoint, memory
 from gen.data import DataBundle, load_data
@@ -37,7 +38,7 @@ from gen.config import ConfigError, validate
 from gen.training.loop import Alone, Trainer, fit
 
 log = logging.getLogger("gen")
-INIT_WEIGHTS, FINAL_WEIGHTS = "init.pt", "model.pt"
+INIT_WEIGHTS, FINAL_WEIGHTS = remeasure.INIT_WEIGHTS, remeasure.FINAL_WEIGHTS
 
 
 def train(cfg: DictConfig, run_dir: Path | None = None) -> dict | None:
@@ -73,6 +74,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict | None:
 def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
     previous = _previous_record(cfg, run_dir)
     if previous.is_result and not cfg.rerun:
+        if previous.status == record.COMPLETED and remeasure.work(previous.metrics, cfg.measure, code=False):
+            return _measure_trained(cfg, run_dir, previous.metrics)
         log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous.status)
         return previous.metrics
     if checkpoint.requested():  # a sweep that was told to stop starts no more runs
@@ -111,6 +114,16 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
     for metrics in results:
         _log_summary(metrics)
     return results[0]
+
+
+def _measure_trained(cfg: DictConfig, run_dir: Path, metrics: dict) -> dict:
+    """A completed run asked for measures it lacks (or holds under other params): computed on its saved
+    weights (gen.remeasure), never trained again.  One it cannot measure (no weights) keeps its record."""
+    try:
+        return remeasure.measure_run(run_dir, metrics, cfg.measure, cfg.trainer.device, code=False)
+    except remeasure.CannotMeasure as why:
+        log.warning("skipping %s: already completed; %s", run_dir, why)
+        return metrics
 
 
 def _previous_record(cfg: DictConfig, run_dir: Path) -> record.Record:

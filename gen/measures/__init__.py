@@ -22,6 +22,7 @@ peers' conventions, ``measure.params.convention``), folding.py (BatchNorm foldin
 (weight matrices, FFT conv norms), graph.py (operations), evaluation.py (forward passes);
 reference.py computes the tables of docs/measures.md.
 """
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from gen.measures import margin, norms, path_norms, bounds  # noqa: F401,I001
 from gen.measures import sharpness, pacbayes, hessian, min_sharpness  # noqa: F401,I001
 from gen.measures import trajectory, optimization  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
-from gen.measures.registry import MEASURES, NotApplicable, base_of, known_names, size_adjusted
+from gen.measures.registry import MEASURES, NotApplicable, base_of, code_identity, known_names, size_adjusted
 from gen.config.base import ConfigError, check_node
 from gen.config.measure import MeasureParams, check_names
 
@@ -43,15 +44,22 @@ __all__ = ["MeasureResults", "check_set", "compute_measures", "known_names", "tr
 
 @dataclass
 class MeasureResults:
+    """The values of a measure set and what a record keeps beside them (gen.record.add_measures): the
+    resolved parameters, the code that computed each value, its seconds, and why a value is null."""
     values: dict[str, float | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)   # name -> why its value is null
+    params: dict = field(default_factory=dict)              # measure.params, resolved
+    codes: dict[str, str] = field(default_factory=dict)     # name -> registry.code_identity(name)
 
     @classmethod
     def skipped(cls, measure_cfg, reason: str) -> "MeasureResults":
         names = _names(measure_cfg)
-        return cls({name: None for name in names}, {}, 0.0, [f"measures not computed: {reason}"] if names else [])
+        return cls({name: None for name in names}, {}, 0.0, [f"measures not computed: {reason}"] if names else [],
+                   {name: reason for name in names}, dataclasses.asdict(resolve_params(measure_cfg)),
+                   {name: code_identity(name) for name in names})
 
 
 def _names(measure_cfg) -> list[str]:
@@ -68,17 +76,23 @@ def check_set(measure_cfg: DictConfig) -> None:
         check_node(node, MeasureParams, "measure.params")
 
 
-def compute_measures(measure_cfg, model, init_state: dict | None, data, record: Any) -> MeasureResults:
-    """Every measure of the set on the trained ``model`` (left untouched: measures use an eval-mode twin)."""
+def compute_measures(measure_cfg, model, init_state: dict | None, data, record: Any,
+                     only: list[str] | None = None) -> MeasureResults:
+    """Every measure of the set (or those of it in ``only``) on the trained ``model`` (left untouched:
+    measures use an eval-mode twin)."""
     started = time.perf_counter()
     ctx = MeasureContext(model, init_state, data, record, resolve_params(measure_cfg))
-    results = MeasureResults()
+    results = MeasureResults(params=dataclasses.asdict(ctx.params))
     for name in _names(measure_cfg):
+        if only is not None and name not in only:
+            continue
         began = time.perf_counter()
         value, reason = _evaluate(ctx, name)
         results.values[name] = value
         results.seconds[name] = time.perf_counter() - began
+        results.codes[name] = code_identity(name)
         if reason is not None:
+            results.reasons[name] = reason
             results.notes.append(f"{name}: {reason}")
     results.notes += [f"measures: {text}" for text in ctx.notes]
     results.total_seconds = time.perf_counter() - started
