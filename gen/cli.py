@@ -166,6 +166,9 @@ def _pin_local_gpu_worker() -> None:
         gen.sweeps.local_gpus.pin_worker(int(hydra_cfg.launcher.n_jobs))
 
 
+pin_local_gpu_worker = _pin_local_gpu_worker  # gen.measure's jobs too
+
+
 def _in_multirun() -> bool:
     try:
         return HydraConfig.get().mode == RunMode.MULTIRUN

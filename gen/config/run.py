@@ -15,4 +15,5 @@ class RunConfig:
     seed: int = spec(ge=0, le=SEED_MAX)
     name: str | None = spec(folder_name=True)  # the sweep's folder under outputs/sweeps/ (None: gen.sweeps.sweep_name)
     rerun: bool        # run again even where a completed metrics.json exists
+    measure_run: str | None  # python -m gen.measure's jobs: the run folder to measure (gen.measure)
     analysis: AnalysisConfig

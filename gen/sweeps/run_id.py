@@ -19,7 +19,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from gen.config.measure import TRACKED_MEASURES
 
 # Keys that say how to run, not what to compute: changing them must not move a run's folder.
-NOT_IN_ID = ("hydra", "rerun", "name", "analysis", "logger")  # logger: trackers are views of metrics.json
+NOT_IN_ID = ("hydra", "rerun", "name", "analysis", "logger",  # logger: trackers are views of metrics.json
+             "measure_run")  # gen.measure's jobs: which trained run to measure
 NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "eval_batch_size", "ensemble",
                      "divergence", "save_epochs")  # save_epochs: extra weight files, the same training
 # gen <= 0.5 (legacy ids only): measure parameters added after runs had ids: (new default, what the id hashes in its place;
