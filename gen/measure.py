@@ -12,7 +12,7 @@ by default, ``local_gpus``, ``slurm``, ``submitit_local``, with their ``hydra.la
 takes its run's lock, writes metrics.json atomically and logs to the run's ``measure.log``; Hydra's
 bookkeeping (``multirun.yaml``, ``.submitit/``) goes to ``outputs/measurements/<set>/`` (or
 ``hydra.sweep.dir``), never into the run folders, whose ``.hydra/`` stays as training left it.  At the end
-one line per state, and the analysis of each sweep folder measured is written again (``analysis.auto=false``:
+a summary line, and the analysis of each sweep folder measured (one holding Hydra's multirun.yaml) is written again (``analysis.auto=false``:
 not).  Exit status: 0, 1 if a run could not be measured, 2 for bad input.
 
 Only keys that say what to measure and where may be given: ``measure``, ``measure.*``, ``trainer.device``,
@@ -40,13 +40,13 @@ def main(argv: list[str]) -> int:
 
     paths, overrides = split_args(argv)
     try:
-        if not paths:
-            raise ConfigError("PATH", "(none)", "name at least one run or sweep folder")
         check_overrides(overrides)
         measure_cfg, analysis_auto = _compose(overrides)
+        if not paths:
+            raise ConfigError("PATH", "(none)", f"name at least one run or sweep folder ({USAGE})")
         runs = find_runs(paths)
     except ConfigError as error:
-        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     todo, lines = plan(runs, measure_cfg)
     for line in lines:
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
           f"{len(left)} not measured" + (f" (see {', '.join(str(r / 'measure.log') for r in left[:3])})"
                                          if left else ""), file=sys.stderr)
     if analysis_auto and len(todo) > len(left):
-        _analyse(sorted({run.parent for run in todo if run not in left}))
+        _analyse(sorted({run.parent for run in todo if run not in left and (run.parent / "multirun.yaml").exists()}))
     return 1 if left else 0
 
 

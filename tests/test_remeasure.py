@@ -1,0 +1,156 @@
+"""A zoo trained once, measured many times: measures added to trained runs train nothing and equal
+the values of runs trained with them from the start (gen.remeasure, python -m gen.measure, gen.run)."""
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TINY, launch, metrics_files, read_metrics
+
+SWEEP = ["-m", *TINY, "seed=0,1", "analysis.auto=false"]
+
+
+def measure_cmd(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([sys.executable, "-m", "gen.measure", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**env, "PYTHONPATH": str(REPO)})
+
+
+def snapshot(run_dir: Path) -> dict:
+    """What training left: weight files (bytes and mtimes), Hydra's .hydra/, the history and timings."""
+    m = read_metrics(run_dir / "metrics.json")
+    files = [run_dir / "model.pt", run_dir / "init.pt", *sorted((run_dir / ".hydra").iterdir())]
+    return {"files": {p.name: (hashlib.sha1(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in files},
+            "history": m["history"], "final": m["final"], "config": m["config"], "run_id": m["run_id"],
+            "timing": {k: m["timing"][k] for k in ("total_s", "data_s", "train_s", "train_samples_per_s")}}
+
+
+def by_seed(root: Path) -> dict[int, Path]:
+    return {read_metrics(p)["seed"]: p.parent for p in metrics_files(root)}
+
+
+def test_measures_added_to_a_trained_sweep_train_nothing_and_equal_training_with_them(tmp_path):
+    proc = launch([*SWEEP, "name=zoo"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    zoo = by_seed(tmp_path / "outputs" / "sweeps" / "zoo")
+    before = {seed: snapshot(run) for seed, run in zoo.items()}
+    assert set(read_metrics(zoo[0] / "metrics.json")["measures"]) == {"num_params", "margin"}
+
+    proc = measure_cmd(["outputs/sweeps/zoo", "measure=norms"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 run(s): 2 measured, 0 skipped, 0 not measured" in proc.stderr
+    reference = launch([*SWEEP, "name=reference", "measure=norms"], tmp_path)  # trained with norms from the start
+    assert reference.returncode == 0, reference.stderr
+    trained_with = by_seed(tmp_path / "outputs" / "sweeps" / "reference")
+    for seed, run in zoo.items():
+        assert snapshot(run) == before[seed]  # no training step: weights, .hydra/, history, timings untouched
+        assert run.name == trained_with[seed].name  # one training identity, whatever the measures
+        m, ref = read_metrics(run / "metrics.json"), read_metrics(trained_with[seed] / "metrics.json")
+        assert m["measures"] == ref["measures"]  # the same weights, the same data: the same values, bit for bit
+        assert {name: m["measured"][name]["params"] for name in m["measures"]} == \
+            {name: ref["measured"][name]["params"] for name in ref["measures"]}
+        assert m["measure_params"] == ref["measure_params"]
+        assert "computed on its saved weights" in (run / "measure.log").read_text()
+
+    again = measure_cmd(["outputs/sweeps/zoo", "measure=norms"], tmp_path)  # up to date: nothing launched
+    assert again.returncode == 0 and "0 measured, 2 skipped" in again.stderr, again.stderr
+    relaunch = launch([*SWEEP, "name=zoo", "measure=norms"], tmp_path)  # the training sweep, larger set: skipped
+    assert relaunch.returncode == 0 and (relaunch.stderr + relaunch.stdout).count("skipping") == 2, relaunch.stderr
+
+
+def test_a_relaunch_with_other_params_measures_again_and_says_what_it_replaced(tmp_path):
+    from gen import record
+
+    proc = launch([*TINY, "seed=2"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = metrics_files(tmp_path / "outputs" / "runs")
+    first = read_metrics(path)
+    weights = (path.parent / "model.pt").stat().st_mtime_ns
+    proc = launch([*TINY, "seed=2", "measure.params.margin_percentile=50"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    m = read_metrics(path)
+    assert (path.parent / "model.pt").stat().st_mtime_ns == weights and m["history"] == first["history"]
+    entry = m["measured"]["margin"]
+    assert m["measure_params"][entry["params"]]["margin_percentile"] == 50
+    assert entry["replaced"] == {"value": first["measures"]["margin"], "params": first["measured"]["margin"]["params"],
+                                 "code": first["measured"]["margin"]["code"]}
+    assert m["measures"]["margin"] > first["measures"]["margin"]  # the median margin exceeds the 10th percentile
+    assert any(n.startswith("margin: replaced a value computed under other params") for n in m["notes"])
+    assert set(m["measure_params"]) == {entry["params"], first["measured"]["margin"]["params"]}
+    assert record.read(path.parent).status == "completed"
+
+
+def test_a_run_saved_without_weights_says_in_one_line_it_cannot_be_measured_again(tmp_path):
+    proc = launch([*TINY, "trainer.save_weights=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = metrics_files(tmp_path / "outputs" / "runs")
+    before = path.read_bytes()
+    proc = measure_cmd(["outputs/runs", "measure=norms"], tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if "cannot be measured again" in line]
+    assert proc.returncode == 0 and len(lines) == 1 and "trainer.save_weights=false" in lines[0], proc.stderr
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("args,key", [(["measure=nonexistent"], "measure"), (["model=mlp"], "model"),
+                                      (["optimizer.lr=0.1"], "optimizer.lr"), ([], "PATH"),
+                                      (["no/such/folder"], "PATH")])
+def test_bad_input_to_the_command_is_one_line_and_exit_2(tmp_path, args, key):
+    proc = measure_cmd(args, tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: ") and key in proc.stderr.splitlines()[0]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_measure_that_raises_loses_no_other_value(tmp_path, monkeypatch):
+    from gen import record, remeasure
+    from gen.measures.registry import MEASURES
+    from gen.run import train
+    from tests.conftest import compose_config
+
+    train(compose_config([*TINY, "measure=norms"]), run_dir=tmp_path)
+    m = record.read(tmp_path).metrics
+    monkeypatch.setitem(MEASURES, "l2", dataclasses.replace(MEASURES["l2"], compute=lambda ctx: 1 / 0))
+    cfg = compose_config([*TINY, "measure=norms", "measure.params.margin_percentile=20"]).measure
+    try:
+        remeasure.measure_run(tmp_path, m, cfg, "cpu")
+    except ZeroDivisionError:
+        pass  # a raising measure ends the measurement: the record stands as it was
+    after = record.read(tmp_path)
+    assert after.status == "completed"
+    kept = {k: v for k, v in after.metrics["measures"].items() if k != "l2"}
+    assert set(kept) == set(m["measures"]) - {"l2"} and all(v is not None or m["measures"][k] is None
+                                                             for k, v in kept.items())
+    if after.metrics["measures"]["l2"] is None:  # recorded as null with its reason
+        assert "reason" in after.metrics["measured"]["l2"]
+
+
+def test_measures_added_afterwards_reach_the_trackers_the_run_logged_to(tmp_path):
+    from tests.test_tracking import mlflow_runs, tensorboard_of
+
+    logger = ["logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={tmp_path / 'mlflow.db'}"]
+    proc = launch([*TINY, *logger], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = metrics_files(tmp_path / "outputs" / "runs")
+    proc = measure_cmd(["outputs/runs", "measure=norms"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    m = read_metrics(path)
+    scalars, _ = tensorboard_of(path.parent)
+    assert scalars["measures.frobenius_product"][-1][1] == pytest.approx(m["measures"]["frobenius_product"], rel=1e-6)
+    runs = mlflow_runs(tmp_path, "runs")
+    assert list(runs) == [m["run_id"]]  # the run's own MLflow run, reopened
+    client, run = runs[m["run_id"]]
+    assert client.get_run(run.info.run_id).data.metrics["measures.frobenius_product"] == pytest.approx(m["measures"]["frobenius_product"])
+
+
+def test_analysis_ranks_measures_added_afterwards_beside_the_old(tmp_path):
+    proc = launch([*SWEEP, "name=zoo", "model.hidden_units=8,16"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = measure_cmd(["outputs/sweeps/zoo", "measure=norms"], tmp_path)  # analysis.auto: the report again
+    assert proc.returncode == 0, proc.stderr
+    rank = (tmp_path / "outputs" / "sweeps" / "zoo" / "analysis" / "rank.csv").read_text()
+    measures = {line.split(",")[0] for line in rank.splitlines()[1:]}
+    assert {"margin", "l2_path", "spectral_product"} <= measures
