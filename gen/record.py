@@ -315,10 +315,10 @@ def add_measures(metrics: dict, results, epoch: str | None = None) -> None:
         text = f"{name}{where}: {rest}" if sep and epoch is not None else note
         if text not in notes:
             notes.append(text)
-    _drop_unused_params(metrics)
+    drop_unused_params(metrics)
 
 
-def _drop_unused_params(metrics: dict) -> None:
+def drop_unused_params(metrics: dict) -> None:
     blocks = [metrics, *(metrics.get("at_epochs") or {}).values()]
     used = {ref for block in blocks for entry in (block.get("measured") or {}).values()
             for ref in (entry.get("params"), (entry.get("replaced") or {}).get("params")) if ref}
