@@ -61,8 +61,9 @@ def collect(sweeps: list[Path]) -> Collection:
     diverged_rows = [flat_row(f, config_columns) for f in diverged]
     _make_run_ids_unique(rows + diverged_rows)
     runs = _frame(rows)
+    history = history_table(completed, [r["run_id"] for r in rows])
     return Collection(sweeps=sweeps, folders=folders, runs=runs, diverged=_frame(diverged_rows),
-                      history=history_table(completed, [r["run_id"] for r in rows]),
+                      history=with_epoch_measures(history, completed, [r["run_id"] for r in rows]),
                       config_columns=[c for c in config_columns if c in runs.columns])
 
 
@@ -117,6 +118,29 @@ def history_table(folders: list[run_status.RunFolder], run_ids: list[str]) -> pd
         columns["run_id"].extend([run_id] * len(rows))
         total += len(rows)
     return pd.DataFrame(columns)
+
+
+def with_epoch_measures(history: pd.DataFrame, folders: list[run_status.RunFolder],
+                        run_ids: list[str]) -> pd.DataFrame:
+    """``history`` with ``measures.*`` columns at the epochs whose weights a run kept (trainer.save_epochs,
+    metrics.json ``at_epochs``) and at its last epoch (its final measures), so that any measure can be drawn
+    against epoch; unchanged for sweeps that kept no epochs."""
+    rows = []
+    for folder, run_id in zip(folders, run_ids):
+        m = folder.metrics
+        kept = m.get("at_epochs") or {}
+        if not kept:
+            continue
+        for epoch, block in kept.items():
+            rows.append({"run_id": run_id, "epoch": int(epoch),
+                         **{f"{MEASURE_PREFIX}{k}": v for k, v in (block.get("measures") or {}).items()}})
+        rows.append({"run_id": run_id, "epoch": int(m["final"]["epochs"]),
+                     **{f"{MEASURE_PREFIX}{k}": v for k, v in (m.get("measures") or {}).items()}})
+    if not rows:
+        return history
+    measured = pd.DataFrame.from_records(rows).drop_duplicates(["run_id", "epoch"], keep="last")
+    return history.merge(measured, on=["run_id", "epoch"], how="outer").sort_values(["run_id", "epoch"],
+                                                                                  kind="stable", ignore_index=True)
 
 
 def _make_run_ids_unique(rows: list[dict]) -> None:

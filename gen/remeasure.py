@@ -21,14 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from gen import measures, record, tracking
 from gen.config.measure import TRACKED_MEASURES
+from gen.training.loop import epoch_weights
 
 log = logging.getLogger("gen")
 INIT_WEIGHTS, FINAL_WEIGHTS = "init.pt", "model.pt"
-
-
-def epoch_weights(epoch: int) -> str:
-    """The file of the weights kept at ``epoch`` (trainer.save_epochs)."""
-    return f"model_epoch_{epoch}.pt"
 
 
 class CannotMeasure(Exception):

@@ -35,7 +35,7 @@ from gen.training.objective import objective_for
 from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
 from gen.sweeps.run_id import run_id as run_id_of
 from gen.config import ConfigError, validate
-from gen.training.loop import Alone, Trainer, fit
+from gen.training.loop import Alone, Trainer, epoch_weights, fit
 
 log = logging.getLogger("gen")
 INIT_WEIGHTS, FINAL_WEIGHTS = remeasure.INIT_WEIGHTS, remeasure.FINAL_WEIGHTS
@@ -326,7 +326,30 @@ def _finish(setup: RunSetup, started: float, member: ensemble.Member) -> dict:
               "measures_s": measured.total_seconds, "measure_s": measured.seconds,
               "train_samples_per_s": result.samples_seen / result.seconds if result.seconds > 0 else None}
     head = record.header(cfg, result.status, member.overrides, member.experiment)
-    return record.trained(head, model, data, result, measured, timing, setup.device)
+    metrics = record.trained(head, model, data, result, measured, timing, setup.device)
+    if result.status == record.COMPLETED:
+        _measure_kept_epochs(setup, metrics)
+    return metrics
+
+
+def _measure_kept_epochs(setup: RunSetup, metrics: dict) -> None:
+    """The measure set on the weights kept after each of ``trainer.save_epochs`` (metrics.json at_epochs)."""
+    import copy
+
+    cfg = setup.cfg
+    kept = [e for e in sorted(set(cfg.trainer.save_epochs))  # a file past the last epoch is an earlier attempt's
+            if e <= metrics["final"]["epochs"] and (setup.run_dir / epoch_weights(e)).exists()]
+    missed = [e for e in sorted(set(cfg.trainer.save_epochs)) if e not in kept]
+    if missed and cfg.trainer.save_weights:
+        metrics["notes"].append(f"trainer.save_epochs: no weights after epoch(s) {missed}: training ended at epoch "
+                                f"{metrics['final']['epochs']}")
+    model = copy.deepcopy(setup.model)
+    for epoch in kept:
+        model.load_state_dict(torch.load(setup.run_dir / epoch_weights(epoch), map_location=setup.device,
+                                         weights_only=True))
+        results = measures.compute_measures(cfg.measure, model, setup.init_state, setup.data,
+                                            remeasure.training_record(metrics, str(epoch)))
+        record.add_measures(metrics, results, str(epoch))
 
 
 def pick_device(name: str) -> torch.device:

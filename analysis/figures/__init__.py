@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.figures import s1_capacity, s2_randomization, s3_corruption, s4_sharpness, s5_trajectory, style
+from analysis.figures import epochs, s1_capacity, s2_randomization, s3_corruption, s4_sharpness, s5_trajectory, style
 from analysis.figures.common import Context, Skip
 
 log = logging.getLogger("analysis")
 
 FIGURES = {**s1_capacity.FIGURES, **s2_randomization.FIGURES, **s3_corruption.FIGURES, **s4_sharpness.FIGURES,
-           **s5_trajectory.FIGURES}
+           **s5_trajectory.FIGURES, **epochs.FIGURES}
 
 STUDY_TITLES = {"s1_width": "S1: capacity vs hidden units (Neyshabur et al. 2017)",
                 "s1_size": "S1: capacity vs training-set size (Neyshabur et al. 2017)",
@@ -23,7 +23,8 @@ STUDY_TITLES = {"s1_width": "S1: capacity vs hidden units (Neyshabur et al. 2017
                 "s2_bn": "S2: batch-norm ablation (Zhang et al. 2017)",
                 "s3": "S3: fitting clean and corrupted labels",
                 "s4": "S4: minimum sharpness and SAM across optimizers",
-                "s5": "S5: the first-layer bias trajectory (Loukas et al. 2021)"}
+                "s5": "S5: the first-layer bias trajectory (Loukas et al. 2021)",
+                "epochs": "Measures along training (trainer.save_epochs)"}
 
 # The study presets (conf/experiment/) and the figures each reproduces.
 PRESET_STUDIES = {
@@ -79,7 +80,10 @@ def draw_figures(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path,
     """Draw every figure of ``studies`` (default: detected) into ``out_dir``; report what was skipped."""
     if runs.empty:
         return []
-    studies = detect_studies(runs, history) if studies is None else studies
+    if studies is None:
+        studies = detect_studies(runs, history)
+        if any(c.startswith("measures.") for c in history.columns):  # weights kept along training were measured
+            studies.append("epochs")
     ctx = Context(style.with_derived_columns(runs), history, Path(out_dir))
     drawn = []
     for study in studies:

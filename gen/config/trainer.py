@@ -35,6 +35,9 @@ class TrainerConfig:
     device: str = spec(choices=["auto", "cpu", "cuda"])
     precision: str = spec(choices=["32", "bf16"])  # bf16: autocast mixed precision
     save_weights: bool
+    # keep the weights after these epochs too (model_epoch_E.pt; not in the run id: the same training),
+    # measured like the final weights (metrics.json at_epochs)
+    save_epochs: list[int] = spec(min_length=0, items={"ge": 1})
     progress: bool                      # tqdm bar per epoch
     # K > 1: a multirun trains up to K runs that differ only in seed, corruption and optimizer.lr
     # in lockstep (gen.sweeps.ensemble, gen.training.lockstep: one vmapped step for all); each recorded as if alone.

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
+from gen import atomic
 from gen.training import checkpoint, divergence, stopping
 from gen.record import COMPLETED, DIVERGED
 from gen.data.bundle import DataBundle
@@ -41,6 +42,11 @@ log = logging.getLogger(__name__)
 
 # GEN_CPU_THREADS=N sets the intra-op threads of CPU training (0: leave the process's setting as it is).
 CPU_THREADS_ENV = "GEN_CPU_THREADS"
+
+
+def epoch_weights(epoch: int) -> str:
+    """The file of the weights kept after ``epoch`` (trainer.save_epochs)."""
+    return f"model_epoch_{epoch}.pt"
 
 
 @dataclass
@@ -84,6 +90,7 @@ class Trainer:
             if cfg.precision == "bf16" else contextlib.nullcontext
         # Read once: the loop consults these every step, and DictConfig lookups are slow.
         self.batch_size, self.max_steps = int(cfg.batch_size), cfg.max_steps
+        self.save_epochs = set(cfg.get("save_epochs") or []) if cfg.get("save_weights", True) else set()
         self.mixed_precision = cfg.precision == "bf16"
         self.chance_loss = divergence.chance_loss(objective.kind, data.num_classes)
         self.divergence_factor = float(cfg.divergence.loss_factor)
@@ -119,6 +126,8 @@ class Trainer:
                 self.scheduler.step()
         if record.tracker is not None:
             record.last_tracker_row = record.tracker.end_epoch()
+        if finite and record.epoch in self.save_epochs and self.run_dir is not None:  # trainer.save_epochs
+            atomic.save_torch(self.run_dir / epoch_weights(record.epoch), self.model.state_dict())
         if not finite:
             self.diverge(divergence.NON_FINITE_LOSS)
             return False
