@@ -59,7 +59,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from tests.fake_datasets import write_idx  # noqa: E402  (the IDX writer the tests use)
 
-SECTIONS = ("train", "ensemble", "multirun", "collect", "measures", "augment", "cuda", "startup")
+SECTIONS = ("train", "ensemble", "multirun", "collect", "measures", "augment", "cuda", "startup", "remeasure")
 AUGMENT_TRAIN_SIZE = 10_000
 AUGMENT_MODELS = {"alexnet_small 16/32": ["model=alexnet_small", "model.channels=[16,32]", "model.hidden=[128,64]"],
                   "fc H=64": ["model.hidden_units=64"]}
@@ -472,6 +472,46 @@ def run_sections(sections, args, results, root, workdir, jobs, runs) -> None:
     if "startup" in sections:
         print("start-up of python launch.py (seconds):", flush=True)
         results["startup"] = bench_startup(root, workdir, args.repeats)
+    if "remeasure" in sections:
+        print("measuring a trained sweep: the quickstart's 10 runs trained with measure=default, then "
+              "python -m gen.measure measure=norms:", flush=True)
+        results["remeasure"] = bench_remeasure(workdir)
+
+
+# ---- measuring a trained sweep ---------------------------------------------------------------------
+def bench_remeasure(workdir: Path) -> dict:
+    """What adding measure=norms to the trained quickstart costs (gen.measure: no training) next to training it."""
+    sweep = workdir / "quickstart"
+    train_args = [sys.executable, str(REPO / "launch.py"), "-m", "experiment=quickstart", "measure=default",
+                  "analysis.auto=false", f"hydra.sweep.dir={sweep}"]
+    start = time.time()
+    proc = subprocess.run(train_args, cwd=workdir, capture_output=True, text=True)
+    train_wall = time.time() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"training the quickstart failed: {proc.stderr[-2000:]}")
+    before = {p.parent: json.loads(p.read_text()) for p in sweep.rglob("metrics.json")}
+    weights = {p: p.stat().st_mtime_ns for p in sweep.glob("*/model.pt")}
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-m", "gen.measure", str(sweep), "measure=norms", "analysis.auto=false"],
+                          cwd=workdir, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    measure_wall = time.time() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"gen.measure failed: {proc.stderr[-2000:]}")
+    after = {run: json.loads((run / "metrics.json").read_text()) for run in before}
+    assert {p: p.stat().st_mtime_ns for p in weights} == weights, "gen.measure touched the weights"
+    assert all(after[r]["history"] == before[r]["history"] for r in before), "gen.measure touched the history"
+    added = {run: [n for n in after[run]["measures"] if n not in before[run]["measures"]] for run in before}
+    measure_s = [sum(after[r]["measured"][n]["seconds"] for n in added[r]) for r in before]
+    out = {"runs": len(before), "train_wall_s": train_wall,
+           "train_s_sum": sum(m["timing"]["train_s"] for m in before.values()),
+           "train_total_s_sum": sum(m["timing"]["total_s"] for m in before.values()),
+           "remeasure_wall_s": measure_wall, "measures_added_per_run": max(len(v) for v in added.values()),
+           "remeasure_measure_s_sum": sum(measure_s), "remeasure_measure_s_per_run": measure_s,
+           "train_s_per_run": [before[r]["timing"]["train_s"] for r in before]}
+    print(f"  training {len(before)} runs: {train_wall:.1f}s wall (training itself {out['train_s_sum']:.1f}s); "
+          f"measure=norms added afterwards: {measure_wall:.1f}s wall, of which the {out['measures_added_per_run']} "
+          f"new measures' own {out['remeasure_measure_s_sum']:.1f}s; no training step", flush=True)
+    return out
 
 
 # ---- start-up ------------------------------------------------------------------------------------

@@ -154,3 +154,34 @@ def test_analysis_ranks_measures_added_afterwards_beside_the_old(tmp_path):
     rank = (tmp_path / "outputs" / "sweeps" / "zoo" / "analysis" / "rank.csv").read_text()
     measures = {line.split(",")[0] for line in rank.splitlines()[1:]}
     assert {"margin", "l2_path", "spectral_product"} <= measures
+
+
+def test_weights_kept_at_chosen_epochs_are_measured_like_the_final_ones(tmp_path):
+    """trainer.save_epochs=[1]: the weights after epoch 1 of a 2-epoch run are those of a 1-epoch run (same seed,
+    constant lr), so their measures, at training and added afterwards, equal that run's final measures."""
+    from gen.sweeps.run_id import run_id
+    from tests.conftest import compose_config
+
+    short = [a for a in TINY if not a.startswith("trainer.max_epochs")] + ["trainer.max_epochs=1"]
+    assert run_id(compose_config([*TINY, "trainer.save_epochs=[1]"])) == run_id(compose_config(TINY))
+    for args, name in (([*TINY, "trainer.save_epochs=[1,5]"], "kept"), ([*short, "measure=norms"], "one_epoch")):
+        proc = launch(["-m", *args, f"name={name}", "analysis.auto=false"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    (kept,) = metrics_files(tmp_path / "outputs" / "sweeps" / "kept")
+    (one,) = metrics_files(tmp_path / "outputs" / "sweeps" / "one_epoch")
+    assert (kept.parent / "model_epoch_1.pt").exists() and not (kept.parent / "model_epoch_5.pt").exists()
+    m = read_metrics(kept)
+    assert set(m["at_epochs"]) == {"1"} and any("no weights after epoch(s) [5]" in n for n in m["notes"])
+    assert m["at_epochs"]["1"]["measures"] == {k: read_metrics(one)["measures"][k] for k in ("num_params", "margin")}
+
+    proc = measure_cmd(["outputs/sweeps/kept", "measure=norms"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    m = read_metrics(kept)
+    assert m["at_epochs"]["1"]["measures"] == read_metrics(one)["measures"]
+    assert m["at_epochs"]["1"]["measured"]["l2"]["params"] in m["measure_params"]
+    history = tmp_path / "outputs" / "sweeps" / "kept" / "analysis"
+    proc = subprocess.run([sys.executable, "-m", "analysis", "plot", "outputs/sweeps/kept", "--x", "epoch", "--y",
+                           "measures.frobenius_product"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0 and (history / "figures" / "plot_measures.frobenius_product_vs_epoch.png").exists(), \
+        proc.stdout + proc.stderr

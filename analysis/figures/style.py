@@ -163,7 +163,8 @@ def _batch_norm(row: dict) -> str:
 
 def join_history(history: pd.DataFrame, runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """History rows with the run-level ``columns`` (hue, facets) attached."""
-    keep = ["run_id"] + [c for c in dict.fromkeys(columns) if c in runs and c != "run_id"]
+    keep = ["run_id"] + [c for c in dict.fromkeys(columns)  # a measure along epochs is the history's own column
+                         if c in runs and c != "run_id" and c not in history]
     return history.merge(runs[keep], on="run_id", how="inner")
 
 
