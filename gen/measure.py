@@ -16,8 +16,8 @@ a summary line, and the analysis of each sweep folder measured (one holding Hydr
 not).  Exit status: 0, 1 if a run could not be measured, 2 for bad input.
 
 Only keys that say what to measure and where may be given: ``measure``, ``measure.*``, ``trainer.device``,
-``analysis.auto``, ``logger``-free hydra keys (``hydra/launcher``, ``hydra.*``).  A run's own training config
-comes from its record.
+``analysis.auto`` and Hydra's (``hydra/launcher=...``, ``hydra.*``); anything else is refused in one line,
+exit 2: a run's own training config comes from its record.
 """
 import hashlib
 import logging
