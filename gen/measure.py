@@ -31,7 +31,7 @@ from gen.config import ConfigError
 
 log = logging.getLogger("gen")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-ALLOWED = ("measure", "measure.", "trainer.device", "analysis.auto", "hydra/", "hydra.")
+ALLOWED_KEYS, ALLOWED_PREFIXES = ("measure", "trainer.device", "analysis.auto"), ("measure.", "hydra/", "hydra.")
 USAGE = "usage: python -m gen.measure PATH... [measure=SET] [measure.params.KEY=VALUE] [hydra/launcher=NAME] ..."
 
 
@@ -75,7 +75,7 @@ def split_args(argv: list[str]) -> tuple[list[Path], list[str]]:
 def check_overrides(overrides: list[str]) -> None:
     for override in overrides:
         key = override.lstrip("+~").split("=", 1)[0]
-        if not key.startswith(ALLOWED):
+        if key not in ALLOWED_KEYS and not key.startswith(ALLOWED_PREFIXES):
             raise ConfigError(key, override.split("=", 1)[-1],
                               "a measurement takes each run's training config from its record; give only "
                               "measure, measure.*, trainer.device, analysis.auto and hydra keys")

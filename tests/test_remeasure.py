@@ -98,7 +98,7 @@ def test_a_run_saved_without_weights_says_in_one_line_it_cannot_be_measured_agai
 
 @pytest.mark.parametrize("args,key", [(["measure=nonexistent"], "measure"), (["model=mlp"], "model"),
                                       (["optimizer.lr=0.1"], "optimizer.lr"), ([], "PATH"),
-                                      (["no/such/folder"], "PATH")])
+                                      (["no/such/folder"], "PATH"), (["measure_run=x"], "measure_run")])
 def test_bad_input_to_the_command_is_one_line_and_exit_2(tmp_path, args, key):
     proc = measure_cmd(args, tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: ") and key in proc.stderr.splitlines()[0]
@@ -185,3 +185,12 @@ def test_weights_kept_at_chosen_epochs_are_measured_like_the_final_ones(tmp_path
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0 and (history / "figures" / "plot_measures.frobenius_product_vs_epoch.png").exists(), \
         proc.stdout + proc.stderr
+
+
+def test_lockstep_groups_runs_of_one_training_whatever_their_measures_but_not_a_tracked_one():
+    from gen.sweeps.ensemble import shape_key
+    from tests.conftest import compose_config
+
+    key = lambda *more: shape_key(compose_config([*TINY, "trainer.ensemble=4", *more]))
+    assert key("measure=default") == key("measure=norms", "seed=3") == key("measure.params.margin_percentile=5")
+    assert key("measure=trajectory") != key("measure=default")  # its tracker watches training
