@@ -33,7 +33,7 @@ from gen.data.augment import build_augmentation
 from gen.models import build_model, expressivity
 from gen.training.objective import objective_for
 from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
-from gen.sweeps.run_id import run_id as run_id_of
+from gen.sweeps.run_id import legacy_run_id, run_id as run_id_of
 from gen.config import ConfigError, validate
 from gen.training.loop import Alone, Trainer, epoch_weights, fit
 
@@ -129,6 +129,7 @@ def _measure_trained(cfg: DictConfig, run_dir: Path, metrics: dict) -> dict:
 def _previous_record(cfg: DictConfig, run_dir: Path) -> record.Record:
     """The run folder's checked record; one that fails its check is moved aside (kept, never believed)."""
     previous = record.read(run_dir, run_id_of(cfg))
+    _refuse_unmigrated(cfg, run_dir, previous)
     if previous.status in (record.INVALID, record.UNREADABLE):
         path = run_dir / record.METRICS_FILE
         aside = path.with_name(record.METRICS_FILE + "." + previous.status)
@@ -136,6 +137,19 @@ def _previous_record(cfg: DictConfig, run_dir: Path) -> record.Record:
         log.warning("%s is %s (%s); moved to %s, the run trains again", path, previous.status,
                     previous.reason.removeprefix(record.METRICS_FILE + ": "), aside.name)
     return previous
+
+
+def _refuse_unmigrated(cfg: DictConfig, run_dir: Path, previous: record.Record) -> None:
+    """A run of gen <= 0.5 (its folder, or its record in a folder named by hand) is never trained again because
+    of the upgrade: the relaunch stops with the one command that migrates it."""
+    legacy = previous.metrics if previous.status == record.INVALID and previous.metrics else None
+    if legacy is None and previous.status is None:
+        old_home = run_dir.with_name(legacy_run_id(cfg))
+        if old_home != run_dir and (old_home / record.METRICS_FILE).exists():
+            legacy = record.read(old_home).metrics
+            run_dir = old_home
+    if legacy is not None and legacy.get("schema") == record.LEGACY_SCHEMA:
+        raise ConfigError("run folder", run_dir, record.legacy_reason(run_dir))
 
 
 def _record_failure(member: ensemble.Member, error: Exception, started: float) -> None:

@@ -100,3 +100,15 @@ def test_two_old_runs_of_one_config_that_trained_differently_are_both_left_with_
     assert len(left) == 1 and "another history" in left[0]
     name = Path(left[0].split(":")[0]).name  # the second of the two, in path order: as it was
     assert name in seed0 and (sweep / name / "metrics.json").read_bytes() == seed0[name]
+
+
+def test_relaunching_a_gen_0_5_sweep_before_migrating_trains_nothing_and_names_the_command(tmp_path):
+    sweep = tmp_path / "legacy"
+    shutil.copytree(FIXTURE, sweep)
+    before = digests(sweep)
+    proc = launch(["-m", *TINY, "seed=0,1", "analysis.auto=false", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "python -m gen.migrate" in proc.stderr.strip().splitlines()[-1]
+    unchanged = lambda files: {k: v for k, v in files.items() if k != "multirun.yaml"}  # Hydra rewrites it on any launch
+    assert unchanged(digests(sweep)) == unchanged(before) and sorted(p.name for p in sweep.iterdir() if p.is_dir()) == \
+        sorted(p.name for p in FIXTURE.iterdir() if p.is_dir())
