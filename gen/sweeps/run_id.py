@@ -61,6 +61,9 @@ def _without_how_to_run(content: dict) -> dict:
         if isinstance(node, dict) and node.get("_target_") in MOVED_TARGETS:
             content = {**content, group: {**node, "_target_": MOVED_TARGETS[node["_target_"]]}}
     measure = content.get("measure")
+    if isinstance(measure, dict) and measure.get("modules") == []:  # added later; [] computes what runs before it did
+        measure = {k: v for k, v in measure.items() if k != "modules"}
+        content = {**content, "measure": measure}
     if isinstance(measure, dict) and isinstance(measure.get("params"), dict):
         content = {**content, "measure": {**measure, "params": _as_before_added_params(measure["params"])}}
     return content
