@@ -101,7 +101,9 @@ def test_a_users_measure_that_raises_or_returns_a_non_number_is_null_with_its_re
 
 
 BAD_CODE = [
-    (["model=lab_missing"], "model=lab_missing: _target_ labpkg.nets.Missing cannot be imported"),
+    (["model=lab_missing"], "model=lab_missing: _target_ labpkg.nets.Missing cannot be imported (ImportError: labpkg.nets has no Missing)"),
+    (["model=lab_net", "model._target_=labpkg.broken.Net"],
+     "_target_ labpkg.broken.Net cannot be imported (ModuleNotFoundError: No module named 'a_dependency_nobody_installed')"),
     (["model=lab_net", "+model.depth=2"], "model.depth=2: labpkg.nets.TwoLayer does not take depth; it takes ['hidden']"),
     (["model=lab_net", "model.hidden=wide"], "model.hidden=wide: expected an integer"),
     (["model=lab_needs_depth"], "model.depth=<missing>: labpkg.nets.NeedsDepth requires depth"),
@@ -152,3 +154,48 @@ def test_a_users_measure_name_is_never_a_built_in_one(user_root):
         measure("l2_path")(mine)
     with pytest.raises(RegistrationError, match="not ending in _size_adjusted"):
         measure("num_params_size_adjusted")(mine)
+
+
+def test_a_measure_from_an_installed_distribution_is_identified_by_its_version():
+    from importlib.metadata import version
+
+    from gen.measures.registry import _distribution_of
+
+    assert _distribution_of("omegaconf.dictconfig") == f"omegaconf {version('omegaconf')}"
+    assert _distribution_of("labpkg_not_installed.measures") is None
+
+
+EXAMPLE = REPO / "examples" / "my_research"
+
+
+def test_the_example_package_validates_and_its_measure_matches_finite_differences(monkeypatch):
+    from gen.config import validate
+    from gen.data import load_data
+    from gen.measures import compute_measures
+    from gen.models import build_model
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    cfg = compose_config([f"hydra.searchpath=[file://{EXAMPLE / 'conf'}]", "model=two_layer", "dataset=rings",
+                          "measure=mine", "model.hidden=8", "dataset.num_train=30", "measure.params.max_samples=12"])
+    validate(cfg)
+    data = load_data(cfg.dataset, cfg.corruption, "cpu")
+    assert data.input_shape == (2,) and data.num_classes == 3
+    torch.manual_seed(0)
+    model = build_model(cfg.model, data.input_shape, data.num_outputs)
+    measured = compute_measures(cfg.measure, model, None, data, None)
+    value = measured.values["input_gradient_norm"]
+    # central differences of each sample's own loss, in float64
+    ctx = measure_context(model, data.x_train, data.y_train, max_samples=12)
+    x, y = ctx.sample
+    twin = ctx.twin.double()
+    eps, norms = 1e-6, []
+    for xi, yi in zip(x.double(), y):
+        grad = []
+        for d in range(xi.numel()):
+            step = torch.zeros_like(xi)
+            step[d] = eps
+            up = torch.nn.functional.cross_entropy(twin((xi + step)[None]), yi[None])
+            down = torch.nn.functional.cross_entropy(twin((xi - step)[None]), yi[None])
+            grad.append(float((up - down).detach()) / (2 * eps))
+        norms.append(torch.tensor(grad).norm().item())
+    assert value == pytest.approx(sum(norms) / len(norms), rel=1e-4)

@@ -23,6 +23,7 @@ that README's "Your own measure, model and data" writes out:
   (optional; checked against gen's schemas when present).
 """
 import dataclasses
+import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -99,20 +100,39 @@ def check_user_option(group: str, node: DictConfig) -> None:
 
 def locate(group: str, name: str, target_path: Any) -> Callable:
     """The class or function ``_target_`` names; a ConfigError naming the option and the target if none."""
-    from hydra._internal.utils import _locate
-
     if not isinstance(target_path, str) or not target_path:
         raise ConfigError(f"{group}._target_", target_path, "expected a dotted path to your class or function")
     try:
-        target = _locate(target_path)
+        target = import_object(target_path)
     except Exception as error:  # noqa: BLE001 — the user's import: whatever it raises, one line
-        cause = error.__cause__ or error
-        detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        raise ConfigError(group, name, f"_target_ {target_path} cannot be imported ({detail}); put its package "
-                                       f"on PYTHONPATH or install it") from None
+        detail = str(error).splitlines()[0] if str(error) else ""
+        raise ConfigError(group, name, f"_target_ {target_path} cannot be imported ({type(error).__name__}: "
+                                       f"{detail}); put its package on PYTHONPATH or install it") from None
     if not callable(target):
         raise ConfigError(group, name, f"_target_ {target_path} is not a class or function")
     return target
+
+
+def import_object(path: str) -> Any:
+    """``package.module.Name``: the longest importable module prefix, then attributes.  An error raised
+    while importing the user's module (a dependency it lacks) is its own, not "no such module"."""
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:end])
+        try:
+            found = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and module_name.startswith(error.name):  # this prefix itself is missing
+                if end == 1:
+                    raise
+                continue
+            raise
+        for attribute in parts[end:]:
+            if not hasattr(found, attribute):
+                raise ImportError(f"{'.'.join(parts[:end])} has no {'.'.join(parts[end:])}")
+            found = getattr(found, attribute)
+        return found
+    raise ImportError(f"no module {parts[0]}")
 
 
 def target_keys(group: str, node: DictConfig, parameters: dict) -> list[str]:

@@ -23,7 +23,7 @@ def build_model(model_cfg: DictConfig, input_shape: tuple[int, ...], num_outputs
     """``model_cfg``'s model for inputs of ``input_shape`` and ``num_outputs`` scores (``source``: what
     gives those inputs, for the error line of a model that needs images; ``train_size``: the width of
     a model with one hidden unit per training sample)."""
-    model_class = hydra.utils.get_class(model_cfg._target_)
+    model_class = hydra.utils.get_object(model_cfg._target_)  # a class, or a function building the model
     if getattr(model_class, "needs_image", False) and len(input_shape) != 3:
         raise ConfigError("model", model_cfg.name, f"needs image data (C,H,W); {source} gives shape "
                                                    f"{tuple(input_shape)}")
