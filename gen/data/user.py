@@ -38,9 +38,12 @@ def load(cfg: DictConfig) -> DataBundle:
     except ConfigError:
         raise
     except (TypeError, ValueError) as error:  # the user's own checks of their arguments
-        raise ConfigError("dataset", cfg.name, f"{cfg._target_} refused its arguments: "
-                                               f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise ConfigError("dataset", cfg.name, f"{cfg._target_} refused its arguments: {_first_line(error)}") from None
     return as_bundle(returned, cfg.name, cfg._target_)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def as_bundle(returned: Any, name: str, target: str) -> DataBundle:
@@ -49,7 +52,8 @@ def as_bundle(returned: Any, name: str, target: str) -> DataBundle:
         return returned
     def refuse(what: str) -> ConfigError:
         return ConfigError("dataset", name, f"{target} returned {what}; a dataset returns a mapping with "
-                                            f"{', '.join(SPLITS)} tensors (and optionally num_classes), or a DataBundle")
+                                            f"{', '.join(SPLITS)} tensors (and optionally num_classes), "
+                                            f"or a DataBundle")
     if not isinstance(returned, Mapping):
         raise refuse(f"a {type(returned).__name__}")
     missing = [k for k in SPLITS if k not in returned]
@@ -94,8 +98,8 @@ def corrupt(data: DataBundle, cfg: DictConfig) -> DataBundle:
     except ConfigError:
         raise
     except (TypeError, ValueError) as error:
-        raise ConfigError("corruption", cfg.name, f"{cfg._target_} refused its arguments: "
-                                                  f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise ConfigError("corruption", cfg.name,
+                          f"{cfg._target_} refused its arguments: {_first_line(error)}") from None
     if not isinstance(returned, DataBundle):
         raise ConfigError("corruption", cfg.name, f"{cfg._target_} returned a {type(returned).__name__}; a corruption "
                                                   f"returns a DataBundle (dataclasses.replace(data, ...))")

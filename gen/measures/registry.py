@@ -69,7 +69,8 @@ def measure(name: str, size_adjust: str | None = None, needs_trajectory: bool = 
     ``needs_trajectory`` is for gen's own trajectory measures, which the training loop feeds step by step.
     """
     if size_adjust not in SIZE_ADJUSTMENTS:
-        raise RegistrationError(f"measure {name!r}: size_adjust={size_adjust!r}; choose one of {list(SIZE_ADJUSTMENTS)}")
+        raise RegistrationError(f"measure {name!r}: size_adjust={size_adjust!r}; "
+                                f"choose one of {list(SIZE_ADJUSTMENTS)}")
     if not isinstance(name, str) or not name or name.endswith(SIZE_ADJUSTED_SUFFIX):
         raise RegistrationError(f"measure {name!r}: a name is a non-empty string not ending in {SIZE_ADJUSTED_SUFFIX}")
 
