@@ -107,6 +107,97 @@ def check_every_tracker(run_dir: Path, tmp_path: Path, experiment: str) -> None:
     assert list(csv["test_loss"]) == pytest.approx([row["test_loss"] for row in metrics["history"]])
 
 
+def comet_of(run_dir: Path) -> list[tuple[dict, list[dict]]]:
+    """Each offline archive of the run (the first, then resumed-1, ...), opened with comet_ml's own unzip and
+    checked against its own schemas (as ``comet upload`` checks them): (experiment.json, messages)."""
+    import json
+
+    from comet_ml import schemas
+    from comet_ml.offline import unzip_offline_archive
+
+    validators = {"metric_msg": schemas.get_metric_msg_validator(), "log_other": schemas.get_log_other_msg_validator(),
+                  "parameter_msg": schemas.get_parameter_msg_validator()}
+    archives = sorted((run_dir / "comet").glob("*.zip")) + sorted((run_dir / "comet").glob("resumed-*/*.zip"))
+    assert archives, f"no comet archive in {run_dir}"
+    out = []
+    for archive in archives:
+        folder = Path(unzip_offline_archive(str(archive)))
+        experiment = json.loads((folder / "experiment.json").read_text())
+        schemas.get_experiment_file_validator().validate(experiment)
+        messages = [json.loads(line) for line in (folder / "messages.json").read_text().splitlines()]
+        for message in messages:
+            if message["type"] in validators:
+                validators[message["type"]].validate(message["payload"])
+        out.append((experiment, messages))
+    return out
+
+
+def skip_without_comet() -> None:
+    """Without importing it: the tracker sets comet_ml's environment (no Sentry reports) before its import."""
+    import importlib.util
+
+    if importlib.util.find_spec("comet_ml") is None:
+        pytest.skip("comet_ml: the loggers extra")
+
+
+def comet_metrics(messages: list[dict], key: str) -> list[tuple[int, float]]:
+    return [(m["payload"]["metric"]["step"], m["payload"]["metric"]["metricValue"]) for m in messages
+            if m["type"] == "metric_msg" and m["payload"]["metric"]["metricName"] == key]
+
+
+def test_comet_keeps_each_run_offline_as_one_experiment_read_back_with_comets_reader(tmp_path):
+    skip_without_comet()
+    from gen.tracking.comet import experiment_key
+
+    proc = launch(["-m", *TINY, "trainer.max_epochs=3", "seed=0,1", "logger=comet", "name=pair", "analysis.auto=false"],
+                  tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "logger=" not in proc.stderr and "COMET INFO" not in proc.stderr + proc.stdout  # quiet, no warning
+    runs = sorted((tmp_path / "outputs/sweeps/pair").glob("*/metrics.json"))
+    assert len(runs) == 2
+    for path in runs:
+        metrics = read_metrics(path)
+        ((experiment, messages),) = comet_of(path.parent)
+        assert experiment["offline_id"] == experiment_key(path.parent) and experiment["project_name"] == "pair"
+        assert_same_curve(comet_metrics(messages, "train_loss"), steps_and(metrics, "train_loss"), "comet")
+        assert_same_curve(comet_metrics(messages, "test_acc"), steps_and(metrics, "test_acc"), "comet")
+        assert comet_metrics(messages, "final.test_acc")[-1][1] == pytest.approx(metrics["final"]["test_acc"])
+        assert comet_metrics(messages, "measures.margin")[-1][1] == pytest.approx(metrics["measures"]["margin"])
+        others = {m["payload"]["key"]: m["payload"]["value"] for m in messages if m["type"] == "log_other"}
+        assert others["Name"] == others["gen.run_id"] == metrics["run_id"] and others["gen.status"] == "completed"
+        params = {m["payload"]["param"]["paramName"]: m["payload"]["param"]["paramValue"] for m in messages
+                  if m["type"] == "parameter_msg" and m["payload"]["param"]["source"] == "manual"}
+        assert params["seed"] == metrics["seed"] and params["model.hidden_units"] == 16
+
+
+
+def test_a_resumed_run_continues_its_comet_experiment_in_an_archive_of_its_own(tmp_path, monkeypatch):
+    skip_without_comet()
+    overrides = [*TINY, "trainer.max_epochs=6", "trainer.checkpoint_every=2", "logger=comet"]
+    run_dir = tmp_path / "resumed" / "run"
+    check = loop.Trainer.check_divergence
+
+    def crash_at_epoch_3(self, last=False):
+        if self.record.epoch == 3:
+            raise RuntimeError("killed")
+        return check(self, last)
+
+    monkeypatch.setattr(loop.Trainer, "check_divergence", crash_at_epoch_3)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(compose_config(overrides), run_dir)
+    monkeypatch.setattr(loop.Trainer, "check_divergence", check)
+    train(compose_config(overrides), run_dir)
+
+    metrics = read_metrics(run_dir / "metrics.json")
+    (first, first_messages), (again, again_messages) = comet_of(run_dir)
+    assert first["offline_id"] == again["offline_id"]  # one experiment, continued on upload
+    logged = comet_metrics(first_messages, "train_loss") + comet_metrics(again_messages, "train_loss")
+    assert_same_curve(logged, steps_and(metrics, "train_loss"), "comet across attempts")
+    statuses = [m["payload"]["value"] for m in first_messages + again_messages
+                if m["type"] == "log_other" and m["payload"]["key"] == "gen.status"]
+    assert statuses == ["failed", "completed"]
+
+
 # ---- the three ways runs reach trackers ------------------------------------------------------------
 def test_a_two_run_sweep_in_every_tracker(tmp_path):
     proc = launch(["-m", *TINY, "trainer.max_epochs=3", "seed=0,1", *trackers(tmp_path), "name=pair",
@@ -253,7 +344,7 @@ def test_launch_refuses_a_missing_tracker_package_with_exit_2_before_any_folder(
 
 @pytest.mark.parametrize("overrides, allowed", [
     (["logger=wandb", "logger.wandb.mode=sometimes"], "one of ['offline', 'online', 'disabled']"),
-    (["+logger.neptune.x=1"], "not a logger; choose among ['csv', 'mlflow', 'tensorboard', 'wandb']"),
+    (["+logger.neptune.x=1"], "not a logger; choose among ['comet', 'csv', 'mlflow', 'tensorboard', 'wandb']"),
 ])
 def test_bad_tracker_keys_are_config_errors(overrides, allowed):
     with pytest.raises(ConfigError, match=allowed.replace("[", r"\[").replace("]", r"\]")):

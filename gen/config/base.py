@@ -80,6 +80,11 @@ def validate(cfg: DictConfig) -> None:
         name = node.get("name")
         schema = options.get(name) or options.get("*")  # "*": one schema for every option
         if schema is None:
+            from gen.config.user_options import check_user_option, is_user_option
+
+            if is_user_option(group, node):  # the user's own option: checked against its _target_
+                check_user_option(group, node)
+                continue
             raise ConfigError(f"{group}.name", name, f"one of {sorted(options)}")
         check_node(node, schema, group)
     for group, options in LIST_GROUPS.items():

@@ -49,6 +49,15 @@ class WandbConfig(_NeedsPackage):
     entity: str | None
 
 
+@register_list_option("logger", "comet")
+@dataclass
+class CometConfig(_NeedsPackage):
+    PACKAGE = "comet_ml"
+    project: str | None    # None: the sweep's folder name
+    workspace: str | None
+    folder: str = spec(folder_name=True)  # below the run folder: the offline archives
+
+
 @register_list_option("logger", "csv")
 @dataclass
 class CsvConfig:

@@ -2,9 +2,13 @@
 
 Every set (``conf/measure/*.yaml``) lists every parameter below, so any of them can be
 overridden on the command line (``measure.params.margin_percentile=5``).  Which measure names
-exist is the measure registry's business; the ``all`` set lists them, which :func:`check_names` reads.
+exist is the measure registry's business; the ``all`` set lists gen's own, which :func:`check_names` reads
+(before torch loads).  ``modules`` names a researcher's own Python modules (importable: on ``PYTHONPATH``
+or installed); :func:`check_names` imports them first, so the measures they register
+(``@gen.measures.measure``) may be listed in ``names`` too.
 """
 import functools
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +78,36 @@ def known_measures() -> tuple[str, ...]:
 
 
 def check_names(measure_cfg) -> None:
+    """Import ``measure.modules``, then refuse a name neither gen nor those modules registered."""
     known = known_measures()
+    added = import_measure_modules((measure_cfg or {}).get("modules") or [])
     for i, name in enumerate((measure_cfg or {}).get("names") or []):
-        if name not in known:
-            raise ConfigError(f"measure.names[{i}]", name, f"unknown measure; known measures: {', '.join(known)}")
+        if name not in known and name not in added:
+            users = f"; from measure.modules: {', '.join(added)}" if added else ""
+            raise ConfigError(f"measure.names[{i}]", name,
+                              f"unknown measure; known measures: {', '.join(known)}{users}")
+
+
+def import_measure_modules(modules) -> list[str]:
+    """Import each user module (registering its measures); the names users' modules registered.  A module
+    that cannot be imported, or that registers a name already taken, is a config error."""
+    if not modules:
+        return []
+    from gen.measures.registry import RegistrationError, user_names  # torch: only when a user module is named
+
+    for i, module in enumerate(modules):
+        key = f"measure.modules[{i}]"
+        if not isinstance(module, str) or not module:
+            raise ConfigError(key, module, "expected a module name (my_package.my_measures)")
+        try:
+            importlib.import_module(module)
+        except RegistrationError as error:
+            raise ConfigError(key, module, str(error)) from None
+        except Exception as error:  # noqa: BLE001 — the user's code: whatever it raises, one line
+            detail = str(error).splitlines()[0] if str(error) else ""
+            raise ConfigError(key, module, f"cannot be imported ({type(error).__name__}: {detail}); put its folder "
+                                           f"on PYTHONPATH or install its package") from None
+    return user_names()
 
 
 @register("measure", "*")
@@ -85,4 +115,6 @@ def check_names(measure_cfg) -> None:
 class MeasureSetConfig:
     name: str
     names: list[str] = spec(min_length=0)  # []: no measures (measure=none)
+    modules: list[str] = spec(min_length=0, help="your own measures' modules, imported before names are "
+                                                 "checked (gen.measures.measure)")
     params: MeasureParams

@@ -1,4 +1,9 @@
-"""Check command-line group choices (``model=fc``) before Hydra composes, for a one-line error."""
+"""Check command-line group choices (``model=fc``) before Hydra composes, for a one-line error.
+
+An option may also come from the user's own config folders, added with ``hydra.searchpath=[file:///path]``
+(or ``pkg://package.conf``): their ``group/*.yaml`` files are options too (gen.config.user_options checks
+them once composed)."""
+import importlib.util
 import re
 from pathlib import Path
 
@@ -6,20 +11,50 @@ from gen.config import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _GROUP_CHOICE = re.compile(r"^(?:\+|~)?(?P<group>[a-z_]+(?:/[a-z_]+)*)=(?P<value>[A-Za-z0-9_.,-]+)$")
+_SEARCHPATH = re.compile(r"^\+{0,2}hydra\.searchpath=\[?(?P<paths>[^\]]*)\]?$")
 
 
-def options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+def options(group: str, conf_dir: Path = CONF_DIR, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
+    return sorted({p.stem for folder in (conf_dir, *extra_dirs) for p in (folder / group).glob("*.yaml")})
+
+
+def search_path(argv: list[str]) -> tuple[Path, ...]:
+    """The config folders ``hydra.searchpath=[...]`` adds on the command line (those that exist here)."""
+    folders = []
+    for arg in argv:
+        match = _SEARCHPATH.match(arg)
+        if not match:
+            continue
+        for entry in match["paths"].split(","):
+            folder = _folder_of(entry.strip().strip("'\""))
+            if folder is not None:
+                folders.append(folder)
+    return tuple(folders)
+
+
+def _folder_of(entry: str) -> Path | None:
+    if entry.startswith("file://"):
+        return Path(entry.removeprefix("file://"))
+    if entry.startswith("pkg://"):
+        try:
+            spec = importlib.util.find_spec(entry.removeprefix("pkg://").replace("/", "."))
+        except (ImportError, ValueError):
+            return None
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        return Path(locations[0]) if locations else None
+    return Path(entry) if entry else None  # Hydra reads a bare path as a file path
 
 
 def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Raise ConfigError for ``group=name`` where conf/group/name.yaml does not exist."""
+    """Raise ConfigError for ``group=name`` where no conf/group/name.yaml exists (in gen's conf/ or a
+    folder of ``hydra.searchpath``)."""
+    extra = search_path(argv)
     for arg in argv:
         match = _GROUP_CHOICE.match(arg)
-        if not match or not (conf_dir / match["group"]).is_dir():
+        if not match or not any((folder / match["group"]).is_dir() for folder in (conf_dir, *extra)):
             continue
         group = match["group"]
-        known = options(group, conf_dir)
+        known = options(group, conf_dir, extra)
         for value in match["value"].split(","):
             if value not in known and value != "null":
                 raise ConfigError(group, value, f"no such option; choose one of {known}{_hint(group, value)}")

@@ -38,6 +38,7 @@ from omegaconf import DictConfig
 from gen.data.bundle import DataBundle
 from gen.data.transforms import channel_stats
 from gen.config import ConfigError
+from gen.config.user_options import is_user_option
 
 LABEL_KINDS = ("labels", "random_labels")
 PIXEL_KINDS = ("shuffled_pixels", "random_pixels", "gaussian")
@@ -55,6 +56,9 @@ def corrupt(data: DataBundle, cfg: DictConfig) -> DataBundle:
         return _corrupt_labels(data, cfg)
     if kind in PIXEL_KINDS:
         return _corrupt_images(data, cfg)
+    if is_user_option("corruption", cfg):  # the researcher's own (gen.data.user)
+        from gen.data import user
+        return user.corrupt(data, cfg)
     raise ConfigError("corruption.name", kind, f"one of {['none', *LABEL_KINDS, *PIXEL_KINDS]}")
 
 

@@ -21,9 +21,14 @@ Shared machinery: registry.py, context.py (what measures read), conventions.py (
 peers' conventions, ``measure.params.convention``), folding.py (BatchNorm folding), layers.py
 (weight matrices, FFT conv norms), graph.py (operations), evaluation.py (forward passes);
 reference.py computes the tables of docs/measures.md.
+
+The public API for a researcher's own measures (stable; README "Your own measure, model and data"):
+``measure`` (the decorator), ``MeasureContext`` (what a measure reads) and ``NotApplicable``.
 """
 import dataclasses
+import logging
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +40,13 @@ from gen.measures import margin, norms, path_norms, bounds  # noqa: F401,I001
 from gen.measures import sharpness, pacbayes, hessian, min_sharpness  # noqa: F401,I001
 from gen.measures import trajectory, optimization  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
-from gen.measures.registry import MEASURES, NotApplicable, base_of, code_identity, known_names, size_adjusted
+from gen.measures.registry import MEASURES, NotApplicable, base_of, code_identity, known_names, measure, size_adjusted
 from gen.config.base import ConfigError, check_node
 from gen.config.measure import MeasureParams, check_names
 
-__all__ = ["MeasureResults", "check_set", "compute_measures", "known_names", "trajectory"]
+__all__ = ["MeasureContext", "MeasureResults", "NotApplicable", "check_set", "compute_measures", "known_names",
+           "measure", "trajectory"]
+log = logging.getLogger("gen")
 
 
 @dataclass
@@ -100,14 +107,39 @@ def compute_measures(measure_cfg, model, init_state: dict | None, data, record: 
 
 
 def _evaluate(ctx: MeasureContext, name: str) -> tuple[float | None, str | None]:
-    """(value, None) or (None, why there is none)."""
+    """(value, None) or (None, why there is none).  A user's measure that raises or returns something other
+    than a number gets null and the reason (one line in the log too); gen's own raise (a bug to see)."""
     measure, adjusted = base_of(name)
     try:
-        value = float(ctx.shared(f"value:{measure.name}", lambda: float(measure.compute(ctx))))
+        value = ctx.shared(f"value:{measure.name}", lambda: _as_number(measure.compute(ctx)))
         if adjusted:
             value = size_adjusted(value, measure.size_adjust, ctx.train_size)
     except NotApplicable as reason:
         return None, str(reason)
+    except Exception as error:  # noqa: BLE001
+        if measure.builtin:
+            raise
+        detail = str(error).splitlines()[0] if str(error) else ""
+        reason = (f"{detail} (measure from {measure.module})" if isinstance(error, NotANumber)
+                  else f"raised {type(error).__name__}: {detail} (measure from {measure.module})")
+        log.warning("measure %s: %s; recorded null, every other value kept", name, reason)
+        return None, reason
     if not math.isfinite(value):
         return None, f"not finite ({value}): it overflows or divides by zero"
     return value, None
+
+
+class NotANumber(TypeError):
+    """A measure returned something that is not one number."""
+
+
+def _as_number(value: Any) -> float:
+    """``value`` as a float: a real number (not a bool) or a one-element tensor or array."""
+    if hasattr(value, "numel") or hasattr(value, "size") and hasattr(value, "item"):  # torch or numpy
+        count = value.numel() if hasattr(value, "numel") else value.size
+        if count != 1:
+            raise NotANumber(f"returned a {type(value).__name__} of {count} elements, not one number")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise NotANumber(f"returned {type(value).__name__} {str(value)[:40]!r}, not a number")
+    return float(value)

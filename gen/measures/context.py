@@ -1,9 +1,13 @@
-"""What every measure reads: the trained network's BatchNorm-folded twin, its weights at
-initialisation, the fixed training subsample, the margin, the training record and the parameters.
+"""What every measure reads: the :class:`MeasureContext`.
 
+It holds the trained network and its BatchNorm-folded twin, its weights at initialisation, the data as
+tensors, the fixed training subsample, the loss, the margin, the training record and the parameters.
 Shared intermediate results (the folded twin, the layer list, the margin, σ of the PAC-Bayes
 search...) are computed once, on first use, and kept, together with a NotApplicable reason when
 they have none, so two measures never repeat the same work.
+
+The attributes and methods documented on :class:`MeasureContext` are the public contract a researcher's
+own measure (``@gen.measures.measure``) may rely on; the ones whose names start with ``_`` are not.
 """
 import copy
 import functools
@@ -41,13 +45,82 @@ def resolve_params(measure_cfg: DictConfig | dict | None) -> MeasureParams:
 
 
 class MeasureContext:
+    """Everything a measure ``fn(ctx) -> float`` reads.  A measure must not modify what it is given
+    (the trained model, the tensors): the values of the measures after it would change.
+
+    Attributes (the contract):
+
+    - ``model: nn.Module`` — the trained network, as training left it (on ``device``).  Evaluate the
+      eval-mode copy ``twin`` (or ``copy.deepcopy`` it) rather than change this one.
+    - ``init_state: dict[str, Tensor] | None`` — its ``state_dict`` at initialisation (None if unknown);
+      ``initial_model`` is that network, built for you.
+    - ``data: DataBundle`` — the data the network trained on, as tensors on ``device``: ``x_train``,
+      ``y_train`` (the labels as trained on, corrupted ones included), ``x_test``, ``y_test``, ``num_classes``
+      (0 for regression), ``task`` ("classification" | "regression"), ``input_shape``, ``corrupted``
+      (bool per training sample).  The same tensors are also ``ctx.x_train`` ... ``ctx.y_test``.
+    - ``sample: (x, y)`` — a fixed, seeded subsample of the training set (``params.max_samples`` of them,
+      ``params.seed``): what gen's own measures evaluate on.
+    - ``loss(outputs, targets, reduction="mean") -> Tensor`` — the training loss (cross-entropy for
+      classification, ½·squared error for regression); ``objective`` is the object behind it.
+    - ``record`` — the training record: ``history`` (one dict per evaluation, with ``epoch``, ``step``,
+      ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` ...), ``epoch``, ``step``, ``status``,
+      ``train_size``.
+    - ``params: MeasureParams`` — the set's ``measure.params`` (gen/config/measure.py).
+    - ``device: torch.device``, ``train_size: int`` (m, the number of training samples).
+
+    Helpers: ``twin`` (the eval-mode, BatchNorm-folded copy gen's measures evaluate), ``layers``,
+    ``margin``, ``shared(key, compute)`` (memoise a result between measures), ``generator(purpose)``
+    (a seeded torch.Generator), ``note(text)`` (a line in the record's notes).
+    """
+
+    model: nn.Module
+    init_state: dict | None
+    data: DataBundle
+    record: Any
+    params: MeasureParams
+    device: torch.device
+    train_size: int
+    notes: list[str]
+
     def __init__(self, model: nn.Module, init_state: dict | None, data: DataBundle, record: Any,
                  params: MeasureParams):
         self.model, self.init_state, self.data, self.record, self.params = model, init_state, data, record, params
         self.device = data.x_train.device
         self.train_size = getattr(record, "train_size", 0) or len(data.x_train)
-        self.notes: list[str] = []
+        self.notes = []
         self._memo: dict[str, Any] = {}
+
+    # ---- the data's tensors, by their names -----------------------------------------------------
+    @property
+    def x_train(self) -> torch.Tensor:
+        return self.data.x_train
+
+    @property
+    def y_train(self) -> torch.Tensor:
+        return self.data.y_train
+
+    @property
+    def x_test(self) -> torch.Tensor:
+        return self.data.x_test
+
+    @property
+    def y_test(self) -> torch.Tensor:
+        return self.data.y_test
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """The training loss of ``outputs`` (the network's raw scores) against ``targets``."""
+        return self.objective.loss(outputs, targets, reduction)
+
+    @property
+    def initial_model(self) -> nn.Module:
+        """The network at initialisation, in eval mode (NotApplicable where the weights are unknown)."""
+        def build():
+            if self.init_state is None:
+                raise NotApplicable("no weights at initialisation were given")
+            init_model = copy.deepcopy(self.model)
+            init_model.load_state_dict(self.init_state)
+            return init_model.eval()
+        return self.shared("initial_model", build)
 
     @property
     def convention(self) -> Convention:

@@ -28,6 +28,8 @@ def _tracker_class(name: str) -> type[Tracker]:
         from gen.tracking.wandb import Wandb as cls
     elif name == "csv":
         from gen.tracking.csv import Csv as cls
+    elif name == "comet":
+        from gen.tracking.comet import Comet as cls
     else:  # gen.config.logger refuses other names before a run starts
         raise ValueError(f"no tracker named {name!r}")
     return cls

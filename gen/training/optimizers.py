@@ -3,6 +3,9 @@
 The training loop calls, per minibatch, ``loss = closure()`` and then ``optimizer.step(closure)``
 when :func:`uses_sam` (SAM re-evaluates the loss at the perturbed weights: two passes per step)
 or ``optimizer.step()`` otherwise; and ``scheduler.step()`` once per epoch.
+
+A researcher's own optimizer (an option with a ``_target_`` gen does not ship, gen.config.user_options) is
+built the same way: ``target(params, **keys)`` less gen's keys (``name``, ``sam``, ``schedule``: optional).
 """
 import hydra.utils
 import torch
@@ -38,13 +41,13 @@ def build_optimizer(opt_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimi
 
 
 def uses_sam(opt_cfg: DictConfig) -> bool:
-    return bool(opt_cfg.sam.enabled)
+    return bool(opt_cfg.sam.enabled) if "sam" in opt_cfg else False  # a user's optimizer may leave sam out
 
 
 def build_scheduler(opt_cfg: DictConfig, optimizer: torch.optim.Optimizer, max_epochs: int):
     """The learning-rate schedule, stepped once per epoch; None for a constant rate."""
-    schedule = opt_cfg.schedule
-    if schedule.name == "none":
+    schedule = opt_cfg.get("schedule")  # a user's optimizer may leave it out: a constant rate
+    if schedule is None or schedule.name == "none":
         return None
     if schedule.name in ("exponential", "s5_decay"):
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=schedule.gamma)
