@@ -7,10 +7,13 @@ One home for what a record is: the statuses, the keys each status requires and t
 (``unreadable`` when it is not JSON at all): it is never skipped as done, never counted as a result.
 This module imports neither torch nor Hydra, so that analysis can use it cheaply.
 """
+import errno
 import json
 import math
+import os
 import platform
 import socket
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -39,6 +42,8 @@ RESULT = {"model": dict, "data": dict, "final": dict, "interpolation": dict, "me
           "timing": dict}
 FINAL = {"train_loss": OPTIONAL_NUMBER, "test_loss": OPTIONAL_NUMBER, "train_acc": OPTIONAL_NUMBER,
          "test_acc": OPTIONAL_NUMBER, "epochs": int, "steps": int}
+NUMBER_BLOCKS = ("final", "measures")  # blocks whose every value is a number or null (see _check_numbers)
+MAX_RECORD_BYTES = 64 * 2**20  # far above any record gen writes (history of 10,000 evaluations: ~3 MB)
 REQUIRED = {  # status -> {block: {key: type}}; "" is the top level
     COMPLETED: {"": {**COMMON, **RESULT}, "final": {**FINAL, "train_loss": NUMBER}},
     DIVERGED: {"": {**COMMON, **RESULT, "divergence": dict}, "final": FINAL, "divergence": {"rule": str}},
@@ -61,7 +66,7 @@ def check(metrics: Any, run_dir: Path | None = None, run_id: str | None = None) 
                 return f"a {status} record needs '{name}'"
             if not _is(where[key], kind):
                 return f"'{name}' is {where[key]!r}, not {_type_names(kind)}"
-    return _check_identity(metrics, run_dir, run_id) or _check_values(metrics)
+    return _check_identity(metrics, run_dir, run_id) or _check_values(metrics) or _check_numbers(metrics)
 
 
 def _check_identity(metrics: dict, run_dir: Path | None, run_id: str | None) -> str | None:
@@ -91,6 +96,26 @@ def _check_values(metrics: dict) -> str | None:
         if value is not None and not 0 <= value <= 1:
             return f"'final.{key}' is {value}, not in [0, 1]"
     return None
+
+
+def _check_numbers(metrics: dict) -> str | None:
+    """Every value of the :data:`NUMBER_BLOCKS` a record holds is a number or null (a string or a list
+    there would reach analysis as a column of mixed types)."""
+    for block in NUMBER_BLOCKS:
+        values = metrics.get(block)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            return f"'{block}' is {_short(values)}, not an object"
+        for key, value in values.items():
+            if not _is(value, OPTIONAL_NUMBER):
+                return f"'{block}.{key}' is {_short(value)}, not a number or null"
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _is(value: Any, kind) -> bool:
@@ -141,7 +166,7 @@ def read(run_dir: Path, run_id: str | None = None) -> Record:
     """The checked record of ``run_dir``; ``run_id``: the id the record must carry (a relaunch knows it)."""
     path = Path(run_dir) / METRICS_FILE
     try:
-        text = path.read_bytes()
+        text = read_regular_file(path, MAX_RECORD_BYTES)
     except FileNotFoundError:
         return Record(None)
     except OSError as error:
@@ -149,11 +174,47 @@ def read(run_dir: Path, run_id: str | None = None) -> Record:
     try:
         metrics = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as error:
-        return Record(UNREADABLE, reason=f"{METRICS_FILE}: not valid JSON ({error})")
+        return Record(UNREADABLE, reason=f"{METRICS_FILE}: not valid JSON ({_short(str(error), 120)})")
+    except RecursionError:
+        return Record(UNREADABLE, reason=f"{METRICS_FILE}: nested too deeply to be a record")
     reason = check(metrics, Path(run_dir), run_id)
     if reason:
         return Record(INVALID, metrics if isinstance(metrics, dict) else None, f"{METRICS_FILE}: {reason}")
     return Record(metrics["status"], metrics)
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.  It is opened without
+    following a link and without blocking (a FIFO would wait for a writer forever), and checked on the
+    open descriptor (no race with a swap): a link, a FIFO, a device or an oversized file raises OSError
+    with a reason that says which."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise OSError(error.errno, "a symbolic link, not a file (gen reads no file through a link)") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"not a regular file but {_file_kind(info.st_mode)}")
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"{info.st_size} bytes, more than the {limit} a record may have")
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # grew while being read
+                raise OSError(errno.EFBIG, f"more than the {limit} bytes a record may have")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+             stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
 def _refuse_constant(name: str):

@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from gen import atomic, measures, record, tracking
-from gen.sweeps import ensemble, runlock
+from gen.sweeps import ensemble, run_folder, runlock
 from gen.training import checkpoint, memory
 from gen.data import DataBundle, load_data
 from gen.training.lockstep import Lockstep
@@ -55,6 +55,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict | None:
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict | None:
     validate(cfg)  # the measure set's names and parameters too
+    run_folder.check(run_dir, run_id_of(cfg))  # no link, no other run's record: before anything is moved
     run_dir.mkdir(parents=True, exist_ok=True)
     leader = ensemble.trained_by(run_dir)
     if leader is not None:  # its result is fresh, not an earlier one being skipped
