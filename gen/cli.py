@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import gen.sweeps.local_gpus  # pin_worker: a joblib worker takes its GPU
 from gen.sweeps import resolvers, run_folder
-from gen.config.overrides import check_group_choices
+from gen.config.overrides import check_group_choices, check_override_text
 from gen.config import ConfigError, check_folder_names, validate
 from gen.config.base import misspelt_key_hint, other_options_hint
 
@@ -43,6 +43,7 @@ def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
     _sweep_failures.clear()
     _sweep_dirs.clear()
     try:
+        check_override_text(argv)
         check_group_choices(argv)
         main()
         if _sweep_failures:
@@ -98,7 +99,8 @@ def composition_message(error: BaseException) -> str:
     match = re.match(r"Could not override '([^']+)'\.\s*To append to your config use \+(\S+)", text)
     if match:
         hints = other_options_hint(match[1]) + misspelt_key_hint(match[1])
-        return (f"invalid config: {match[2]}: unknown key '{match[1]}'{hints} "
+        override = match[2] if len(match[2]) <= 100 else f"{match[2][:100]}… ({len(match[2])} characters)"
+        return (f"invalid config: {override}: unknown key '{match[1]}'{hints} "
                 f"(see the keys with `python launch.py --cfg job`)")
     cause = error.__cause__
     lines = [text.splitlines()[0] if text else type(error).__name__]

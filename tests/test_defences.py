@@ -311,3 +311,45 @@ def test_a_run_folder_another_user_cannot_write_stops_the_sweep_with_one_line(tm
     proc = as_another_user([sys.executable, str(REPO / "launch.py"), "-m", *TINY, "seed=0,1", *QUIET], tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert error_lines(proc) == [f"error: cannot write in run folder {locked}: Permission denied"]
+
+
+# ---- 13. values a library would refuse are refused by gen first ----------------------------------------
+LONG_NAME = "a" * 300
+REFUSED = {
+    "dataset.test_fraction=0.001": "invalid config: dataset.test_fraction=0.001: the stratified split needs at least "
+                                   "10 test and 10 training images (one per class) of the 1797: from 0.0056 to 0.9944",
+    "model.hidden_units=99999999999999999999999": "invalid config: model.hidden_units=99999999999999999999999: must "
+                                                  "fit in a 64-bit integer (from -2^63 to 2^63 - 1)",
+    "name=日本語": "invalid config: name=日本語: holds characters not allowed ('日' '本' '語'); a plain folder name has "
+                "1 to 200 ASCII letters, digits and _ . = + -, not starting with a dot",
+    f"name={LONG_NAME}": f"invalid config: name={'a' * 100}… (300 characters): is 300 characters long; a plain "
+                         f"folder name has 1 to 200 ASCII letters, digits and _ . = + -, not starting with a dot; "
+                         f"choose the folder itself with hydra.sweep.dir",
+    "model.name=日本": "invalid config: model.name=日本: characters outside ASCII need quotes in an override "
+                     "(key='value')",
+}
+
+
+@pytest.mark.parametrize("override", list(REFUSED))
+@pytest.mark.parametrize("mode", [[], ["-m", "seed=0,1"]])
+def test_a_value_a_library_would_refuse_is_one_line_from_gen(override, mode, tmp_path):
+    proc = launch([*mode, *TINY, override], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert error_lines(proc) == [f"error: {REFUSED[override]}"] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_huge_list_is_refused_at_once_and_not_echoed_whole(tmp_path):
+    betas = "optimizer.betas=[" + ",".join(["0.5"] * 30000) + "]"
+    started = time.monotonic()
+    proc = launch([*TINY, betas], tmp_path, timeout=60)
+    assert proc.returncode == 2
+    (line,) = error_lines(proc)
+    assert line.endswith(f"… ({len(betas) - len('optimizer.betas=')} characters): an override may have at most 2000 "
+                         f"characters, this one has {len(betas)}; sweep a long range with range(start,stop)")
+    assert len(line) < 400 and time.monotonic() - started < 30  # Hydra's parser alone would take minutes
+    within = "optimizer.betas=[" + ",".join(["0.5"] * 300) + "]"  # parsed by Hydra, refused by gen's check
+    proc = launch([*TINY, "optimizer=adam", within], tmp_path, timeout=120)
+    assert proc.returncode == 2 and error_lines(proc)[0].endswith("(1500 characters): expected a list of 2 values")
+    proc = launch([*TINY, within], tmp_path, timeout=120)  # sgd has no betas: Hydra's own error, shortened too
+    assert proc.returncode == 2 and len(error_lines(proc)[0]) < 400, proc.stderr
