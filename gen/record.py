@@ -246,6 +246,16 @@ def write(run_dir: Path, metrics: dict) -> None:
     if reason:  # a bug in gen, not in the run: never leave a record that readers would refuse
         raise ValueError(f"refusing to write an invalid {METRICS_FILE} in {run_dir}: {reason}")
     atomic.write_json(Path(run_dir) / METRICS_FILE, payload)
+    _written_here.add(os.path.abspath(run_dir))
+
+
+_written_here: set[str] = set()  # run folders whose metrics.json this process wrote
+
+
+def written_here(run_dir: Path) -> bool:
+    """Whether this process wrote ``run_dir``'s metrics.json (a sweep's progress tells its own runs from
+    those another launch trained meanwhile)."""
+    return os.path.abspath(run_dir) in _written_here
 
 
 def header(cfg, status: str, overrides: list[str], experiment: str | None) -> dict:

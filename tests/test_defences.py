@@ -353,3 +353,72 @@ def test_a_huge_list_is_refused_at_once_and_not_echoed_whole(tmp_path):
     assert proc.returncode == 2 and error_lines(proc)[0].endswith("(1500 characters): expected a list of 2 values")
     proc = launch([*TINY, within], tmp_path, timeout=120)  # sgd has no betas: Hydra's own error, shortened too
     assert proc.returncode == 2 and len(error_lines(proc)[0]) < 400, proc.stderr
+
+
+# ---- 14. small untruths ------------------------------------------------------------------------
+def test_a_run_another_process_trained_is_not_counted_as_trained_by_this_sweep(tmp_path):
+    from gen.sweeps.sweep_progress import SweepProgress
+
+    mine = tmp_path / "S" / "mine"
+    theirs = tmp_path / "S" / run_id(compose_config(["name=S"]))
+    progress = SweepProgress([mine, theirs])
+    assert write_run(tmp_path / "S", make_config("S"), test_acc=0.8) == theirs  # written meanwhile, elsewhere  # written meanwhile, not by this process
+    assert progress.finished(theirs) == ("sweep: 1/2 runs finished (0 trained, 0 failed, 0 skipped, 1 trained by "
+                                         "another process), time left unknown until a run has trained")
+    train(compose_config(TINY), mine)  # this process writes it
+    assert progress.finished(mine).startswith("sweep: 2/2 runs finished (1 trained, 0 failed, 0 skipped, 1 trained "
+                                              "by another process), in ")
+
+
+def preempt_after(monkeypatch, calls: int) -> None:
+    """Ask for preemption at the ``calls``-th time the loop checks (as SIGTERM would, between two steps)."""
+    from gen.training import checkpoint
+
+    count = [0]
+
+    def requested():
+        count[0] += 1
+        return count[0] >= calls
+    monkeypatch.setattr(checkpoint, "requested", requested)
+
+
+def test_the_preempted_and_the_resuming_lines_name_the_same_epoch_and_step(tmp_path, monkeypatch, caplog):
+    import logging
+    import re
+
+    from gen.training import checkpoint
+
+    caplog.set_level(logging.INFO)
+    cfg = compose_config([*TINY, "trainer.max_epochs=4"])
+    preempt_after(monkeypatch, 7)  # once before the run, then after each step: after step 6, in epoch 2 of 4 steps
+    with pytest.raises(checkpoint.Interrupted) as stopped:
+        train(cfg, tmp_path / "run")
+    monkeypatch.undo()
+    epoch, step = re.fullmatch(r"preempted at epoch (\d+), step (\d+)", str(stopped.value)).groups()
+    assert (epoch, step) == ("2", "6")  # mid-epoch: the case where the two lines differed
+    train(cfg, tmp_path / "run")
+    assert f"resuming {tmp_path / 'run'} at epoch {epoch}, step {step}" in caplog.text
+
+
+def test_a_resumed_lockstep_group_names_every_peer_it_trained_with(tmp_path, monkeypatch):
+    from gen.sweeps import ensemble
+    from gen.training import checkpoint
+
+    seeds = [[*TINY, "trainer.max_epochs=4", "trainer.ensemble=3", f"seed={s}"] for s in range(3)]
+    group = [ensemble.Member(compose_config(v), tmp_path / f"r{i}", tuple(v), None) for i, v in enumerate(seeds)]
+    ensemble.assign([group])
+    preempt_after(monkeypatch, 7)
+    with pytest.raises(checkpoint.Interrupted):
+        train(group[0].cfg, group[0].run_dir)
+    monkeypatch.undo()
+    ensemble.assign([group[:2]])  # the group resumes without r2 (held elsewhere, say)
+    train(group[0].cfg, group[0].run_dir)
+    ensemble.assign([])
+    train(group[2].cfg, group[2].run_dir)  # and r2 resumes alone
+    notes = {i: [n for n in read_metrics(group[i].run_dir / "metrics.json")["notes"] if "lockstep" in n]
+             for i in range(3)}
+    assert notes[0] == notes[1] == ["trained in lockstep with 2 other run(s) across its attempts (r0, r1, r2); the "
+                                    "group changed on resuming (the last with r0, r1); timing.train_s is shared "
+                                    "where it trained in a group"]
+    assert notes[2] == ["trained in lockstep with 2 other run(s) across its attempts (r0, r1, r2); the group changed "
+                        "on resuming (the last alone); timing.train_s is shared where it trained in a group"]
