@@ -7,13 +7,11 @@ One home for what a record is: the statuses, the keys each status requires and t
 (``unreadable`` when it is not JSON at all): it is never skipped as done, never counted as a result.
 This module imports neither torch nor Hydra, so that analysis can use it cheaply.
 """
-import errno
 import json
 import math
 import os
 import platform
 import socket
-import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -166,7 +164,7 @@ def read(run_dir: Path, run_id: str | None = None) -> Record:
     """The checked record of ``run_dir``; ``run_id``: the id the record must carry (a relaunch knows it)."""
     path = Path(run_dir) / METRICS_FILE
     try:
-        text = read_regular_file(path, MAX_RECORD_BYTES)
+        text = atomic.read_regular_file(path, MAX_RECORD_BYTES)
     except FileNotFoundError:
         return Record(None)
     except OSError as error:
@@ -181,40 +179,6 @@ def read(run_dir: Path, run_id: str | None = None) -> Record:
     if reason:
         return Record(INVALID, metrics if isinstance(metrics, dict) else None, f"{METRICS_FILE}: {reason}")
     return Record(metrics["status"], metrics)
-
-
-def read_regular_file(path: Path, limit: int) -> bytes:
-    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.  It is opened without
-    following a link and without blocking (a FIFO would wait for a writer forever), and checked on the
-    open descriptor (no race with a swap): a link, a FIFO, a device or an oversized file raises OSError
-    with a reason that says which."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise OSError(error.errno, "a symbolic link, not a file (gen reads no file through a link)") from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, f"not a regular file but {_file_kind(info.st_mode)}")
-        if info.st_size > limit:
-            raise OSError(errno.EFBIG, f"{info.st_size} bytes, more than the {limit} a record may have")
-        chunks, total = [], 0
-        while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > limit:  # grew while being read
-                raise OSError(errno.EFBIG, f"more than the {limit} bytes a record may have")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _file_kind(mode: int) -> str:
-    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
-             stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
-    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
 def _refuse_constant(name: str):

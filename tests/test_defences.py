@@ -220,7 +220,7 @@ def hostile_records(run_dir: Path) -> dict:
         "fifo": "metrics.json: not a regular file but a FIFO",
         "dev_zero": "metrics.json: a symbolic link, not a file (gen reads no file through a link)",
         "huge": f"metrics.json: {record.MAX_RECORD_BYTES + 1} bytes, more than the {record.MAX_RECORD_BYTES} "
-                f"a record may have",
+                f"gen reads of it",
         "deep": "metrics.json: nested too deeply to be a record",
     }
 
@@ -422,3 +422,32 @@ def test_a_resumed_lockstep_group_names_every_peer_it_trained_with(tmp_path, mon
                                     "where it trained in a group"]
     assert notes[2] == ["trained in lockstep with 2 other run(s) across its attempts (r0, r1, r2); the group changed "
                         "on resuming (the last alone); timing.train_s is shared where it trained in a group"]
+
+
+# ---- the other files a run or analysis reads ------------------------------------------------------
+def test_a_fifo_as_checkpoint_is_moved_aside_and_the_run_trains(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    os.mkfifo(run_dir / "checkpoint.pt")  # torch.load would wait for a writer forever
+    metrics = train(compose_config(TINY), run_dir)
+    assert metrics["status"] == "completed"
+    assert stat.S_ISFIFO((run_dir / "checkpoint.pt.corrupt").lstat().st_mode)
+
+
+def test_a_planted_link_at_a_target_is_replaced_not_written_through(tmp_path):
+    from gen import atomic
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.pt").symlink_to(victim)
+    atomic.write_bytes(tmp_path / "run" / "model.pt", b"weights")
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "run" / "model.pt").is_symlink() and (tmp_path / "run" / "model.pt").read_bytes() == b"weights"
+
+
+def test_a_fifo_as_multirun_yaml_does_not_hang_the_report(sweep):
+    from analysis.cli import main
+
+    os.mkfifo(sweep / "multirun.yaml")
+    assert main([str(sweep)]) == 0

@@ -22,6 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from gen import atomic
+
 LOCK_FILE = "run.lock"
 
 log = logging.getLogger(__name__)
@@ -79,10 +81,8 @@ def acquire(run_dir: Path) -> RunLock | None:
 
 def holder(run_dir: Path) -> tuple[str, int] | None:
     """(host, pid) the lock file names, or None."""
-    from gen.record import read_regular_file  # lazily: gen.record imports gen.sweeps
-
     try:
-        host, pid = read_regular_file(Path(run_dir) / LOCK_FILE, 4096).decode().split()
+        host, pid = atomic.read_regular_file(Path(run_dir) / LOCK_FILE, 4096).decode().split()
         return host, int(pid)
     except (OSError, ValueError):
         return None
