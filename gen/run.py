@@ -210,8 +210,8 @@ def _execute(members: list[ensemble.Member], started: float, sessions: list[trac
     for member in members:
         key = OmegaConf.to_yaml({"d": member.cfg.dataset, "c": member.cfg.corruption})
         setup = _resume(build_run(member.cfg, member.run_dir, data.get(key)))
-        every = list(dict.fromkeys([*setup.peers_before, *names])) if len(members) > 1 or setup.peers_before else []
-        setup.trainer.extra_state = {"init_state": setup.init_state, "peers": every}
+        peers = list(dict.fromkeys([*setup.peers_before, *names]))  # every attempt's group, for a later resume
+        setup.trainer.extra_state = {"init_state": setup.init_state, "peers": peers}
         data.setdefault(key, setup.data)
         setups.append(setup)
     trainers = [setup.trainer for setup in setups]

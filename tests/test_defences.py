@@ -362,7 +362,7 @@ def test_a_run_another_process_trained_is_not_counted_as_trained_by_this_sweep(t
     mine = tmp_path / "S" / "mine"
     theirs = tmp_path / "S" / run_id(compose_config(["name=S"]))
     progress = SweepProgress([mine, theirs])
-    assert write_run(tmp_path / "S", make_config("S"), test_acc=0.8) == theirs  # written meanwhile, elsewhere  # written meanwhile, not by this process
+    assert write_run(tmp_path / "S", make_config("S"), test_acc=0.8) == theirs  # meanwhile, not by this process
     assert progress.finished(theirs) == ("sweep: 1/2 runs finished (0 trained, 0 failed, 0 skipped, 1 trained by "
                                          "another process), time left unknown until a run has trained")
     train(compose_config(TINY), mine)  # this process writes it
@@ -443,7 +443,8 @@ def test_a_planted_link_at_a_target_is_replaced_not_written_through(tmp_path):
     (tmp_path / "run" / "model.pt").symlink_to(victim)
     atomic.write_bytes(tmp_path / "run" / "model.pt", b"weights")
     assert victim.read_text() == "precious\n"
-    assert not (tmp_path / "run" / "model.pt").is_symlink() and (tmp_path / "run" / "model.pt").read_bytes() == b"weights"
+    written = tmp_path / "run" / "model.pt"
+    assert not written.is_symlink() and written.read_bytes() == b"weights"
 
 
 def test_a_fifo_as_multirun_yaml_does_not_hang_the_report(sweep):
