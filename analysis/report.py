@@ -16,6 +16,7 @@ from analysis.collect import Collection
 from analysis.figures import style
 from analysis.figures import STUDY_TITLES, Drawn
 from analysis.rank import Ranking
+from gen import atomic
 from gen.sweeps.status import NOT_RESULTS
 
 MAX_LISTED = 20  # problem runs listed per status; the rest are in status.csv
@@ -83,8 +84,8 @@ def _sweep_command(sweeps: list[Path]) -> str:
         if not path.exists():
             continue
         try:
-            hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra") or {}
-        except (OSError, yaml.YAMLError):
+            hydra = (yaml.safe_load(atomic.read_regular_file(path, 16 << 20)) or {}).get("hydra") or {}
+        except (OSError, yaml.YAMLError, RecursionError, AttributeError):
             continue
         task = (hydra.get("overrides") or {}).get("task") or []
         params = (hydra.get("sweeper") or {}).get("params") or {}

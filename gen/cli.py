@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import gen.sweeps.local_gpus  # pin_worker: a joblib worker takes its GPU
-from gen.sweeps import resolvers
-from gen.config.overrides import check_group_choices
+from gen.sweeps import resolvers, run_folder
+from gen.config.overrides import check_group_choices, check_override_text
 from gen.config import ConfigError, check_folder_names, validate
 from gen.config.base import misspelt_key_hint, other_options_hint
 
@@ -43,12 +43,13 @@ def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
     _sweep_failures.clear()
     _sweep_dirs.clear()
     try:
+        check_override_text(argv)
         check_group_choices(argv)
         main()
         if _sweep_failures:
             return _fail(f"error: {len(_sweep_failures)} run(s) of this sweep failed (listed above); "
                          f"relaunching the same command runs them again", EXIT_FAILED)
-    except (ConfigError, BadInput) as error:
+    except (ConfigError, BadInput, run_folder.Refused) as error:
         return _fail(f"error: {error}", EXIT_BAD_INPUT)
     except (HydraException, OmegaConfBaseException) as error:
         if wants_traceback:
@@ -98,7 +99,8 @@ def composition_message(error: BaseException) -> str:
     match = re.match(r"Could not override '([^']+)'\.\s*To append to your config use \+(\S+)", text)
     if match:
         hints = other_options_hint(match[1]) + misspelt_key_hint(match[1])
-        return (f"invalid config: {match[2]}: unknown key '{match[1]}'{hints} "
+        override = match[2] if len(match[2]) <= 100 else f"{match[2][:100]}… ({len(match[2])} characters)"
+        return (f"invalid config: {override}: unknown key '{match[1]}'{hints} "
                 f"(see the keys with `python launch.py --cfg job`)")
     cause = error.__cause__
     lines = [text.splitlines()[0] if text else type(error).__name__]
@@ -178,6 +180,35 @@ def _in_multirun() -> bool:
 
 _sweep_failures: list[str] = []  # set in the main process by SweepSummary, read by run_with_clear_errors
 _sweep_dirs: list[Path] = []     # the sweep folder of this launch (SweepSummary), removed if left unused
+
+
+class RunFolderGuard(Callback):
+    """A single run's config and folder checked before Hydra writes anything there (its ``launch.log``,
+    ``.hydra/``): bad input leaves no folder, and a folder gen.sweeps.run_folder refuses (a planted link,
+    another run's record, no permission) is left untouched.  A multirun checks every job's folder in its
+    launcher (hydra_plugins.gen_launchers.jobs) before the first job starts."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from gen.sweeps.run_id import run_id
+
+        job = job_config(config)
+        try:
+            validate(job)
+        except ConfigError as error:
+            raise BadInput(str(error)) from None  # not an Exception: Hydra's callback runner lets it through
+        run_folder.check(Path(str(OmegaConf.select(config, "hydra.run.dir"))), run_id(job))
+
+
+def job_config(config: DictConfig) -> DictConfig:
+    """A composed config as Hydra hands it to a job: without its ``hydra`` node."""
+    import copy
+
+    from omegaconf import open_dict, read_write
+
+    job = copy.deepcopy(config)
+    with read_write(job), open_dict(job):
+        del job["hydra"]
+    return job
 
 
 class SweepSummary(Callback):

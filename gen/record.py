@@ -9,6 +9,7 @@ This module imports neither torch nor Hydra, so that analysis can use it cheaply
 """
 import json
 import math
+import os
 import platform
 import socket
 import subprocess
@@ -41,6 +42,8 @@ RESULT = {"model": dict, "data": dict, "final": dict, "interpolation": dict, "me
 PROVENANCE = {"params": str, "code": str, "seconds": OPTIONAL_NUMBER}  # each entry of ``measured``
 FINAL = {"train_loss": OPTIONAL_NUMBER, "test_loss": OPTIONAL_NUMBER, "train_acc": OPTIONAL_NUMBER,
          "test_acc": OPTIONAL_NUMBER, "epochs": int, "steps": int}
+NUMBER_BLOCKS = ("final", "measures")  # blocks whose every value is a number or null (see _check_numbers)
+MAX_RECORD_BYTES = 64 * 2**20  # far above any record gen writes (history of 10,000 evaluations: ~3 MB)
 REQUIRED = {  # status -> {block: {key: type}}; "" is the top level
     COMPLETED: {"": {**COMMON, **RESULT}, "final": {**FINAL, "train_loss": NUMBER}},
     DIVERGED: {"": {**COMMON, **RESULT, "divergence": dict}, "final": FINAL, "divergence": {"rule": str}},
@@ -65,7 +68,7 @@ def check(metrics: Any, run_dir: Path | None = None, run_id: str | None = None) 
                 return f"a {status} record needs '{name}'"
             if not _is(where[key], kind):
                 return f"'{name}' is {where[key]!r}, not {_type_names(kind)}"
-    return _check_identity(metrics, run_dir, run_id) or _check_values(metrics)
+    return _check_identity(metrics, run_dir, run_id) or _check_values(metrics) or _check_numbers(metrics)
 
 
 def legacy_reason(run_dir: Path | None) -> str:
@@ -129,6 +132,26 @@ def _check_provenance(block: dict, params: dict, where: str = "") -> str | None:
     return None
 
 
+def _check_numbers(metrics: dict) -> str | None:
+    """Every value of the :data:`NUMBER_BLOCKS` a record holds is a number or null (a string or a list
+    there would reach analysis as a column of mixed types)."""
+    for block in NUMBER_BLOCKS:
+        values = metrics.get(block)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            return f"'{block}' is {_short(values)}, not an object"
+        for key, value in values.items():
+            if not _is(value, OPTIONAL_NUMBER):
+                return f"'{block}.{key}' is {_short(value)}, not a number or null"
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _is(value: Any, kind) -> bool:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if isinstance(value, bool):  # JSON true is not a number
@@ -177,7 +200,7 @@ def read(run_dir: Path, run_id: str | None = None) -> Record:
     """The checked record of ``run_dir``; ``run_id``: the id the record must carry (a relaunch knows it)."""
     path = Path(run_dir) / METRICS_FILE
     try:
-        text = path.read_bytes()
+        text = atomic.read_regular_file(path, MAX_RECORD_BYTES)
     except FileNotFoundError:
         return Record(None)
     except OSError as error:
@@ -185,7 +208,9 @@ def read(run_dir: Path, run_id: str | None = None) -> Record:
     try:
         metrics = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as error:
-        return Record(UNREADABLE, reason=f"{METRICS_FILE}: not valid JSON ({error})")
+        return Record(UNREADABLE, reason=f"{METRICS_FILE}: not valid JSON ({_short(str(error), 120)})")
+    except RecursionError:
+        return Record(UNREADABLE, reason=f"{METRICS_FILE}: nested too deeply to be a record")
     reason = check(metrics, Path(run_dir), run_id)
     if reason:
         return Record(INVALID, metrics if isinstance(metrics, dict) else None, f"{METRICS_FILE}: {reason}")
@@ -221,6 +246,16 @@ def write(run_dir: Path, metrics: dict) -> None:
     if reason:  # a bug in gen, not in the run: never leave a record that readers would refuse
         raise ValueError(f"refusing to write an invalid {METRICS_FILE} in {run_dir}: {reason}")
     atomic.write_json(Path(run_dir) / METRICS_FILE, payload)
+    _written_here.add(os.path.abspath(run_dir))
+
+
+_written_here: set[str] = set()  # run folders whose metrics.json this process wrote
+
+
+def written_here(run_dir: Path) -> bool:
+    """Whether this process wrote ``run_dir``'s metrics.json (a sweep's progress tells its own runs from
+    those another launch trained meanwhile)."""
+    return os.path.abspath(run_dir) in _written_here
 
 
 def header(cfg, status: str, overrides: list[str], experiment: str | None) -> dict:

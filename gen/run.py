@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from gen import atomic, measures, record, remeasure, tracking
-from gen.sweeps import ensemble, runlock
+from gen.sweeps import ensemble, run_folder, runlock
 from gen.training import checkpoint, memory
 from gen.data import DataBundle, load_data
 from gen.training.lockstep import Lockstep
@@ -56,6 +56,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict | None:
 
 def _run(cfg: DictConfig, run_dir: Path) -> dict | None:
     validate(cfg)  # the measure set's names and parameters too
+    run_folder.check(run_dir, run_id_of(cfg))  # no link, no other run's record: before anything is moved
     run_dir.mkdir(parents=True, exist_ok=True)
     leader = ensemble.trained_by(run_dir)
     if leader is not None:  # its result is fresh, not an earlier one being skipped
@@ -216,6 +217,7 @@ class RunSetup:
     model: torch.nn.Module
     init_state: dict
     trainer: Trainer
+    peers_before: tuple[str, ...] = ()  # the lockstep group of its earlier attempts (gen.run._lockstep_note)
 
 
 def _close(sessions: list[tracking.Session], outcome: str) -> None:
@@ -231,10 +233,12 @@ def _execute(members: list[ensemble.Member], started: float, sessions: list[trac
         validate(member.cfg)
     data = {}  # members with the same dataset and corruption share one copy
     setups = []
+    names = [m.run_dir.name for m in members]
     for member in members:
         key = OmegaConf.to_yaml({"d": member.cfg.dataset, "c": member.cfg.corruption})
         setup = _resume(build_run(member.cfg, member.run_dir, data.get(key)))
-        setup.trainer.extra_state = {"init_state": setup.init_state}
+        peers = list(dict.fromkeys([*setup.peers_before, *names]))  # every attempt's group, for a later resume
+        setup.trainer.extra_state = {"init_state": setup.init_state, "peers": peers}
         data.setdefault(key, setup.data)
         setups.append(setup)
     trainers = [setup.trainer for setup in setups]
@@ -246,12 +250,25 @@ def _execute(members: list[ensemble.Member], started: float, sessions: list[trac
     checkpoint.install_signal_handlers()
     fit(trainers, step)
     results = [_finish(setup, started, member) for setup, member in zip(setups, members)]
-    if len(members) > 1:
-        peers = ", ".join(m.run_dir.name for m in members)
-        for metrics in results:
-            metrics["notes"].append(f"trained in lockstep with {len(members) - 1} other run(s) "
-                                    f"(trainer.ensemble={len(members)}: {peers}); timing.train_s is shared")
+    for setup, metrics in zip(setups, results):
+        note = _lockstep_note(setup.peers_before, names)
+        if note:
+            metrics["notes"].append(note)
     return results
+
+
+def _lockstep_note(before: tuple[str, ...], now: list[str]) -> str | None:
+    """What a run's notes say of its lockstep group(s): ``now``, this attempt's group, and ``before``, the
+    runs it trained with in earlier attempts (a preempted group may resume smaller, or a run alone)."""
+    every = list(dict.fromkeys([*before, *now]))
+    if len(every) < 2:
+        return None
+    if len(every) == len(now):
+        return (f"trained in lockstep with {len(now) - 1} other run(s) (trainer.ensemble={len(now)}: "
+                f"{', '.join(now)}); timing.train_s is shared")
+    last = f"the last with {', '.join(now)}" if len(now) > 1 else "the last alone"
+    return (f"trained in lockstep with {len(every) - 1} other run(s) across its attempts ({', '.join(every)}); "
+            f"the group changed on resuming ({last}); timing.train_s is shared where it trained in a group")
 
 
 def _open_trackers(setup: RunSetup) -> tracking.Session:
@@ -283,8 +300,16 @@ def _resume(setup: RunSetup) -> RunSetup:
             f"does not fit this run ({type(error).__name__}: {checkpoint.first_line(error)})"
         checkpoint.quarantine(run_dir, why)
         return build_run(setup.cfg, run_dir, setup.data)
-    log.info("resuming %s from epoch %d, step %d", run_dir, trainer.record.epoch, trainer.record.step)
+    setup.peers_before = _saved_peers(saved)
+    # "at epoch E": the epoch in progress, counted from 1, as the preemption line says it
+    log.info("resuming %s at epoch %d, step %d", run_dir, trainer.record.epoch + 1, trainer.record.step)
     return setup
+
+
+def _saved_peers(saved: dict) -> tuple[str, ...]:
+    """The lockstep peers (run folder names) a checkpoint says its run trained with so far."""
+    peers = saved.get("peers")
+    return tuple(peers) if isinstance(peers, list) and all(isinstance(p, str) for p in peers) else ()
 
 
 def _checked_init_state(saved: dict, built: dict) -> dict:

@@ -411,7 +411,7 @@ def test_the_estimate_is_time_per_run_that_worked_times_runs_left(tmp_path, monk
     now = [100.0]
     progress = sweep_progress.SweepProgress([tmp_path / str(i) for i in range(5)], clock=lambda: now[0])
     outcomes = iter(["skipped", "trained", "failed", "trained", "skipped"])
-    monkeypatch.setattr(progress, "outcome", lambda run_dir: next(outcomes))
+    monkeypatch.setattr(progress, "outcome", lambda run_dir, here=None: next(outcomes))
     assert progress.finished(tmp_path / "0").endswith("(0 trained, 0 failed, 1 skipped), time left unknown "
                                                       "until a run has trained")
     now[0] = 160.0

@@ -26,6 +26,7 @@ GROUPS: dict[str, dict[str, type]] = {}
 # by its name (``logger.tensorboard``), so the group's node maps option names to their blocks.
 LIST_GROUPS: dict[str, dict[str, type]] = {}
 SEED_MAX = 2**32 - 1
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,199}")  # no separators, no leading dot (.., hidden)
 
 
@@ -37,10 +38,14 @@ class ConfigError(ValueError):
         super().__init__(f"invalid config: {key}={_show(value)}: {allowed}")
 
 
+SHOWN_CHARS = 100  # an error line echoes at most this much of a value
+
+
 def _show(value: Any) -> str:
     if isinstance(value, (DictConfig, ListConfig)):
         value = OmegaConf.to_container(value, resolve=False)
-    return str(value)
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
 
 
 def spec(*, ge=None, gt=None, le=None, lt=None, choices=None, length=None, min_length=None, items=None,
@@ -135,6 +140,8 @@ def check_node(node: DictConfig, schema: type, prefix: str, top_level: bool = Fa
             raise ConfigError(key, "<missing>", "this key is required")
         value = node[name]
         _check_value(key, value, field.type, field.metadata.get("limits", {}))
+    if hasattr(schema, "check_values"):  # limits that tie keys together, or to the data (dataset.test_fraction)
+        schema.check_values(node, prefix)
 
 
 def misspelt_key_hint(dotted_key: str) -> str:
@@ -240,12 +247,13 @@ def _check_scalar_type(key: str, value: Any, annotation: Any) -> None:
     }.get(annotation, True)
     if not ok:
         raise ConfigError(key, value, f"expected {_type_name(annotation)}")
+    if annotation is int and not INT64_MIN <= value <= INT64_MAX:  # what torch, numpy and the rest accept
+        raise ConfigError(key, value, "must fit in a 64-bit integer (from -2^63 to 2^63 - 1)")
 
 
 def _check_limits(key: str, value: Any, limits: dict) -> None:
     if limits.get("folder_name") and not (isinstance(value, str) and FOLDER_NAME.fullmatch(value)):
-        raise ConfigError(key, value, "must be a plain folder name (letters, digits, _ . = + -, not starting "
-                                      "with a dot; no /); choose the folder itself with hydra.sweep.dir")
+        raise ConfigError(key, value, f"{folder_name_problem(value)}; choose the folder itself with hydra.sweep.dir")
     if "choices" in limits and value not in limits["choices"]:
         raise ConfigError(key, value, f"one of {list(limits['choices'])}")
     bounds = {"ge": (lambda v, b: v >= b, "≥"), "gt": (lambda v, b: v > b, ">"),
@@ -254,6 +262,20 @@ def _check_limits(key: str, value: Any, limits: dict) -> None:
         if name in limits and not holds(value, limits[name]):
             parts = [f"{s} {limits[n]}" for n, (_, s) in bounds.items() if n in limits]
             raise ConfigError(key, value, "must be " + " and ".join(parts))
+
+
+def folder_name_problem(value: Any) -> str:
+    """What keeps ``value`` from being a plain folder name (:data:`FOLDER_NAME`), in words."""
+    plain = "a plain folder name has 1 to 200 ASCII letters, digits and _ . = + -, not starting with a dot"
+    if not isinstance(value, str):
+        return f"must be a string: {plain}"
+    if len(value) > 200:
+        return f"is {len(value)} characters long; {plain}"
+    wrong = sorted(set(re.sub(r"[A-Za-z0-9_.=+-]", "", value)))
+    if wrong:
+        shown = " ".join(repr(c) for c in wrong[:10]) + (" ..." if len(wrong) > 10 else "")
+        return f"holds characters not allowed ({shown}); {plain}"
+    return f"must not start with {value[0]!r}; {plain}"
 
 
 def _type_name(annotation: Any) -> str:

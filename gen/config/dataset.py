@@ -6,9 +6,10 @@ Keys shared by families of datasets sit in base classes: every dataset takes ``t
 does not take is an unknown key (``dataset.classes`` on sinusoid says so).  Checks that need the
 data (``train_size`` larger than the set, a class index out of range) happen in ``gen.data``.
 """
+import math
 from dataclasses import dataclass
 
-from gen.config.base import SEED_MAX, register, spec
+from gen.config.base import SEED_MAX, ConfigError, register, spec
 
 
 @dataclass
@@ -38,10 +39,26 @@ class TorchvisionCommon(ImageCommon):
     download: bool = spec(help="download missing files (needs internet)")
 
 
+DIGITS_IMAGES, DIGITS_CLASSES = 1797, 10  # scikit-learn's load_digits
+
+
 @register("dataset", "digits")
 @dataclass
 class DigitsConfig(ImageCommon):
     test_fraction: float = spec(gt=0, lt=1)
+
+    @staticmethod
+    def check_values(node, prefix: str) -> None:
+        """The split is stratified (gen.data.digits): each side needs an image of every class, counted as
+        scikit-learn counts them (test: ceil(f·N), train: floor((1 - f)·N)); refused here, not by scikit-learn."""
+        fraction = node.test_fraction
+        test = math.ceil(fraction * DIGITS_IMAGES)
+        train = math.floor((1 - fraction) * DIGITS_IMAGES)
+        if min(test, train) < DIGITS_CLASSES:
+            low = math.ceil(DIGITS_CLASSES / DIGITS_IMAGES * 1e4) / 1e4
+            raise ConfigError(f"{prefix}.test_fraction", fraction,
+                              f"the stratified split needs at least {DIGITS_CLASSES} test and {DIGITS_CLASSES} "
+                              f"training images (one per class) of the {DIGITS_IMAGES}: from {low} to {1 - low:.4f}")
 
 
 @register("dataset", "synthetic")

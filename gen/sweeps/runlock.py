@@ -4,7 +4,9 @@
 launch of the same sweep finds the lock taken and skips the run ("running in another process").
 The kernel drops the lock when the holder exits, however it exits (kill -9 included), so a stale
 file never blocks a relaunch.  The file names its holder (``host pid``) for ``analysis status``,
-which tells a live holder from a dead one without touching the lock (:func:`holder_alive`).
+which tells a live holder from a dead one by trying the lock itself (:func:`holder_alive`): a pid may be
+reused, a free lock may not lie.  The lock is opened without following a link (a planted ``run.lock``
+link is refused, never truncated through).
 
 ``flock`` is exclusive across the processes of one machine.  On a shared cluster filesystem it
 holds across machines only where the filesystem supports it (NFSv4, Lustre mounted with ``flock``,
@@ -16,12 +18,19 @@ import fcntl
 import logging
 import os
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from gen import atomic
 
 LOCK_FILE = "run.lock"
 
 log = logging.getLogger(__name__)
+
+
+class LinkRefused(OSError):
+    """A file gen would write in a run folder is a symbolic link."""
 
 
 @dataclass
@@ -44,7 +53,13 @@ def acquire(run_dir: Path) -> RunLock | None:
     """The lock of ``run_dir``, or None if a live process holds it."""
     path = Path(run_dir) / LOCK_FILE
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise LinkRefused(f"{path} is a symbolic link; gen writes nothing through a link "
+                                  f"(remove it, or choose another run folder)") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -67,7 +82,7 @@ def acquire(run_dir: Path) -> RunLock | None:
 def holder(run_dir: Path) -> tuple[str, int] | None:
     """(host, pid) the lock file names, or None."""
     try:
-        host, pid = (Path(run_dir) / LOCK_FILE).read_text().split()
+        host, pid = atomic.read_regular_file(Path(run_dir) / LOCK_FILE, 4096).decode().split()
         return host, int(pid)
     except (OSError, ValueError):
         return None
@@ -79,10 +94,18 @@ def describe_holder(run_dir: Path) -> str:
 
 
 def holder_alive(run_dir: Path) -> bool | None:
-    """Whether the process the lock file names still runs: None where this machine cannot tell
-    (another host, or no readable holder)."""
+    """Whether the process that took the run's lock still holds it: None where this machine cannot tell.
+
+    The lock itself answers (a non-blocking shared ``flock`` on the file, let go at once): taken means
+    alive.  Free means dead where the holder ran on this machine.  A free lock whose holder ran on
+    another host proves nothing where the filesystem's locks do not reach across nodes: None (status then
+    goes by how recently the folder changed).  Without a lock (no file, a link, no file locks): the pid."""
+    taken = _lock_taken(Path(run_dir) / LOCK_FILE)
     found = holder(run_dir)
-    if found is None or found[0] != socket.gethostname():
+    here = found is not None and found[0] == socket.gethostname()
+    if taken is not None:
+        return True if taken else (False if here else None)
+    if not here:
         return None
     try:
         os.kill(found[1], 0)
@@ -91,6 +114,25 @@ def holder_alive(run_dir: Path) -> bool | None:
     except PermissionError:  # alive, someone else's
         return True
     return True
+
+
+def _lock_taken(path: Path) -> bool | None:
+    """Whether a process holds the lock on ``path``; None where the file cannot be locked to test."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no file locks here
+        return None
+    finally:
+        os.close(fd)  # closing lets go of the test lock
+    return False
 
 
 def _same_file(fd: int, path: Path) -> bool:

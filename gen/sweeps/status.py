@@ -6,11 +6,13 @@ A run folder is a folder that holds a ``metrics.json`` or Hydra's ``.hydra/``.  
   the record passed gen.record's check (the schema, its run id, its folder);
 - ``invalid``: a ``metrics.json`` that fails that check (the reason says why); ``unreadable``: one
   that is not JSON at all.  Neither is ever a result; a relaunch trains the run again;
-- ``running``: no result yet, and a live process holds the run's lock (gen.sweeps.runlock) or something in
-  the folder (checkpoint, log) changed recently;
+- ``running``: no result yet, and a live process holds the run's lock (gen.sweeps.runlock), or, where this
+  machine cannot tell (no lock file, or one taken on another host), something in the folder (checkpoint,
+  log) changed recently; a lock taken on this machine and free again means its process died;
 - ``interrupted``: no result, a ``checkpoint.pt``, nothing changed recently: preempted or killed
   after a checkpoint; a relaunch resumes it;
-- ``missing``: no result and no sign of life — the job never finished (killed, lost, not yet started).
+- ``missing``: no result and no sign of life — the job never finished (killed, lost, not yet started);
+- ``unreadable`` also: a folder that cannot be listed (its permissions), with the reason.
 
 Only ``completed`` runs are results; ``diverged`` runs are reported beside them.
 """
@@ -29,7 +31,6 @@ STATUSES = (*record.RECORDED_STATUSES, "running", "interrupted", "missing", reco
 FAILURES = (record.FAILED, record.INVALID, record.UNREADABLE)  # a sweep that leaves these exits non-zero
 NOT_RESULTS = (*FAILURES, record.DIVERGED, "running", "interrupted", "missing")  # listed, in this order
 RECENT_SECONDS = 15 * 60  # a folder touched this recently belongs to a job that is still alive
-SKIPPED_DIRS = ("analysis",)  # our own output folder inside a sweep
 
 
 @dataclass
@@ -48,49 +49,92 @@ class RunFolder:
 
 
 def scan(roots: list[Path], now: float | None = None) -> list[RunFolder]:
-    """Every run folder below ``roots`` (a root may itself be a run folder), sorted by path."""
+    """Every run folder below ``roots`` (a root may itself be a run folder), each once, sorted by path.
+
+    A folder reached twice (a root given twice, a root inside another, a link to a run folder) is
+    counted once, under its path without links where it has one; links are followed once each and a
+    loop of links is not followed around.  A folder that cannot be listed is ``unreadable``, with the
+    reason, never left out."""
     now = time.time() if now is None else now
     folders = []
     for root in roots:
-        root = Path(root)
-        if not root.is_dir():
+        if not Path(root).is_dir():
             raise FileNotFoundError(f"no such folder: {root}")
-        for path, names in _run_dirs(root):
+    for path, names, error in _run_dirs([Path(r) for r in roots]):
+        if error is not None:
+            folders.append(RunFolder(path, record.UNREADABLE, reason=f"cannot list the folder: {error}"))
+        else:
             folders.append(_classify(path, names, now))
     return sorted(folders, key=lambda f: str(f.path))
 
 
-def _run_dirs(root: Path):
-    """Yield (run folder, names in it), walking with os.scandir and not descending into runs."""
-    stack = [root]
+def _run_dirs(roots: list[Path]):
+    """Yield (run folder, names in it, None) or (folder, None, why it cannot be listed), walking with
+    os.scandir, not descending into runs.  Links to folders are walked last, and only where they lead
+    to a folder not seen yet (by device and inode), so nothing is yielded twice and no loop is followed."""
+    seen: set[tuple[int, int]] = set()
+    links: list[Path] = []
+    yield from _walk(roots, seen, links)
+    while links:
+        found, links = links, []
+        yield from _walk(found, seen, links)
+
+
+def _walk(starts: list[Path], seen: set, links: list[Path]):
+    stack = list(reversed(starts))
     while stack:
         folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            info = os.stat(folder)
         except OSError:
+            continue  # a dangling link, a loop of links: no folder there
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as error:
+            yield Path(folder), None, error.strerror or str(error)
             continue
         names = {e.name for e in entries}
         if METRICS_FILE in names or ".hydra" in names:
-            yield Path(folder), names
+            yield Path(folder), names, None
             continue
-        stack.extend(e.path for e in entries
-                     if e.is_dir() and not e.name.startswith(".") and e.name not in SKIPPED_DIRS)
+        if is_analysis_output(names):
+            continue
+        for entry in sorted(entries, key=lambda e: e.name, reverse=True):
+            if entry.name.startswith(".") or not _is_dir(entry):
+                continue
+            (links if entry.is_symlink() else stack).append(Path(entry.path))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a loop of links
+        return False
+
+
+def is_analysis_output(names: set[str]) -> bool:
+    """What ``python -m analysis`` writes into a sweep (its ``analysis/`` folder): tables, no run.  Known by
+    what it holds, not by its name (a sweep may be called ``analysis``)."""
+    return {"runs.csv", "status.csv"} <= names
 
 
 def _classify(path: Path, names: set[str], now: float) -> RunFolder:
     log = _log_file(path, names)
-    held = runlock.LOCK_FILE in names and runlock.holder_alive(path) is True
-    if held:
+    alive = runlock.holder_alive(path) if runlock.LOCK_FILE in names else None
+    if alive:
         return RunFolder(path, "running", reason=f"held by a live process ({runlock.describe_holder(path)})",
                          log=log, held=True)
     if METRICS_FILE not in names:
-        return _unfinished(path, names, now, log)
+        return _unfinished(path, names, now, log, holder_dead=alive is False)
     found = record.read(path)
     status, metrics = found.status, found.metrics
     if status in (record.INVALID, record.UNREADABLE):
         return RunFolder(path, status, reason=found.reason, log=log)
     if status == record.FAILED:
-        if _relaunched(path, names, now):
+        if alive is None and _relaunched(path, names, now):
             return RunFolder(path, "running", metrics, "failed before; a relaunch is training now", log)
         return RunFolder(path, record.FAILED, metrics, error_line(metrics), log)
     if status == record.DIVERGED:
@@ -98,11 +142,12 @@ def _classify(path: Path, names: set[str], now: float) -> RunFolder:
     return RunFolder(path, record.COMPLETED, metrics, log=log)
 
 
-def _unfinished(path: Path, names: set[str], now: float, log: Path | None) -> RunFolder:
+def _unfinished(path: Path, names: set[str], now: float, log: Path | None, holder_dead: bool = False) -> RunFolder:
     """No result yet: training now, or stopped (interrupted, killed, never started).  A checkpoint
-    means a relaunch resumes from it; a run is never taken for finished without its metrics.json."""
+    means a relaunch resumes from it; a run is never taken for finished without its metrics.json.
+    ``holder_dead``: the lock its process took is free again, so recent files mean nothing."""
     checkpointed = CHECKPOINT_FILE in names
-    if _recently_touched(path, names, now):
+    if not holder_dead and _recently_touched(path, names, now):
         reason = ("no metrics.json yet; checkpoint.pt changed recently (training, or interrupted: "
                   "a relaunch resumes it)" if checkpointed else "no metrics.json yet; the folder changed recently")
         return RunFolder(path, "running", reason=reason, log=log)

@@ -99,8 +99,8 @@ class Session:
 
     def _read_state(self) -> dict:
         try:
-            state = json.loads((self.run_dir / STATE_FILE).read_text())
-        except (OSError, ValueError):
+            state = json.loads(atomic.read_regular_file(self.run_dir / STATE_FILE, 1 << 20))
+        except (OSError, ValueError, RecursionError):
             return {}
         return {k: v for k, v in state.items() if isinstance(v, int)} if isinstance(state, dict) else {}
 

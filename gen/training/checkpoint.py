@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +67,15 @@ def load(run_dir: Path, run_id: str) -> dict | None:
     """The checkpoint state of run ``run_id`` in ``run_dir``, or None if there is none.
     Raises :class:`Unusable` if the file is not one (the caller quarantines it)."""
     path = run_dir / CHECKPOINT_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with _open_regular(path) as file:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except Unusable:
+        raise
     except Exception as error:  # anything the unpickler refuses: garbage, truncation, foreign objects
         raise Unusable(f"not a readable checkpoint ({type(error).__name__}: {first_line(error)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -79,6 +83,18 @@ def load(run_dir: Path, run_id: str) -> dict | None:
     if state.get("run_id") != run_id:
         raise Unusable(f"a checkpoint of run {state.get('run_id')}, not of this run ({run_id})")
     return state
+
+
+def _open_regular(path: Path):
+    """``path`` opened for reading if it is a regular file: never through a link, never blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as error:
+        raise Unusable(f"cannot be opened ({error.strerror or error}; gen reads no file through a link)") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Unusable("not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def position(run_dir: Path, run_id: str) -> tuple[int, int]:

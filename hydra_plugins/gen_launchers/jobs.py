@@ -1,12 +1,11 @@
 """What every gen launcher does first: compose each job's config in the main process (so conf/ as it
 is at launch decides, also for jobs that wait in a queue) and cut the sweep into units of work."""
-import copy
 import logging
 from pathlib import Path
 from typing import Sequence
 
 from hydra.core.utils import configure_log, filter_overrides, setup_globals
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -31,29 +30,39 @@ def compose_jobs(launcher, job_overrides: Sequence[Sequence[str]], initial_job_i
                  job_id=lambda config, idx: idx) -> list[DictConfig]:
     """Each job's config, numbered from ``initial_job_idx``; ``job_id`` names ``hydra.job.id``.
 
-    Every config is checked before the first job line is logged: bad input stops the sweep with one
-    line (gen.cli), not after a banner that says jobs are launching."""
-    configs = []
+    Every config, and every job's run folder (gen.sweeps.run_folder), is checked before the first job
+    line is logged: bad input or a folder the sweep must not write stops the sweep with one line
+    (gen.cli), not after a banner that says jobs are launching.  A job that is the same run as an
+    earlier one (``seed=0,0,1``: the same run folder) is launched once, with one line saying so."""
+    configs, folders = [], {}
     for idx, overrides in enumerate(job_overrides, initial_job_idx):
         config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
         with open_dict(config):
             config.hydra.job.id = job_id(config, idx)
             config.hydra.job.num = idx
-        check_job(config)
+        folder = check_job(config)
+        if folder in folders:
+            log.info(f"\t#{idx} is the same run as #{folders[folder]} ({folder.name}): launched once")
+            continue
+        folders[folder] = idx
         configs.append(config)
-    for idx, overrides in enumerate(job_overrides, initial_job_idx):
-        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+    for config in configs:
+        log.info(f"\t#{config.hydra.job.num} : {' '.join(filter_overrides(config.hydra.overrides.task))}")
     return configs
 
 
-def check_job(sweep_config: DictConfig) -> None:
-    """Raise gen.config.ConfigError where a job's config is bad input (what gen.run checks first)."""
+def check_job(sweep_config: DictConfig) -> Path:
+    """The job's run folder, once its config and the folder are checked: raise gen.config.ConfigError
+    where the config is bad input (what gen.run checks first), gen.sweeps.run_folder.Refused where the
+    folder must not be written (a planted link, another run's record, no permission)."""
     from gen.config import validate  # lazily, as every gen import here (it needs no torch)
+    from gen.sweeps import ensemble, run_folder
+    from gen.sweeps.run_id import run_id
 
-    job = copy.deepcopy(sweep_config)
-    with read_write(job), open_dict(job):
-        del job["hydra"]  # as Hydra hands a job its config
-    validate(job)  # the measure names too, from conf/measure/all.yaml
+    member = ensemble.Member.from_sweep_config(sweep_config)  # the job's config, as Hydra hands it over
+    validate(member.cfg)  # the measure names too, from conf/measure/all.yaml
+    run_folder.check(member.run_dir, run_id(member.cfg))
+    return member.run_dir
 
 
 def units_of(configs: list[DictConfig], initial_job_idx: int) -> tuple[list, list[list[int]]]:

@@ -33,12 +33,12 @@ class LocalGpusLauncher(ComposesEveryJobFirst, JoblibLauncher):
         progress = SweepProgress(m.run_dir for m in members)
         returns: list = [None] * len(units)
         # unordered: each unit's runs are reported as soon as its worker is done, not in sweep order
-        for k, rets in Parallel(**joblib_cfg, return_as="generator_unordered")(
+        for k, rets, written in Parallel(**joblib_cfg, return_as="generator_unordered")(
                 delayed(_run_unit)(k, self.hydra_context, self.task_function, [configs[i] for i in unit], state)
                 for k, unit in enumerate(units)):
             returns[k] = rets
             for i in units[k]:
-                progress.finished(members[i].run_dir)
+                progress.finished(members[i].run_dir, here=written[units[k].index(i)])
         return in_job_order(units, returns)
 
 
@@ -55,4 +55,9 @@ def _run_unit(index: int, hydra_context, task_function, sweep_configs: list[Dict
         return run_job(hydra_context=hydra_context, config=config, task_function=task_function,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
 
-    return index, ensemble.run_unit(sweep_configs, run)
+    from gen import record
+
+    returns = ensemble.run_unit(sweep_configs, run)
+    # whether this worker wrote each run's record (not another launch meanwhile): the sweep's progress line
+    written = [record.written_here(ensemble.Member.from_sweep_config(c).run_dir) for c in sweep_configs]
+    return index, returns, written

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from hydra.core.utils import JobReturn, configure_log, run_job
 from hydra_plugins.gen_launchers.hydra_internals import BasicLauncher
-from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, start_sweep, units_of
+from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, check_job, compose_jobs, in_job_order, start_sweep, units_of
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class SequentialLauncher(ComposesEveryJobFirst, BasicLauncher):
 
         start_sweep(self)
         configs = compose_jobs(self, job_overrides, initial_job_idx)
-        log.info(f"Launching {len(job_overrides)} jobs locally")
+        log.info(f"Launching {len(configs)} jobs locally")
         members, units = units_of(configs, initial_job_idx)
         progress = SweepProgress(m.run_dir for m in members)
         folder = {id(config): member.run_dir for config, member in zip(configs, members)}
@@ -34,6 +34,7 @@ class SequentialLauncher(ComposesEveryJobFirst, BasicLauncher):
         return in_job_order(units, [ensemble.run_unit([configs[i] for i in unit], run) for unit in units])
 
     def _run(self, config) -> JobReturn:
+        check_job(config)  # again: an earlier job may have run for hours since the sweep checked its folder
         ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)

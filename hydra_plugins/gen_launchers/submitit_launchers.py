@@ -64,8 +64,9 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
             try:
                 unit_returns.append(job.results()[0])
             except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
-                unit_returns.append([_finished(list(job_overrides[i])) if record.has_result(members[i].run_dir)
-                                     else _failed_return(job, list(job_overrides[i]), error) for i in unit])
+                overrides = [list(configs[i].hydra.overrides.task) for i in unit]  # duplicate jobs are gone
+                unit_returns.append([_finished(o) if record.has_result(members[i].run_dir)
+                                     else _failed_return(job, o, error) for i, o in zip(unit, overrides)])
         return in_job_order(units, unit_returns)
 
     def _executor(self):
