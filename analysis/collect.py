@@ -80,6 +80,8 @@ def flat_row(folder: run_status.RunFolder, config_columns: dict) -> dict:
         row["model.num_params"] = model["num_params"]
     for block in BLOCKS:
         flatten(m.get(block) or {}, f"{block}.", row)
+    if m.get("weights_sha256"):  # absent from records written before it was added
+        row["weights_sha256"] = m["weights_sha256"]
     row["notes"] = "; ".join(str(n) for n in m.get("notes") or [])
     return row
 

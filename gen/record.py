@@ -20,6 +20,7 @@ from typing import Any
 
 import gen
 from gen import atomic
+from gen.fingerprint import weights_sha256
 from gen.sweeps.run_id import looks_like_run_id, run_id_of_record
 
 SCHEMA_VERSION = 1
@@ -222,6 +223,7 @@ def trained(head: dict, model, data, result, measured, timing: dict, device) -> 
                  "corrupted_fraction": data.corrupted.float().mean().item()},
         "final": final, "interpolation": result.interpolation, "measures": measured.values,
         "history": result.history, "timing": timing, "env": environment(device), "notes": notes,
+        "weights_sha256": weights_sha256(model),  # identical networks share it (gen/fingerprint.py)
     })
     if result.split_acc is not None:
         metrics["split_acc"] = result.split_acc
