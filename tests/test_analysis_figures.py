@@ -250,3 +250,33 @@ def test_accuracy_figures_draw_the_chance_accuracy(make, study, tmp_path, monkey
     assert accuracy_axes
     for ax in accuracy_axes:
         assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"] == [pytest.approx(10.0)]
+
+
+def test_the_ranking_figure_draws_rank_csv_one_row_per_same_order_group(tmp_path, monkeypatch):
+    """Drawn from the table rank.csv holds: τ's interval lines at its tau_low/tau_high, measures that order
+    the runs alike in one row named by all of them, and with one pair per environment the mean sign-error
+    panel with the reason the worst is not drawn."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from analysis.figures.ranking import draw_ranking
+    from analysis.rank import Ranking
+
+    table = pd.DataFrame({"measure": ["l2", "l2_plain", "margin"], "runs": [6, 6, 6],
+                          "kendall_tau": [0.5, 0.5, -0.2], "p_value": [0.1, 0.1, 0.5],
+                          "tau_low": [-0.2, -0.2, -0.7], "tau_high": [0.9, 0.9, 0.5], "psi": [0.3, 0.3, 0.0],
+                          "cmi": [0.1, 0.1, 0.0], "sign_error_max": [1.0, 1.0, 1.0],
+                          "sign_error_mean": [0.25, 0.25, 0.5], "pairs_per_environment_max": [1, 1, 1],
+                          "same_order_as": ["l2", "l2", "margin"]})
+    csv = tmp_path / "rank.csv"
+    table.to_csv(csv, index=False)
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    draw_ranking(Ranking(pd.read_csv(csv), pd.DataFrame(), "final.gen_gap", {}, []), tmp_path)
+    tau_ax, sign_ax = figures[0].axes[0], figures[0].axes[3]
+    labels = [t.get_text() for t in tau_ax.get_yticklabels()]
+    assert labels == ["ℓ2 norm / γ² = Π‖W‖_F / γ (S1 code)", "margin γ"]
+    (intervals,) = tau_ax.collections
+    assert [list(segment[:, 0]) for segment in intervals.get_segments()] == [[-0.2, 0.9], [-0.7, 0.5]]
+    assert "the worst is 0 or 1" in sign_ax.get_title()
+    assert [round(p.get_width(), 2) for p in sign_ax.patches] == [0.25, 0.5]

@@ -55,6 +55,9 @@ MEASURE_LABELS = {
     "num_params": "#parameters", "margin": "margin γ",
     "l2": "ℓ2 norm / γ²", "l1_path": "ℓ1-path norm / γ²", "l2_path": "ℓ2-path norm / γ²",
     "spectral": "spectral norm / γ²", "frobenius_product": "Π‖W‖_F", "spectral_product": "Π‖W‖₂",
+    # S1's code's unsquared forms (docs/measures.md)
+    "l2_plain": "Π‖W‖_F / γ (S1 code)", "spectral_plain": "Π‖W‖₂ / γ (S1 code)",
+    "l1_path_plain": "ℓ1-path / γ (S1 code)", "l2_path_plain": "ℓ2-path / γ (S1 code)",
     "distance_from_init": "Σ‖W − W⁰‖²_F", "sharpness_worst": "worst-case sharpness",
     "sharpness_expected": "expected sharpness", "pacbayes_init": "PAC-Bayes (init)",
     "pacbayes_orig": "PAC-Bayes (orig)", "pacbayes_flatness": "PAC-Bayes flatness 1/σ²",
