@@ -4,6 +4,7 @@ Commands (default ``report``: all of it):
   report   collect + plot + rank, then report.md and report.html
   collect  runs.csv (one row per completed run), history.csv, status.csv (every run folder)
   plot     the figures of the studies the sweep reproduces; or one figure with --x/--y [--hue] [--col]
+           (SWEEP_DIR may also be a runs.csv: the figures that need no history)
   rank     Kendall τ, granulated Ψ, CMI and robust sign-error of every measure vs the gap: rank.csv, rank.png
            (SWEEP_DIR may also be a runs.csv that collect wrote: rank the committed tables again)
   status   counts of completed / diverged / failed / running / interrupted / missing / invalid / unreadable runs
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().print_help()
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    tables = args.command == "rank" and any(s.suffix == ".csv" for s in args.sweeps)
+    tables = args.command in ("rank", "plot") and any(s.suffix == ".csv" for s in args.sweeps)
     missing = [s for s in args.sweeps if not (s.is_file() if tables else s.is_dir())]
     if missing:
         print(f"error: no such {'runs table' if tables else 'folder'}: {', '.join(map(str, missing))}",
@@ -122,10 +123,11 @@ def collect_step(sweeps: list[Path], out: Path):
 
 
 def plot(args, out: Path) -> int:
-    from analysis.collect import collect
+    from analysis.collect import collect, read_runs_tables
     from analysis.figures import Skip, draw_figures, generic, style
     from analysis.figures.common import Context
-    collection = collect(args.sweeps)
+    csv = [s for s in args.sweeps if s.suffix == ".csv"]
+    collection = read_runs_tables(csv) if csv else collect(args.sweeps)
     figures_dir = out / "figures"
     if args.x or args.y:
         if not (args.x and args.y):

@@ -252,9 +252,15 @@ def undefined_by_margin(runs: pd.DataFrame, measure: str) -> pd.Series:
     return undefined
 
 
+UNDEFINED_GID = "undefined_by_margin"
+
+
 def mark_undefined(ax, x: pd.Series, colors: list, y: float) -> None:
-    """Crosses at height ``y`` (below the curves) where a measure is undefined, one per run."""
-    ax.scatter(x, [y] * len(x), marker="x", s=28, c=colors, linewidths=1.2, clip_on=False, zorder=3)
+    """Crosses where a measure is undefined, one per run, at height ``y`` as a fraction of the panel's
+    height (near its bottom), whatever the y scale."""
+    from matplotlib.transforms import blended_transform_factory
+    ax.scatter(x, [y] * len(x), marker="x", s=28, c=colors, linewidths=1.2, clip_on=False, zorder=3,
+               transform=blended_transform_factory(ax.transData, ax.transAxes), gid=UNDEFINED_GID)
 
 
 def hide_unused(axes, used: int) -> None:
