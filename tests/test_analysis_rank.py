@@ -166,6 +166,10 @@ def test_columns_that_change_together_are_one_axis():
     axes = rank.hyperparameter_axes(table, list(table.columns))
     assert axes == {"corruption.prob": ["corruption.name", "corruption.prob"],
                     "model.hidden_units": ["model.hidden_units"]}
+    notes = rank.rank_measures(table.assign(**{"final.gen_gap": [0.1, 0.2, 0.3, 0.1, 0.2, 0.4]}),
+                               list(table.columns)).notes
+    assert "axis corruption.prob also stands for corruption.name: they change together in these runs, so their " \
+           "effects cannot be told apart" in notes
 
 
 def test_regression_sweeps_rank_against_the_loss_gap():
