@@ -281,3 +281,27 @@ def test_the_ranking_figure_draws_rank_csv_one_row_per_same_order_group(tmp_path
     assert [list(segment[:, 0]) for segment in intervals.get_segments()] == [[-0.2, 0.9], [-0.7, 0.5]]
     assert "the worst is 0 or 1" in sign_ax.get_title()
     assert [round(p.get_width(), 2) for p in sign_ax.patches] == [0.25, 0.5]
+
+
+def test_coinciding_randomization_curves_stay_visible_and_s4_names_its_optimizers(tmp_path, monkeypatch):
+    """S2's loss curves: a dash pattern per test, so true labels show under shuffled pixels (their curves
+    coincide on an MLP). S4: optimizers as the paper names them, sharpness as points on its log axis."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    collection = collect([s2_randomization_sweep(tmp_path / "s2")])
+    draw_figures(collection.runs, collection.history, tmp_path / "figures", studies=["s2"])
+    loss = next(f for f in figures if f.get_suptitle().startswith("training loss"))
+    (ax,) = [a for a in loss.axes if a.lines]
+    curves = [line for line in ax.lines if len(line.get_xdata()) > 2]
+    assert len(curves) == 5
+    assert len({(line._dash_pattern[0], tuple(line._dash_pattern[1] or ())) for line in curves}) == 5
+    figures.clear()
+    collection = collect([s4_sweep(tmp_path / "s4")])
+    draw_figures(collection.runs, collection.history, tmp_path / "figures4", studies=["s4"])
+    bars = next(f for f in figures if f.get_suptitle().startswith("by optimizer"))
+    names = {t.get_text() for t in bars.axes[0].get_xticklabels()}
+    assert names == {"SGD", "Adam", "Adagrad"}
+    sharpness = [a for a in bars.axes if a.get_ylabel() == "minimum sharpness"]
+    assert sharpness and not sharpness[0].patches and sharpness[0].get_yscale() == "log"
