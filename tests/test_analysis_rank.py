@@ -353,3 +353,18 @@ def test_measures_that_order_the_runs_alike_are_grouped(ranking):
     assert table.loc["gap_itself", "same_order_as"] == "gap_itself"
     assert table.loc["negative", "same_order_as"] == "negative"
     assert table.loc["noise", "same_order_as"] == "noise"
+
+
+def test_the_command_line_records_the_chosen_definitions_in_rank_csv(tmp_path, capsys):
+    from analysis.cli import main
+    table = grid_table()
+    table["run_id"] = [f"run{i:03d}" for i in range(len(table))]
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["rank", str(tmp_path / "runs.csv"), "--cmi", "pgdl", "--tau", "tau_a", "--out", str(tmp_path / "out")]) == 0
+    written = pd.read_csv(tmp_path / "out" / "rank.csv")
+    assert set(written["definition.cmi"]) == {"pgdl"} and set(written["definition.tau"]) == {"tau_a"}
+    assert set(written["definition.psi"]) == {"skip"} and set(written["definition.sign_error"]) == {"seed_pairs"}
+    assert "definitions: tau=tau_a, psi=skip, cmi=pgdl" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        main(["rank", str(tmp_path / "runs.csv"), "--cmi", "paper"])
+    assert bad.value.code == 2
