@@ -31,7 +31,7 @@ named in rank.csv's ``definition.*`` columns; the defaults come first:
   other, weighted by (w − 0.5)₊.
 
 Identical networks are counted once (analysis/twins.py; ``Ranking.twins`` names them).  Measures that
-order the runs identically (monotone twins, e.g. ℓ2 and ℓ2 / γ² at a shared margin) have equal scores;
+order the runs identically (monotone twins, e.g. `l2` and `l2_plain`) have equal scores;
 ``same_order_as`` names the first of each such group.
 
 The swept hyperparameters ("axes") are the config columns that vary, except those that say how to
