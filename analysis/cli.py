@@ -4,7 +4,9 @@ Commands (default ``report``: all of it):
   report   collect + plot + rank, then report.md and report.html
   collect  runs.csv (one row per completed run), history.csv, status.csv (every run folder)
   plot     the figures of the studies the sweep reproduces; or one figure with --x/--y [--hue] [--col]
+           (SWEEP_DIR may also be a runs.csv: the figures that need no history)
   rank     Kendall τ, granulated Ψ, CMI and robust sign-error of every measure vs the gap: rank.csv, rank.png
+           (SWEEP_DIR may also be a runs.csv that collect wrote: rank the committed tables again)
   status   counts of completed / diverged / failed / running / interrupted / missing / invalid / unreadable runs
 
 Output goes to DIR, by default the ``analysis/`` folder inside the first sweep folder.
@@ -41,7 +43,29 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--logy", action=argparse.BooleanOptionalAction, default=None)
         if name in ("rank", "report"):
             sub.add_argument("--gap", help="the gap column (default: final.gen_gap, else final.loss_gap)")
+            _definition_options(sub)
     return top
+
+
+DEFINITION_HELP = {  # analysis/rank.py's docstring defines each
+    "tau": "Kendall τ: tau_b (scipy, ties corrected; default) or tau_a (Jiang et al. 2020: ties count 0)",
+    "psi": "Ψ's groups where τ is undefined: skip (default) or zero (count them as τ = 0)",
+    "cmi": "conditional mutual information: jiang (the paper; default) or pgdl (the competition's scorer)",
+    "sign_error": "robust sign-error pairs: seed_pairs (coupled by seed, w > 0.5; default) or all_pairs "
+                  "(Dziugaite et al.'s code: every seed pair, weights (w − 0.5)+)",
+}
+
+
+def _definition_options(sub: argparse.ArgumentParser) -> None:
+    from analysis.rank import OPTIONS
+    for key, allowed in OPTIONS.items():
+        sub.add_argument(f"--{key.replace('_', '-')}", dest=f"definition_{key}", choices=allowed,
+                         default=allowed[0], help=DEFINITION_HELP[key])
+
+
+def definitions_of(args):
+    from analysis.rank import OPTIONS, Definitions
+    return Definitions(**{key: getattr(args, f"definition_{key}") for key in OPTIONS})
 
 
 def _command_help(name: str) -> str:
@@ -60,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         parser().print_help()
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    missing = [s for s in args.sweeps if not s.is_dir()]
+    tables = args.command in ("rank", "plot") and any(s.suffix == ".csv" for s in args.sweeps)
+    missing = [s for s in args.sweeps if not (s.is_file() if tables else s.is_dir())]
     if missing:
-        print(f"error: no such folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        print(f"error: no such {'runs table' if tables else 'folder'}: {', '.join(map(str, missing))}",
+              file=sys.stderr)
         return 2
     if args.command == "status":
         return status(args.sweeps)
@@ -72,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plot":
         return plot(args, out)
     if args.command == "rank":
-        return rank(args.sweeps, out, args.gap)
-    return _print_paths(analyse(args.sweeps, out, gap=args.gap))
+        return rank(args.sweeps, out, args.gap, definitions_of(args))
+    return _print_paths(analyse(args.sweeps, out, gap=args.gap, definitions=definitions_of(args)))
 
 
 def default_out_dir(sweeps: list[Path]) -> Path:
-    return Path(sweeps[0]) / "analysis"
+    first = Path(sweeps[0])
+    return (first.parent if first.suffix == ".csv" else first) / "analysis"
 
 
 def status(sweeps: list[Path]) -> int:
@@ -96,10 +123,11 @@ def collect_step(sweeps: list[Path], out: Path):
 
 
 def plot(args, out: Path) -> int:
-    from analysis.collect import collect
+    from analysis.collect import collect, read_runs_tables
     from analysis.figures import Skip, draw_figures, generic, style
     from analysis.figures.common import Context
-    collection = collect(args.sweeps)
+    csv = [s for s in args.sweeps if s.suffix == ".csv"]
+    collection = read_runs_tables(csv) if csv else collect(args.sweeps)
     figures_dir = out / "figures"
     if args.x or args.y:
         if not (args.x and args.y):
@@ -118,36 +146,44 @@ def plot(args, out: Path) -> int:
     return _print_paths([d.path for d in drawn if d.path is not None])
 
 
-def rank(sweeps: list[Path], out: Path, gap: str | None) -> int:
+def rank(sweeps: list[Path], out: Path, gap: str | None, definitions=None) -> int:
     from analysis import rank as ranking_module
-    from analysis.collect import collect
-    collection = collect(sweeps)
-    ranking, paths = rank_step(collection, out, gap)
+    from analysis.collect import collect, read_runs_tables
+    csv = [s for s in sweeps if s.suffix == ".csv"]
+    collection = read_runs_tables(csv) if csv else collect(sweeps)
+    ranking, paths = rank_step(collection, out, gap, definitions)
     print(ranking_module.format_table(ranking))
     return _print_paths(paths)
 
 
-def rank_step(collection, out: Path, gap: str | None = None):
+def rank_step(collection, out: Path, gap: str | None = None, definitions=None):
     from analysis import rank as ranking_module
     from analysis.figures.ranking import draw_ranking
-    ranking = ranking_module.rank_measures(collection.runs, collection.config_columns, gap=gap)
+    ranking = ranking_module.rank_measures(collection.runs, collection.config_columns, gap=gap,
+                                           definitions=definitions or ranking_module.Definitions(),
+                                           history=collection.history)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("rank_sign_errors.csv", "rank_twins.csv"):  # from an earlier ranking of other runs
+        (out / stale).unlink(missing_ok=True)
     ranking.table.to_csv(out / "rank.csv", index=False)
     paths = [out / "rank.csv"]
     if len(ranking.sign_errors):
         ranking.sign_errors.to_csv(out / "rank_sign_errors.csv", index=False)
         paths.append(out / "rank_sign_errors.csv")
+    if len(ranking.twins):
+        ranking.twins.to_csv(out / "rank_twins.csv", index=False)
+        paths.append(out / "rank_twins.csv")
     return ranking, paths + draw_ranking(ranking, out / "figures")
 
 
-def analyse(sweeps: list[Path], out: Path, gap: str | None = None) -> list[Path]:
+def analyse(sweeps: list[Path], out: Path, gap: str | None = None, definitions=None) -> list[Path]:
     """Everything: tables, the studies' figures, the ranking, and the report.  Returns the files written."""
     from analysis import regularization, report
     from analysis.figures import draw_figures
     collection, tables = collect_step(sweeps, out)
     tables += regularization.write(collection.runs, out)
     drawn = draw_figures(collection.runs, collection.history, out / "figures")
-    ranking, rank_files = rank_step(collection, out, gap)
+    ranking, rank_files = rank_step(collection, out, gap, definitions)
     rank_tables = [p for p in rank_files if p.suffix == ".csv"]
     rank_figures = [p for p in rank_files if p.suffix == ".png"]
     blocks = report.build(collection, drawn, ranking, rank_figures, tables + rank_tables, out)

@@ -67,6 +67,21 @@ def collect(sweeps: list[Path]) -> Collection:
                       config_columns=[c for c in config_columns if c in runs.columns])
 
 
+RESULT_COLUMNS = ("run_id", "status", "experiment", "path", "notes", "model.num_params", "weights_sha256")
+
+
+def read_runs_tables(paths: list[Path]) -> Collection:
+    """The runs of ``runs.csv`` tables that :func:`write_tables` wrote (e.g. the committed reproductions'), as
+    a Collection without folders or history: its config columns are every column that is not a result."""
+    frames = [pd.read_csv(path) for path in paths]
+    for frame, path in zip(frames, paths):  # the same run id in two tables: two rows, as collect() keeps them
+        frame["path"] = frame.get("path", pd.Series([str(path)] * len(frame)))
+    runs = pd.concat(frames, ignore_index=True) if frames else _frame([])
+    config = [c for c in runs.columns if c not in RESULT_COLUMNS and not c.startswith(tuple(f"{b}." for b in BLOCKS))]
+    return Collection(sweeps=[Path(p) for p in paths], folders=[], runs=runs, diverged=_frame([]),
+                      history=pd.DataFrame(columns=["run_id"]), config_columns=config)
+
+
 def flat_row(folder: run_status.RunFolder, config_columns: dict) -> dict:
     """One run as a flat dict: identity, the config's dotted keys, then the record's blocks."""
     m = folder.metrics
@@ -81,6 +96,8 @@ def flat_row(folder: run_status.RunFolder, config_columns: dict) -> dict:
         row["model.num_params"] = model["num_params"]
     for block in BLOCKS:
         flatten(m.get(block) or {}, f"{block}.", row)
+    if m.get("weights_sha256"):  # absent from records written before it was added
+        row["weights_sha256"] = m["weights_sha256"]
     row["notes"] = "; ".join(str(n) for n in m.get("notes") or [])
     return row
 

@@ -1,19 +1,38 @@
 """Score every complexity measure against the generalization gap across a sweep's runs.
 
 Four scores (Jiang et al. 2020, Dziugaite et al. 2020; their values on the real-data runs:
-docs/reproductions.md, "Ranking every measure against the gap"):
+docs/reproductions.md, "Ranking every measure against the gap").  Where the peers define a score
+differently, each definition is an option (:class:`Definitions`, ``python -m analysis rank --tau …``),
+named in rank.csv's ``definition.*`` columns; the defaults come first:
 
-- **Kendall τ** of the measure with the gap over all runs (scipy's τ-b, ties allowed), its p-value
-  (scipy: the test of τ = 0) and a 95% confidence interval (:func:`tau_interval`).
+- **Kendall τ** of the measure with the gap over all runs, its p-value (scipy: the test of τ = 0,
+  the same for both definitions) and a 95% confidence interval (:func:`tau_interval`).
+  ``tau_b``: scipy's τ-b, ties corrected.  ``tau_a``: Jiang et al.'s, the mean over all pairs of
+  sign(Δmeasure)·sign(Δgap), a tie counting zero.
 - **Granulated Kendall Ψ** (Jiang et al. 2020): for each swept hyperparameter i, the mean τ over the
-  groups of runs that share every other hyperparameter; Ψ is the mean over i.
-- **Conditional mutual information** K (Jiang et al.; the PGDL score): over pairs of runs, with V the
-  sign of a difference, K = min over conditioning sets S of at most two hyperparameters of
-  I(V_measure; V_gap | U_S) / H(V_gap | U_S), where U_S is the pair's values of S.
+  groups of runs that share every other hyperparameter; Ψ is the mean over i.  ``skip``: a group where τ
+  is undefined (the measure or the gap constant in it) is left out.  ``zero``: it counts as τ = 0, as
+  Jiang et al.'s τ (ties count zero) makes it.
+- **Conditional mutual information** K.  ``jiang`` (the paper): over ordered pairs of distinct runs, with V
+  the sign of a difference (a tie is a third class), K = min over conditioning sets S of at most two
+  hyperparameters of I(V_measure; V_gap | U_S) / H(V_gap | U_S), where U_S is the pair's values of S.
+  ``pgdl`` (the PGDL competition's official scorer, the number of its leaderboard before its ×100): over
+  all ordered pairs of runs, a run with itself included, V = "+" where the difference is > 0 and "−"
+  otherwise (a tie is "−"); for each pair of distinct hyperparameters, the mutual information in each cell
+  of the pair's values of both, averaged uniformly over the cells, over the cells' mean entropy of V_gap;
+  K is the minimum over the pairs of hyperparameters (undefined below two).  Cells without a pair of runs
+  (an incomplete grid; the scorer refuses those) are left out.
 - **Robust sign-error** (Dziugaite et al. 2020): over pairs of runs that differ in exactly one
-  hyperparameter (an "environment" is a pair of such settings; runs are coupled by seed), the
-  weighted mean of (1 − sign(Δmeasure)·sign(Δgap))/2, keeping pairs whose gap difference is
-  significant (weight w > 0.5); reported as the worst environment and the mean over environments.
+  hyperparameter (an "environment" is a pair of such settings), the weighted mean of
+  (1 − sign(Δmeasure)·sign(Δgap))/2, with the weight w of :func:`sign_error_weight` (how surely the gap
+  difference is real); reported as the worst environment and the mean over environments.
+  ``seed_pairs``: runs coupled by seed where seeds vary, pairs with w > 0.5 kept and weighted by w.
+  ``all_pairs`` (Dziugaite et al.'s released code): every seed of one setting against every seed of the
+  other, weighted by (w − 0.5)₊.
+
+Identical networks are counted once (analysis/twins.py; ``Ranking.twins`` names them).  Measures that
+order the runs identically (monotone twins, e.g. `l2` and `l2_plain`) have equal scores;
+``same_order_as`` names the first of each such group.
 
 The swept hyperparameters ("axes") are the config columns that vary, except those that say how to
 run rather than what to train, and the seed; columns that always change together (``corruption.name``
@@ -28,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis import twins as twin_runs
 from gen.sweeps.run_id import NOT_IN_ID, NOT_IN_ID_TRAINER
 
 GAP_COLUMNS = ("final.gen_gap", "final.loss_gap")  # accuracy gap; the loss gap where there is no accuracy
@@ -40,6 +60,27 @@ MAX_PAIRS = 400_000  # CMI and sign-error work on pairs of runs; beyond this, a 
 SIGNIFICANT_WEIGHT = 0.5
 
 
+@dataclass(frozen=True)
+class Definitions:
+    """Which peer's definition of each score (the module docstring); the first option is the default."""
+    tau: str = "tau_b"
+    psi: str = "skip"
+    cmi: str = "jiang"
+    sign_error: str = "seed_pairs"
+
+    def __post_init__(self):
+        for key, allowed in OPTIONS.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")
+
+    def columns(self) -> dict[str, str]:
+        return {f"definition.{key}": getattr(self, key) for key in OPTIONS}
+
+
+OPTIONS = {"tau": ("tau_b", "tau_a"), "psi": ("skip", "zero"), "cmi": ("jiang", "pgdl"),
+           "sign_error": ("seed_pairs", "all_pairs")}
+
+
 @dataclass
 class Ranking:
     table: pd.DataFrame            # one row per measure, sorted by |τ|
@@ -47,6 +88,8 @@ class Ranking:
     gap: str                       # the gap column used
     axes: dict[str, list[str]]     # axis name → the config columns it stands for
     notes: list[str]
+    twins: pd.DataFrame = None     # run_id, same_as, by: the runs counted once (analysis/twins.py)
+    definitions: Definitions = Definitions()
 
 
 def gap_column(runs: pd.DataFrame) -> str | None:
@@ -90,14 +133,25 @@ def _ignored(column: str) -> bool:
 
 
 def rank_measures(runs: pd.DataFrame, config_columns: list[str], measures: list[str] | None = None,
-                  gap: str | None = None, test_size: int | None = None, seed: int = 0) -> Ranking:
-    """The ranking table of every ``measures.*`` column (or the ``measures`` given) against the gap."""
+                  gap: str | None = None, test_size: int | None = None, seed: int = 0,
+                  definitions: Definitions = Definitions(), history: pd.DataFrame | None = None,
+                  merge_twins: bool = True) -> Ranking:
+    """The ranking table of every ``measures.*`` column (or the ``measures`` given) against the gap,
+    identical networks counted once (``history``, where collected, helps tell records without a
+    fingerprint apart)."""
+    twins = twin_runs.find(runs.iloc[:0])
+    if merge_twins:
+        runs, twins = twin_runs.drop(runs, history)
     gap = gap or gap_column(runs)
     measures = measures if measures is not None else [c for c in runs.columns if c.startswith(MEASURE_PREFIX)]
-    notes = []
+    notes = [f"counted once: {row.run_id} is the same network as {row.same_as} (same {row.by})"
+             for row in twins.itertuples()]
     if gap is None:
-        return Ranking(_empty_table(), _empty_sign_errors(), "", {}, ["no generalization gap to rank against"])
+        return Ranking(_empty_table(), _empty_sign_errors(), "", {},
+                       notes + ["no generalization gap to rank against"], twins, definitions)
     axes = hyperparameter_axes(runs, config_columns)
+    notes += [f"axis {axis} also stands for {', '.join(c for c in columns if c != axis)}: they change together "
+              "in these runs, so their effects cannot be told apart" for axis, columns in axes.items() if len(columns) > 1]
     codes = {axis: pd.factorize(runs[axis], use_na_sentinel=False)[0] for axis in axes}
     seeds = runs["seed"].to_numpy() if "seed" in runs and runs["seed"].nunique() > 1 else None
     g = pd.to_numeric(runs[gap], errors="coerce").to_numpy(dtype=float)
@@ -105,7 +159,8 @@ def rank_measures(runs: pd.DataFrame, config_columns: list[str], measures: list[
     use_weights = gap == "final.gen_gap" and n_test is not None
     if not use_weights:
         notes.append("sign-error: no test-set size or no accuracy gap, so every pair with a gap difference counts")
-    environments = environment_pairs(codes, seeds)
+    all_pairs = definitions.sign_error == "all_pairs"
+    environments = environment_pairs(codes, None if all_pairs else seeds)
     if not axes:
         notes.append("no swept hyperparameters: Ψ and sign-error need runs that differ in one hyperparameter")
     rows, sign_rows = [], []
@@ -114,16 +169,18 @@ def rank_measures(runs: pd.DataFrame, config_columns: list[str], measures: list[
         m = pd.to_numeric(runs[measure], errors="coerce").to_numpy(dtype=float)
         ok = np.isfinite(m) & np.isfinite(g)
         row = {"measure": measure.removeprefix(MEASURE_PREFIX), "runs": int(ok.sum())}
-        row["kendall_tau"], row["p_value"] = kendall_tau(m[ok], g[ok])
+        row["kendall_tau"], row["p_value"] = kendall_tau(m[ok], g[ok], definitions.tau)
         row["tau_low"], row["tau_high"] = tau_interval(row["kendall_tau"], row["runs"])
-        psi, per_axis = granulated_psi(m, g, codes)
+        psi, per_axis = granulated_psi(m, g, codes, definitions.tau, definitions.psi)
         row["psi"] = psi
         row.update({f"psi[{axis}]": value for axis, value in per_axis.items()})
-        row["cmi"] = conditional_mutual_information(m, g, codes, rng=rng)
-        errors = robust_sign_error(m, g, environments, n_test if use_weights else None)
+        cmi = pgdl_mutual_information if definitions.cmi == "pgdl" else conditional_mutual_information
+        row["cmi"] = cmi(m, g, codes, rng=rng)
+        errors = robust_sign_error(m, g, environments, n_test if use_weights else None, shifted=all_pairs)
         row["sign_error_max"] = errors["sign_error"].max() if len(errors) else math.nan
         row["sign_error_mean"] = errors["sign_error"].mean() if len(errors) else math.nan
         row["environments"] = len(errors)
+        row["pairs_per_environment_max"] = int(errors["pairs"].max()) if len(errors) else 0
         rows.append(row)
         if len(errors):
             errors.insert(0, "measure", row["measure"])
@@ -132,8 +189,24 @@ def rank_measures(runs: pd.DataFrame, config_columns: list[str], measures: list[
     if len(table):
         order = table["kendall_tau"].abs().fillna(-1).sort_values(ascending=False, kind="stable").index
         table = table.loc[order].reset_index(drop=True)
+        table["same_order_as"] = same_order_groups(runs, table["measure"], g)
+        table = table.assign(**definitions.columns())
     sign_errors = pd.concat(sign_rows, ignore_index=True) if sign_rows else _empty_sign_errors()
-    return Ranking(table, sign_errors, gap, axes, notes)
+    return Ranking(table, sign_errors, gap, axes, notes, twins, definitions)
+
+
+def same_order_groups(runs: pd.DataFrame, measures: pd.Series, g: np.ndarray) -> list[str]:
+    """For each measure (in table order), the first measure that orders the same runs identically: the
+    same runs have a value and the ranks of the values are equal, ties included.  Such measures have equal
+    scores, whatever the definitions."""
+    first: dict[tuple, str] = {}
+    groups = []
+    for measure in measures:
+        m = pd.to_numeric(runs[MEASURE_PREFIX + measure], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(m) & np.isfinite(g)
+        key = (tuple(np.flatnonzero(ok)), tuple(stats.rankdata(m[ok])))
+        groups.append(first.setdefault(key, measure))
+    return groups
 
 
 def _test_size(runs: pd.DataFrame) -> int | None:
@@ -146,7 +219,8 @@ def _test_size(runs: pd.DataFrame) -> int | None:
 
 def _empty_table() -> pd.DataFrame:
     return pd.DataFrame(columns=["measure", "runs", "kendall_tau", "p_value", "tau_low", "tau_high", "psi", "cmi",
-                                 "sign_error_max", "sign_error_mean", "environments"])
+                                 "sign_error_max", "sign_error_mean", "environments", "pairs_per_environment_max",
+                                 "same_order_as"])
 
 
 def _empty_sign_errors() -> pd.DataFrame:
@@ -155,10 +229,23 @@ def _empty_sign_errors() -> pd.DataFrame:
 
 # ---- Kendall τ and Ψ --------------------------------------------------------------------------
 
-def kendall_tau(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """scipy's τ-b; NaN where it is undefined (fewer than two runs, or a constant side)."""
-    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+def kendall_tau(x: np.ndarray, y: np.ndarray, definition: str = "tau_b") -> tuple[float, float]:
+    """τ-b (scipy) or τ-a (Jiang et al.: the mean of sign(Δx)·sign(Δy) over all pairs, ties zero), and
+    scipy's p-value of τ = 0; NaN where τ-b is undefined (fewer than two runs, or a constant side) —
+    τ-a is 0 on a constant side (every pair a tie) and NaN below two runs."""
+    if len(x) < 2:
         return math.nan, math.nan
+    constant = np.all(x == x[0]) or np.all(y == y[0])
+    if definition == "tau_a":
+        i, j = np.triu_indices(len(x), k=1)
+        tau_a = float(np.mean(np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])))
+        return tau_a, (math.nan if constant else _tau_b(x, y)[1])
+    if constant:
+        return math.nan, math.nan
+    return _tau_b(x, y)
+
+
+def _tau_b(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = stats.kendalltau(x, y)
@@ -180,8 +267,10 @@ def tau_interval(tau: float, n: int, confidence: float = TAU_CONFIDENCE) -> tupl
     return math.tanh(centre - z), math.tanh(centre + z)
 
 
-def granulated_psi(m: np.ndarray, g: np.ndarray, codes: dict[str, np.ndarray]) -> tuple[float, dict]:
-    """Ψ = mean over axes i of ψ_i, ψ_i = mean τ over groups of runs that share all other axes."""
+def granulated_psi(m: np.ndarray, g: np.ndarray, codes: dict[str, np.ndarray], tau: str = "tau_b",
+                   undefined: str = "skip") -> tuple[float, dict]:
+    """Ψ = mean over axes i of ψ_i, ψ_i = mean τ over groups of runs that share all other axes; a group
+    where τ is undefined is skipped (``undefined="skip"``) or counts 0 (``"zero"``)."""
     ok = np.isfinite(m) & np.isfinite(g)
     per_axis = {}
     for axis in codes:
@@ -191,9 +280,11 @@ def granulated_psi(m: np.ndarray, g: np.ndarray, codes: dict[str, np.ndarray]) -
         for members in _groups(group):
             if len(np.unique(codes[axis][ok][members])) < 2:
                 continue  # this group does not vary axis i
-            tau, _ = kendall_tau(m[ok][members], g[ok][members])
-            if not math.isnan(tau):
-                taus.append(tau)
+            value, _ = kendall_tau(m[ok][members], g[ok][members], tau)
+            if not math.isnan(value):
+                taus.append(value)
+            elif undefined == "zero":
+                taus.append(0.0)
         per_axis[axis] = float(np.mean(taus)) if taus else math.nan
     defined = [v for v in per_axis.values() if not math.isnan(v)]
     return (float(np.mean(defined)) if defined else math.nan), per_axis
@@ -237,12 +328,43 @@ def conditional_mutual_information(m: np.ndarray, g: np.ndarray, codes: dict[str
     return best if best < math.inf else math.nan
 
 
-def _ordered_pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    if n * (n - 1) <= MAX_PAIRS:
-        i, j = np.nonzero(~np.eye(n, dtype=bool))
+def pgdl_mutual_information(m: np.ndarray, g: np.ndarray, codes: dict[str, np.ndarray],
+                            rng: np.random.Generator | None = None) -> float:
+    """The PGDL competition scorer's K (module docstring): min over pairs of hyperparameters of the
+    cell-averaged I(V_measure; V_gap) over the cell-averaged H(V_gap), in bits, ties "−"."""
+    idx = np.flatnonzero(np.isfinite(m) & np.isfinite(g))
+    if len(idx) < 2 or len(codes) < 2:
+        return math.nan
+    i, j = _ordered_pairs(len(idx), rng or np.random.default_rng(0), with_self=True)
+    i, j = idx[i], idx[j]
+    v_m, v_g = (m[i] > m[j]).astype(np.int64), (g[i] > g[j]).astype(np.int64)
+    best = math.inf
+    for first, second in itertools.combinations(codes, 2):
+        cell = _combine([codes[first][i], codes[first][j], codes[second][i], codes[second][j]], len(i))
+        counts = np.zeros((cell.max() + 1, 2, 2))
+        np.add.at(counts, (cell, v_g, v_m), 1)
+        information, entropy = _mi_and_gap_entropy(counts)
+        if entropy.mean() > 1e-12:
+            best = min(best, information.mean() / entropy.mean())
+    return best if best < math.inf else math.nan
+
+
+def _mi_and_gap_entropy(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of ``counts`` (cell × gap sign × measure sign): I(V_gap; V_measure) and H(V_gap), bits."""
+    joint = counts / counts.sum(axis=(1, 2), keepdims=True)
+    p_gap, p_measure = joint.sum(axis=2, keepdims=True), joint.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint * np.log2(joint / (p_gap * p_measure)), 0.0)
+        gap_terms = np.where(p_gap > 0, -p_gap * np.log2(p_gap), 0.0)
+    return terms.sum(axis=(1, 2)), gap_terms.sum(axis=(1, 2))
+
+
+def _ordered_pairs(n: int, rng: np.random.Generator, with_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    if n * (n - 1 + with_self) <= MAX_PAIRS:
+        i, j = np.nonzero(np.ones((n, n), dtype=bool) if with_self else ~np.eye(n, dtype=bool))
         return i, j
     i = rng.integers(0, n, MAX_PAIRS)
-    j = (i + rng.integers(1, n, MAX_PAIRS)) % n  # j ≠ i
+    j = rng.integers(0, n, MAX_PAIRS) if with_self else (i + rng.integers(1, n, MAX_PAIRS)) % n  # j ≠ i
     return i, j
 
 
@@ -295,14 +417,18 @@ def sign_error_weight(gap_difference: np.ndarray, n: int | None) -> np.ndarray:
     return np.maximum(0.0, 1.0 - 2.0 * np.exp(-2.0 * n * (np.abs(gap_difference) / 2.0) ** 2)) ** 2
 
 
-def robust_sign_error(m: np.ndarray, g: np.ndarray, environments: pd.DataFrame, n_test: int | None) -> pd.DataFrame:
-    """Per environment: the w-weighted mean sign-error over its significant pairs (w > 0.5)."""
+def robust_sign_error(m: np.ndarray, g: np.ndarray, environments: pd.DataFrame, n_test: int | None,
+                      shifted: bool = False) -> pd.DataFrame:
+    """Per environment: the weighted mean sign-error over its significant pairs: weights w over the pairs
+    with w > 0.5, or (``shifted``, Dziugaite et al.'s code) weights (w − 0.5)₊."""
     if not len(environments):
         return _empty_sign_errors().drop(columns="measure")
     i, j = environments["i"].to_numpy(), environments["j"].to_numpy()
     d_m, d_g = m[j] - m[i], g[j] - g[i]
     w = sign_error_weight(d_g, n_test)
-    keep = np.isfinite(d_m) & np.isfinite(d_g) & (w > SIGNIFICANT_WEIGHT)
+    if shifted:
+        w = np.maximum(w - SIGNIFICANT_WEIGHT, 0.0) if n_test is not None else np.ones_like(w)
+    keep = np.isfinite(d_m) & np.isfinite(d_g) & ((w > 0) if shifted else (w > SIGNIFICANT_WEIGHT))
     if not keep.any():
         return _empty_sign_errors().drop(columns="measure")
     errors = (1.0 - np.sign(d_m[keep]) * np.sign(d_g[keep])) / 2.0
@@ -320,8 +446,9 @@ def format_table(ranking: Ranking, digits: int = 3) -> str:
     if not len(ranking.table):
         return "no measures to rank" + "".join(f"\n  note: {n}" for n in ranking.notes)
     columns = ["measure", "runs", "kendall_tau", "p_value", "tau_low", "tau_high", "psi", "cmi", "sign_error_max",
-               "sign_error_mean"]
-    shown = ranking.table[columns].copy()
+               "sign_error_mean", "same_order_as"]
+    shown = ranking.table[[c for c in columns if c in ranking.table]].copy()
     text = shown.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}", na_rep="–")
     header = f"measures vs {ranking.gap} over axes: {', '.join(ranking.axes) or 'none'}"
-    return "\n".join([header, text] + [f"note: {n}" for n in ranking.notes])
+    chosen = ", ".join(f"{key}={value}" for key, value in vars(ranking.definitions).items())
+    return "\n".join([header, f"definitions: {chosen}", text] + [f"note: {n}" for n in ranking.notes])

@@ -145,7 +145,10 @@ def _ranking_section(ranking: Ranking | None, figures: list[Path]) -> list[tuple
                         "τ: Kendall's τ over all runs, its p-value (the test of τ = 0) and 95% interval "
                         "(Fieller et al. 1957); Ψ: granulated τ (Jiang et al. 2020); CMI: conditional "
                         "mutual information (Jiang et al.; PGDL); sign-error: worst and mean over environments "
-                        "(Dziugaite et al. 2020)."))
+                        "(Dziugaite et al. 2020). Definitions (analysis/rank.py): "
+                        + ", ".join(f"{k} {v}" for k, v in vars(ranking.definitions).items())
+                        + f". Identical networks counted once: {len(ranking.twins) if ranking.twins is not None else 0} "
+                          "run(s) merged (the notes below name them)."))
     blocks.append(("table", _ranking_table(ranking.table)))
     captions = {"rank.png": "τ, Ψ, CMI and worst sign-error per measure",
                 "rank_sign_errors.png": "sign-error per environment, by the hyperparameter that varies"}
@@ -159,7 +162,7 @@ def _ranking_table(table: pd.DataFrame) -> pd.DataFrame:
     """The ranking as shown: τ's interval in one column beside its p-value."""
     interval = [f"[{low:.2f}, {high:.2f}]" if pd.notna(low) and pd.notna(high) else "–"
                 for low, high in zip(table["tau_low"], table["tau_high"])]
-    shown = table.drop(columns=["tau_low", "tau_high"])
+    shown = table.drop(columns=["tau_low", "tau_high", *[c for c in table if c.startswith("definition.")]])
     shown.insert(shown.columns.get_loc("p_value") + 1, "tau_95%_interval", interval)
     return shown
 

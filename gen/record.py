@@ -21,6 +21,7 @@ from typing import Any
 
 import gen
 from gen import atomic
+from gen.fingerprint import weights_sha256
 from gen.sweeps.run_id import looks_like_run_id, run_id_of_record
 
 SCHEMA_VERSION = 2  # 2 (gen 0.6): run ids without the measure set; each measure's provenance beside its value
@@ -293,6 +294,7 @@ def trained(head: dict, model, data, result, measured, timing: dict, device) -> 
                  "corrupted_fraction": data.corrupted.float().mean().item()},
         "final": final, "interpolation": result.interpolation, "measures": {}, "measured": {},
         "measure_params": {}, "history": result.history, "timing": timing, "env": environment(device), "notes": notes,
+        "weights_sha256": weights_sha256(model),  # identical networks share it (gen/fingerprint.py)
     })
     add_measures(metrics, measured)
     if result.split_acc is not None:

@@ -5,6 +5,7 @@
 # docs/reproductions/<study>/.
 #
 #   bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|rank|all      (after: python -m gen.data.fetch)
+#   bash scripts/reproduce.sh redraw   the committed tables' rankings and figures again (no run folders needed)
 #
 # Relaunching skips what is done; rerun=true retrains.  One CPU thread per run (GEN_CPU_THREADS).
 set -euo pipefail
@@ -78,6 +79,29 @@ rank() {   # every measure against the gap over the real-data S1 and S2 sweeps t
     cp outputs/sweeps/repro_rank/*.csv outputs/sweeps/repro_rank/figures/*.png docs/reproductions/repro_rank/
 }
 
+REDRAWN=(repro_s1 repro_s2_randomization repro_s2_label_noise repro_s2_regularization repro_s4 repro_s5)
+redraw() {   # from docs/reproductions/*/runs.csv alone: each sweep's ranking, the figures that need no history
+    # (S2's loss curves and S5's trajectory need history.csv, which is not committed: they stay), the combined rank
+    local out=outputs/redraw
+    for study in "${REDRAWN[@]}"; do
+        local doc_dir="docs/reproductions/$study"
+        rm -rf "$out/$study"
+        python -m analysis rank "$doc_dir/runs.csv" --out "$out/$study" > /dev/null
+        python -m analysis plot "$doc_dir/runs.csv" --out "$out/$study" > /dev/null
+        cp "$out/$study"/rank*.csv "$doc_dir"/
+        for png in "$out/$study"/figures/*.png; do
+            case "$(basename "$png")" in   # drawn from the history: without it they would lose a panel
+                s2_loss_vs_step.png|s5_trajectory.png|s3_split_accuracy_vs_epoch.png) ;;
+                *) cp "$png" "$doc_dir"/ ;;
+            esac
+        done
+    done
+    python -m analysis rank docs/reproductions/{repro_s1,repro_s2_randomization,repro_s2_label_noise}/runs.csv \
+        --out "$out/repro_rank"
+    rm -rf docs/reproductions/repro_rank && mkdir -p docs/reproductions/repro_rank
+    cp "$out"/repro_rank/*.csv "$out"/repro_rank/figures/*.png docs/reproductions/repro_rank/
+}
+
 main() {   # one compound command: bash has read all of it before it starts, so editing this file is safe
 case "${1:-}" in
     s1) s1 ;;
@@ -86,8 +110,9 @@ case "${1:-}" in
     s4) shift; s4 "$@" ;;
     s5) s5 ;;
     rank) rank ;;
+    redraw) redraw ;;
     all) s1; s2; s2_regularization; s4; s5; rank ;;
-    *) echo "usage: bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|rank|all" >&2; exit 2 ;;
+    *) echo "usage: bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|rank|redraw|all" >&2; exit 2 ;;
 esac
 }
 main "$@"; exit

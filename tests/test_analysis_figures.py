@@ -203,8 +203,9 @@ def test_measure_panels_mark_the_runs_whose_margin_is_not_positive(tmp_path, mon
     measures_fig = next(f for f in figures if "complexity measures" in f.get_suptitle())
     panels = {ax.get_title(): ax for ax in measures_fig.axes if ax.get_visible()}
     l2 = next(ax for title, ax in panels.items() if title.startswith("ℓ2 norm"))
-    crosses = [c for c in l2.collections if len(c.get_offsets()) and c.get_offsets()[:, 1].max() < 0]
+    crosses = [c for c in l2.collections if c.get_gid() == style.UNDEFINED_GID]
     assert sorted(x for c in crosses for x in c.get_offsets()[:, 0]) == [4, 16]
+    assert l2.get_yscale() == "log"  # absolute values: the true/random factor reads off the axis
     legend = [t.get_text() for t in measures_fig.axes[0].get_legend().get_texts()]
     assert style.UNDEFINED_BY_MARGIN in legend
     assert measures_fig.get_suptitle().endswith("(mean ± sd over 3 seeds)")
@@ -250,3 +251,57 @@ def test_accuracy_figures_draw_the_chance_accuracy(make, study, tmp_path, monkey
     assert accuracy_axes
     for ax in accuracy_axes:
         assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"] == [pytest.approx(10.0)]
+
+
+def test_the_ranking_figure_draws_rank_csv_one_row_per_same_order_group(tmp_path, monkeypatch):
+    """Drawn from the table rank.csv holds: τ's interval lines at its tau_low/tau_high, measures that order
+    the runs alike in one row named by all of them, and with one pair per environment the mean sign-error
+    panel with the reason the worst is not drawn."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from analysis.figures.ranking import draw_ranking
+    from analysis.rank import Ranking
+
+    table = pd.DataFrame({"measure": ["l2", "l2_plain", "margin"], "runs": [6, 6, 6],
+                          "kendall_tau": [0.5, 0.5, -0.2], "p_value": [0.1, 0.1, 0.5],
+                          "tau_low": [-0.2, -0.2, -0.7], "tau_high": [0.9, 0.9, 0.5], "psi": [0.3, 0.3, 0.0],
+                          "cmi": [0.1, 0.1, 0.0], "sign_error_max": [1.0, 1.0, 1.0],
+                          "sign_error_mean": [0.25, 0.25, 0.5], "pairs_per_environment_max": [1, 1, 1],
+                          "same_order_as": ["l2", "l2", "margin"]})
+    csv = tmp_path / "rank.csv"
+    table.to_csv(csv, index=False)
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    draw_ranking(Ranking(pd.read_csv(csv), pd.DataFrame(), "final.gen_gap", {}, []), tmp_path)
+    tau_ax, sign_ax = figures[0].axes[0], figures[0].axes[3]
+    labels = [t.get_text() for t in tau_ax.get_yticklabels()]
+    assert labels == ["ℓ2 norm / γ² = Π‖W‖_F / γ (S1 code)", "margin γ"]
+    (intervals,) = tau_ax.collections
+    assert [list(segment[:, 0]) for segment in intervals.get_segments()] == [[-0.2, 0.9], [-0.7, 0.5]]
+    assert "the worst is 0 or 1" in sign_ax.get_title()
+    assert [round(p.get_width(), 2) for p in sign_ax.patches] == [0.25, 0.5]
+
+
+def test_coinciding_randomization_curves_stay_visible_and_s4_names_its_optimizers(tmp_path, monkeypatch):
+    """S2's loss curves: a dash pattern per test, so true labels show under shuffled pixels (their curves
+    coincide on an MLP). S4: optimizers as the paper names them, sharpness as points on its log axis."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    collection = collect([s2_randomization_sweep(tmp_path / "s2")])
+    draw_figures(collection.runs, collection.history, tmp_path / "figures", studies=["s2"])
+    loss = next(f for f in figures if f.get_suptitle().startswith("training loss"))
+    (ax,) = [a for a in loss.axes if a.lines]
+    curves = [line for line in ax.lines if len(line.get_xdata()) > 2]
+    assert len(curves) == 5
+    assert len({(line._dash_pattern[0], tuple(line._dash_pattern[1] or ())) for line in curves}) == 5
+    figures.clear()
+    collection = collect([s4_sweep(tmp_path / "s4")])
+    draw_figures(collection.runs, collection.history, tmp_path / "figures4", studies=["s4"])
+    bars = next(f for f in figures if f.get_suptitle().startswith("by optimizer"))
+    names = {t.get_text() for t in bars.axes[0].get_xticklabels()}
+    assert names == {"SGD", "Adam", "Adagrad"}
+    sharpness = [a for a in bars.axes if a.get_ylabel() == "minimum sharpness"]
+    assert sharpness and not sharpness[0].patches and sharpness[0].get_yscale() == "log"

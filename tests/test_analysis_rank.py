@@ -166,6 +166,10 @@ def test_columns_that_change_together_are_one_axis():
     axes = rank.hyperparameter_axes(table, list(table.columns))
     assert axes == {"corruption.prob": ["corruption.name", "corruption.prob"],
                     "model.hidden_units": ["model.hidden_units"]}
+    notes = rank.rank_measures(table.assign(**{"final.gen_gap": [0.1, 0.2, 0.3, 0.1, 0.2, 0.4]}),
+                               list(table.columns)).notes
+    assert "axis corruption.prob also stands for corruption.name: they change together in these runs, so their " \
+           "effects cannot be told apart" in notes
 
 
 def test_regression_sweeps_rank_against_the_loss_gap():
@@ -196,3 +200,171 @@ def test_the_tau_interval_covers_the_true_tau_at_its_nominal_rate():
         covered += low <= true_tau <= high
     assert 0.91 <= covered / trials <= 0.99
     assert all(math.isnan(v) for v in rank.tau_interval(0.3, 4))  # too few runs for an interval
+
+
+# ---- the peers' definitions, each on a hand-worked case --------------------------------------------
+
+def test_tau_a_counts_ties_as_zero_over_all_pairs_where_tau_b_corrects_for_them():
+    """x = 1, 2, 2, 3 against y = 1, 2, 3, 4: five concordant pairs and one tie in x, of six pairs."""
+    x, y = np.array([1.0, 2, 2, 3]), np.array([1.0, 2, 3, 4])
+    assert rank.kendall_tau(x, y, "tau_a")[0] == pytest.approx(5 / 6)
+    assert rank.kendall_tau(x, y, "tau_b")[0] == pytest.approx(5 / math.sqrt(5 * 6))
+    assert rank.kendall_tau(np.ones(4), y, "tau_a")[0] == 0.0  # a constant measure: every pair a tie
+    assert math.isnan(rank.kendall_tau(np.ones(4), y, "tau_b")[0])
+
+
+def test_psi_skips_an_undefined_group_or_counts_it_as_zero():
+    """A 2 × 2 grid: along a, the group b = 0 orders the gap rightly (τ = 1) and in the group b = 1 the
+    measure is constant (τ-b undefined); along b both groups have τ = 1."""
+    codes = {"a": np.array([0, 1, 0, 1]), "b": np.array([0, 0, 1, 1])}
+    m, g = np.array([1.0, 2, 5, 5]), np.array([0.1, 0.2, 0.3, 0.4])
+    psi, per_axis = rank.granulated_psi(m, g, codes, "tau_b", "skip")
+    assert per_axis == {"a": 1.0, "b": 1.0} and psi == 1.0
+    psi, per_axis = rank.granulated_psi(m, g, codes, "tau_b", "zero")
+    assert per_axis == {"a": 0.5, "b": 1.0} and psi == 0.75
+    # Jiang et al.'s τ-a is defined there (0), so either way it gives the zero-counting value
+    assert rank.granulated_psi(m, g, codes, "tau_a", "skip")[0] == 0.75
+
+
+def pgdl_scorer_by_loops(m, g, codes):
+    """The PGDL scorer's K written out as its loops over models: for each pair of hyperparameters, a 2 × 2
+    table per cell of the pair's values, every ordered pair of models (itself included), '>' as "+"."""
+    names = list(codes)
+    best = math.inf
+    for h1, h2 in itertools.permutations(names, 2):
+        tables = {}
+        for i in range(len(m)):
+            for j in range(len(m)):
+                key = (codes[h1][i], codes[h1][j], codes[h2][i], codes[h2][j])
+                table = tables.setdefault(key, np.zeros((2, 2)))
+                table[int(g[i] > g[j]), int(m[i] > m[j])] += 1
+        mis, hs = [], []
+        for table in tables.values():
+            p = table / table.sum()
+            pg, pm = p.sum(axis=1), p.sum(axis=0)
+            mis.append(sum(p[a, b] * math.log2(p[a, b] / (pg[a] * pm[b]))
+                           for a in range(2) for b in range(2) if p[a, b] > 0))
+            hs.append(-sum(q * math.log2(q) for q in pg if q > 0))
+        if np.mean(hs) > 0:
+            best = min(best, np.mean(mis) / np.mean(hs))
+    return best
+
+
+def test_pgdl_cmi_matches_the_scorers_loops_and_its_hand_worked_extremes():
+    rng = np.random.default_rng(4)
+    codes = {"a": np.repeat([0, 1, 2], 4), "b": np.tile([0, 1], 6)}  # two seeds per cell
+    g = codes["a"] + 0.5 * codes["b"] + 0.4 * rng.standard_normal(12)
+    m = np.round(g + 0.6 * rng.standard_normal(12), 1)
+    assert rank.pgdl_mutual_information(m, g, codes) == pytest.approx(pgdl_scorer_by_loops(m, g, codes), abs=1e-12)
+    # the gap itself: in every cell V_measure = V_gap, so I = H in each and K = 1
+    assert rank.pgdl_mutual_information(g, g, codes) == pytest.approx(1.0)
+    # the measure a itself: "−" in every cell where a_i = a_j (a tie), one fixed sign in every other
+    # cell, so it carries no information in any cell: K = 0
+    assert rank.pgdl_mutual_information(codes["a"].astype(float), g, codes) == 0.0
+    assert math.isnan(rank.pgdl_mutual_information(m, g, {"a": codes["a"]}))  # needs two hyperparameters
+
+
+def test_pgdl_cmi_counts_a_tie_as_minus_where_the_paper_makes_it_a_third_class():
+    """One cell where the tie matters: a 2 × 2 grid of two seeds each, the measure tied within every seed pair."""
+    codes = {"a": np.repeat([0, 1], 4), "b": np.tile([0, 0, 1, 1], 2)}
+    g = np.array([0.10, 0.12, 0.30, 0.33, 0.50, 0.51, 0.70, 0.74])
+    m = np.repeat([1.0, 2.0, 3.0, 4.0], 2)  # orders the cells rightly, ties within each
+    # in a cell a_i = a_j, b_i = b_j (the two seeds of one setting: 4 ordered pairs) V_gap is "+" once and
+    # V_measure never "+": I = 0, H(V_gap) = H(1/4); every other cell has a fixed gap sign: H = 0
+    assert rank.pgdl_mutual_information(m, g, codes) == 0.0
+    assert rank.pgdl_mutual_information(m, g, codes) == pytest.approx(pgdl_scorer_by_loops(m, g, codes))
+
+
+def test_sign_error_all_pairs_weights_every_seed_pair_by_w_minus_a_half():
+    """h = 0, 1 with seeds 0, 1 (runs 0, 1 at h = 0; 2, 3 at h = 1); n = 10,000 test samples.
+    Gap differences 0.1 (w ≈ 1) for the pairs into run 2 and 0.02 (w = (1 − 2e⁻²)² ≈ 0.532) into run 3;
+    the measure orders run 2 rightly and run 3 wrongly."""
+    codes, seeds = {"h": np.array([0, 0, 1, 1])}, np.array([0, 1, 0, 1])
+    g, m = np.array([0.0, 0.0, 0.1, 0.02]), np.array([0.0, 0.0, 1.0, -1.0])
+    w_small = (1 - 2 * math.exp(-2)) ** 2
+    by_seed = rank.robust_sign_error(m, g, rank.environment_pairs(codes, seeds), 10_000)
+    assert by_seed["sign_error"].item() == pytest.approx(w_small / (1 + w_small))  # pairs (0,2), (1,3)
+    all_pairs = rank.robust_sign_error(m, g, rank.environment_pairs(codes, None), 10_000, shifted=True)
+    shift = w_small - 0.5
+    assert all_pairs["sign_error"].item() == pytest.approx(2 * shift / (2 * 0.5 + 2 * shift), rel=1e-6)
+    assert all_pairs["pairs"].item() == 4
+
+
+def test_the_definitions_are_named_in_the_table_and_a_bad_one_is_refused():
+    table = grid_table()
+    chosen = rank.Definitions(tau="tau_a", psi="zero", cmi="pgdl", sign_error="all_pairs")
+    result = rank.rank_measures(table, AXES + ["seed"], definitions=chosen)
+    row = result.table.set_index("measure").loc["gap_itself"]
+    assert (row["definition.tau"], row["definition.psi"], row["definition.cmi"], row["definition.sign_error"]) == \
+        ("tau_a", "zero", "pgdl", "all_pairs")
+    assert row["kendall_tau"] == pytest.approx(1.0) and row["cmi"] == pytest.approx(1.0)
+    assert row["pairs_per_environment_max"] == 9  # three seeds against three
+    assert "definitions: tau=tau_a, psi=zero, cmi=pgdl, sign_error=all_pairs" in rank.format_table(result)
+    with pytest.raises(ValueError, match="cmi='paper' is not one of jiang, pgdl"):
+        rank.Definitions(cmi="paper")
+
+
+# ---- twins: one network counted once; measures that order the runs alike -------------------------
+
+def twin_table() -> pd.DataFrame:
+    """Four label-noise levels and a fifth run under another corruption name with run 3's results."""
+    table = pd.DataFrame({"run_id": ["p0", "p3", "p6", "p10", "random"],
+                          "corruption.name": ["labels"] * 4 + ["random_labels"],
+                          "corruption.prob": [0.0, 0.3, 0.6, 1.0, 1.0], "seed": [0] * 5,
+                          "final.gen_gap": [0.05, 0.3, 0.6, 0.9, 0.9], "final.train_loss": [0.01, 0.02, 0.03, 0.04, 0.04],
+                          "final.test_loss": [0.2, 1.0, 2.0, 3.0, 3.0], "measures.l2": [1.0, 3.0, 2.0, 4.0, 4.0],
+                          "data.test_size": [10000] * 5})
+    return table
+
+
+def test_a_network_in_two_configs_is_counted_once_and_named():
+    table = twin_table()
+    result = rank.rank_measures(table, ["corruption.name", "corruption.prob", "seed"])
+    assert result.twins.to_dict("records") == [{"run_id": "random", "same_as": "p10", "by": "results"}]
+    assert result.table.loc[0, "runs"] == 4
+    # τ-b over the four networks: pairs (p3, p6) discordant, the other five concordant
+    assert result.table.loc[0, "kendall_tau"] == pytest.approx(4 / 6)
+    assert any("random is the same network as p10" in note for note in result.notes)
+    kept = rank.rank_measures(table, ["corruption.name", "corruption.prob", "seed"], merge_twins=False)
+    assert kept.table.loc[0, "runs"] == 5 and kept.twins.empty
+
+
+def test_fingerprints_decide_where_the_records_have_them():
+    from analysis import twins
+    table = twin_table().assign(weights_sha256=["a", "b", "c", "d", "e"])
+    assert twins.find(table).empty  # equal results, different networks: kept apart
+    table.loc[1, "weights_sha256"] = "a"  # equal fingerprints: one network whatever the results
+    assert twins.find(table).to_dict("records") == [{"run_id": "p3", "same_as": "p0", "by": "fingerprint"}]
+
+
+def test_a_history_that_differs_keeps_results_twins_apart():
+    from analysis import twins
+    table = twin_table()
+    history = pd.DataFrame({"run_id": ["p10", "p10", "random", "random"], "epoch": [0, 1, 0, 1],
+                            "train_loss": [2.3, 0.04, 2.3, 0.04]})
+    assert len(twins.find(table, history)) == 1
+    history.loc[2, "train_loss"] = 2.31
+    assert twins.find(table, history).empty
+
+
+def test_measures_that_order_the_runs_alike_are_grouped(ranking):
+    _, table = ranking
+    assert table.loc["exp_gap", "same_order_as"] == "gap_itself"
+    assert table.loc["gap_itself", "same_order_as"] == "gap_itself"
+    assert table.loc["negative", "same_order_as"] == "negative"
+    assert table.loc["noise", "same_order_as"] == "noise"
+
+
+def test_the_command_line_records_the_chosen_definitions_in_rank_csv(tmp_path, capsys):
+    from analysis.cli import main
+    table = grid_table()
+    table["run_id"] = [f"run{i:03d}" for i in range(len(table))]
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["rank", str(tmp_path / "runs.csv"), "--cmi", "pgdl", "--tau", "tau_a", "--out", str(tmp_path / "out")]) == 0
+    written = pd.read_csv(tmp_path / "out" / "rank.csv")
+    assert set(written["definition.cmi"]) == {"pgdl"} and set(written["definition.tau"]) == {"tau_a"}
+    assert set(written["definition.psi"]) == {"skip"} and set(written["definition.sign_error"]) == {"seed_pairs"}
+    assert "definitions: tau=tau_a, psi=skip, cmi=pgdl" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        main(["rank", str(tmp_path / "runs.csv"), "--cmi", "paper"])
+    assert bad.value.code == 2

@@ -32,6 +32,10 @@ def test_single_run_writes_a_complete_record(run_in):
     assert {"num_params", "margin"} <= set(m["measures"])
     weights = torch.load(path.parent / "model.pt", weights_only=True)
     assert set(weights) == set(torch.load(path.parent / "init.pt", weights_only=True))
+    from gen.fingerprint import weights_sha256
+    model = torch.nn.Module()  # the fingerprint is of the state dict that model.pt holds
+    model.state_dict = lambda: weights
+    assert m["weights_sha256"] == weights_sha256(model)
     assert "summary" not in proc.stderr.lower() or True
 
 
@@ -61,6 +65,7 @@ def test_same_config_and_seed_give_identical_results(tmp_path):
     assert a["final"] == b["final"]
     assert strip(a["history"]) == strip(b["history"])
     assert a["measures"] == b["measures"]
+    assert a["weights_sha256"] == b["weights_sha256"] and len(a["weights_sha256"]) == 64
 
 
 BAD_INPUT = [

@@ -1,5 +1,10 @@
 """The ranking of measures drawn: τ, Ψ, CMI and sign-error per measure (J/PGDL/D's tables as bars),
-and the distribution of sign-errors over environments per hyperparameter (D)."""
+and the distribution of sign-errors over environments per hyperparameter (D).
+
+Everything is drawn from the ranking's table, the rows rank.csv holds (τ's interval included).  Measures
+that order the runs identically (``same_order_as``) share one row, labelled with every name: their scores
+are equal by construction.  Where every environment holds one pair of runs (one seed), the worst
+sign-error can only be 0 or 1; that panel then draws the mean and says why."""
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +27,27 @@ def draw_ranking(ranking: Ranking, out_dir: Path) -> list[Path]:
 
 
 def _scores(ranking: Ranking, path: Path) -> Path:
-    table = ranking.table
-    labels = [style.label(f"measures.{m}") for m in table["measure"]]
+    table = grouped_rows(ranking.table)
+    labels = list(table["label"])
     y = np.arange(len(table))
-    fig, axes = style.new_figure(len(SCORES), width=3.0, height=1.4 + 0.36 * len(table), sharey=True)
-    for ax, (key, (title, limits)) in zip(axes.flat, SCORES.items()):
+    single_pair = "pairs_per_environment_max" in table and table["pairs_per_environment_max"].max() <= 1
+    scores = dict(SCORES)
+    if single_pair:
+        scores["sign_error_mean"] = ("robust sign-error, mean (D)", (0, 1))
+        del scores["sign_error_max"]
+    fig, axes = style.new_figure(len(scores), width=3.0, height=1.6 + 0.42 * len(table), sharey=True)
+    for ax, (key, (title, limits)) in zip(axes.flat, scores.items()):
         values = table[key].astype(float).to_numpy()
         ax.set(xlim=limits, title=title, yticks=y, yticklabels=labels)
         if key == "kendall_tau" and "tau_low" in table:
             title += "\n(line: 95% interval)"
             low, high = table["tau_low"].astype(float), table["tau_high"].astype(float)
             ax.hlines(y, low, high, color="0.15", linewidth=1.2, zorder=3)
+        if key == "cmi":
+            title = CMI_TITLE[ranking.definitions.cmi]
         if np.isnan(values).all():
             _no_data(ax, NO_DATA.get(key, "not defined for these runs"))
+            ax.set_title(title)
             continue
         ax.barh(y, np.nan_to_num(values), color=["C0" if v >= 0 else "C3" for v in np.nan_to_num(values)])
         ends = values
@@ -46,19 +59,37 @@ def _scores(ranking: Ranking, path: Path) -> Path:
         if key == "sign_error_max" and "sign_error_mean" in table:
             ax.plot(table["sign_error_mean"].astype(float), y, "k|", markersize=14)
             title += "\n(bar: worst environment, |: mean)"
+        if key == "sign_error_mean":
+            title += ("\none pair per environment (one seed):\nthe worst is 0 or 1, so not drawn")
         ax.axvline(0, color="0.3", linewidth=0.8)
         ax.set_title(title)
     axes.flat[0].invert_yaxis()  # shared y: the best measure on top in every panel
-    axes.flat[0].set_ylabel("measure (sorted by |τ|)")
-    fig.suptitle(f"measures vs the generalization gap ({ranking.gap}) over {int(table['runs'].max())} runs")
+    axes.flat[0].set_ylabel("measure (sorted by |τ|; = : same order of the runs)")
+    definitions = ", ".join(f"{k} {v}" for k, v in vars(ranking.definitions).items())
+    fig.suptitle(f"measures vs the generalization gap ({ranking.gap}) over {int(table['runs'].max())} runs"
+                 f"\n(definitions: {definitions})")
     return style.save(fig, path)
+
+
+CMI_TITLE = {"jiang": "conditional MI (Jiang et al.)", "pgdl": "conditional MI (PGDL scorer)"}
+
+
+def grouped_rows(table):
+    """One row per group of measures that order the runs identically, labelled with all their names."""
+    table = table.copy()
+    names = table["measure"].map(lambda m: style.label(f"measures.{m}"))
+    leader = table["same_order_as"] if "same_order_as" in table else table["measure"]
+    members = names.groupby(leader.to_numpy()).agg(list)
+    table["label"] = [" = ".join(members[lead]) for lead in leader]
+    return table[table["measure"] == leader].reset_index(drop=True)
 
 
 # Why a score can be missing for every measure of a sweep (analysis/rank.py).
 NO_DATA = {"kendall_tau": "needs two runs with different values",
            "psi": "needs runs that differ\nin one swept hyperparameter",
            "cmi": "needs swept hyperparameters",
-           "sign_error_max": "needs runs that differ\nin one hyperparameter only"}
+           "sign_error_max": "needs runs that differ\nin one hyperparameter only",
+           "sign_error_mean": "needs runs that differ\nin one hyperparameter only"}
 
 
 def _no_data(ax, reason: str) -> None:

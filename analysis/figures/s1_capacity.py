@@ -1,8 +1,8 @@
 """S1 (Neyshabur et al. 2017): error and complexity measures as capacity grows, true vs random labels.
 
-Figures: train/test error vs hidden units H (log x) and vs training-set size N, and each measure —
-min–max normalised over the figure's runs, in log space where it spans orders of magnitude — vs H
-and vs N, one line per kind of labels.
+Figures: train/test error vs hidden units H (log x) and vs training-set size N, and each measure's own
+values vs H and vs N, one line per kind of labels, on a log y axis where every value is positive: the
+factor between true and random labels reads off directly.
 """
 import numpy as np
 import pandas as pd
@@ -12,7 +12,7 @@ from analysis.figures import style
 from analysis.figures.common import Context, Skip
 
 SKIPPED_MEASURES = ("measures.num_params",)  # fixed by H: a line that says nothing about generalization
-UNDEFINED_Y = -0.1  # where the crosses of runs whose measure is undefined (margin ≤ 0) sit, below the curves
+UNDEFINED_Y = 0.04  # where the crosses of runs whose measure is undefined (margin ≤ 0) sit: panel fraction
 
 
 def error_vs_hidden_units(ctx: Context):
@@ -21,7 +21,7 @@ def error_vs_hidden_units(ctx: Context):
 
 
 def measures_vs_hidden_units(ctx: Context):
-    """Each measure vs hidden units, min–max normalised, true vs random labels (S1, Fig. 1 right)."""
+    """Each measure vs hidden units, true vs random labels (S1, Fig. 1 right)."""
     return _measures_figure(ctx, "model.hidden_units", "s1_measures_vs_hidden_units")
 
 
@@ -31,7 +31,7 @@ def error_vs_train_size(ctx: Context):
 
 
 def measures_vs_train_size(ctx: Context):
-    """Each measure vs training-set size, min–max normalised, true vs random labels (S1, Fig. 2)."""
+    """Each measure vs training-set size, true vs random labels (S1, Fig. 2)."""
     return _measures_figure(ctx, _size_key(ctx), "s1_measures_vs_train_size")
 
 
@@ -67,16 +67,10 @@ def _error_figure(ctx: Context, x: str, name: str):
     return style.save(fig, ctx.path(name))
 
 
-def normalised(values: pd.Series) -> tuple[pd.Series, bool]:
-    """Min–max normalise to [0, 1], in log space when every value is positive and they span > 2 decades."""
-    v = pd.to_numeric(values, errors="coerce").astype(float)
-    use_log = style.log_axis_wanted("", v)
-    if use_log:
-        v = np.log10(v)
-    low, high = v.min(), v.max()
-    if not np.isfinite(low) or high == low:
-        return v * 0.0, use_log
-    return (v - low) / (high - low), use_log
+def positive(values: pd.Series) -> bool:
+    """Every recorded value > 0: the panel is drawn on a log axis."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return len(v) > 0 and bool((v > 0).all())
 
 
 def _measures_figure(ctx: Context, x: str, name: str):
@@ -88,32 +82,30 @@ def _measures_figure(ctx: Context, x: str, name: str):
         raise Skip("no measures recorded (measure=default records only num_params and margin)")
     ncols = min(4, len(measures))
     nrows = int(np.ceil(len(measures) / ncols))
-    fig, axes = style.new_figure(ncols, nrows, width=3.6, height=3.0, sharex=True, sharey=True)
+    fig, axes = style.new_figure(ncols, nrows, width=3.6, height=3.0, sharex=True)
     palette = style.label_palette(ctx.runs["labels"])
     undefined_anywhere = False
     for ax, measure in zip(axes.flat, measures):
-        y, logged = normalised(ctx.runs[measure])
+        y = pd.to_numeric(ctx.runs[measure], errors="coerce").astype(float)
         panel = pd.DataFrame({"x": ctx.runs[x], "y": y, "labels": ctx.runs["labels"]}).dropna()
         sns.lineplot(panel, x="x", y="y", hue="labels", hue_order=style.label_order(ctx.runs["labels"]),
-                     palette=style.label_palette(ctx.runs["labels"]), marker="o", errorbar=style.BAND, ax=ax,
-                     legend=ax is axes.flat[0])
+                     palette=palette, marker="o", errorbar=style.BAND, ax=ax, legend=ax is axes.flat[0])
+        if positive(y):
+            ax.set_yscale("log")
         undefined = ctx.runs[style.undefined_by_margin(ctx.runs, measure)]
         if len(undefined):
             for row, (kind, rows) in enumerate(undefined.groupby("labels", sort=False)):  # kinds side by side
                 style.mark_undefined(ax, rows[x], [palette[kind]] * len(rows), UNDEFINED_Y + 0.05 * row)
             undefined_anywhere = True
         style.set_log_x(ax, x, ctx.runs[x])
-        constant = pd.to_numeric(ctx.runs[measure], errors="coerce").nunique() <= 1
-        suffix = " (constant)" if constant else " (log)" if logged else ""
-        ax.set_title(style.label(measure) + suffix, fontsize="medium")
-        ax.set(xlabel=style.label(x), ylabel="min–max normalised value" if ax in axes[:, 0] else "")
+        constant = y.nunique() <= 1
+        ax.set_title(style.label(measure) + (" (constant)" if constant else ""), fontsize="medium")
+        ax.set(xlabel=style.label(x), ylabel="value (log scale)" if positive(y) else "value")
     style.hide_unused(axes, len(measures))
     style.show_all_tick_labels(axes)
     if undefined_anywhere:
-        axes.flat[0].set_ylim(bottom=UNDEFINED_Y - 0.08)
         axes.flat[0].scatter([], [], marker="x", color="0.3", label=style.UNDEFINED_BY_MARGIN)
     if axes.flat[0].get_legend() is not None:
         axes.flat[0].legend(title=None, fontsize="small", loc="best")
-    fig.suptitle("complexity measures (normalised over this sweep; log = normalised in log10 space)"
-                 + style.over_seeds(ctx.runs))
+    fig.suptitle("complexity measures, each on its own scale" + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path(name))

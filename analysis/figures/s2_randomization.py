@@ -12,6 +12,9 @@ from analysis.figures import style
 from analysis.figures.common import Context, Skip
 
 
+DASHES = ["", (4, 2), (1, 1.5), (6, 2, 1, 2), (2, 3), (8, 3), (3, 1, 1, 1)] * 3
+
+
 def loss_vs_step(ctx: Context):
     """Training loss vs step for each randomization test, one panel per model (Zhang Fig. 1a)."""
     ctx.need_history("step", "train_loss")
@@ -22,9 +25,12 @@ def loss_vs_step(ctx: Context):
     fig, axes = style.new_figure(len(panels), width=4.8, height=3.6, sharey=True)
     for ax, (title, rows) in zip(axes.flat, panels):
         rows = rows.assign(x=style.display_values(rows, "step"))
-        sns.lineplot(rows, x="x", y="train_loss", hue="labels", errorbar=style.BAND, ax=ax,
-                     hue_order=style.label_order(ctx.runs["labels"]), palette=style.label_palette(ctx.runs["labels"]),
-                     legend=ax is axes.flat[-1])
+        order = style.label_order(ctx.runs["labels"])
+        # a dash pattern per test as well as a colour: curves that coincide (true labels and shuffled pixels
+        # on an MLP) stay visible one through the other
+        sns.lineplot(rows, x="x", y="train_loss", hue="labels", style="labels", errorbar=style.BAND, ax=ax,
+                     hue_order=order, style_order=order, palette=style.label_palette(ctx.runs["labels"]),
+                     dashes=DASHES[:len(order)], linewidth=1.8, legend=ax is axes.flat[-1])
         ax.set(xlabel=style.label("step"), ylabel="average training loss", title=title)
     style.legend_outside(axes.flat[-1])
     fig.suptitle("training loss per randomization test" + style.over_seeds(ctx.runs))

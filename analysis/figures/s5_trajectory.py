@@ -42,7 +42,8 @@ def trajectory(ctx: Context):
 
 
 def violins(ctx: Context):
-    """Violins of the bias variance and the bias distance from initialization vs task complexity (S5)."""
+    """Violins of the bias variance and the bias distance from initialization vs task complexity (S5);
+    with one run per setting there is no distribution to draw: its points, joined, and the title says so."""
     factor = _factor(ctx)
     keys = [k for k in ("measures.bias_variance", "measures.bias_distance_init")
             if k in ctx.runs and ctx.runs[k].notna().any()]
@@ -51,8 +52,13 @@ def violins(ctx: Context):
     fig, axes = style.new_figure(len(keys), width=4.4, height=3.6)
     for ax, key in zip(axes.flat, keys):
         rows = ctx.runs.assign(y=pd.to_numeric(ctx.runs[key], errors="coerce")).dropna(subset=["y"])
-        sns.violinplot(rows, x=factor, y="y", inner="point", cut=0, color="C0", ax=ax)
-        ax.set(xlabel=style.label(factor), ylabel=style.label(key), title=style.label(key))
+        if rows.groupby(factor).size().max() > 1:
+            sns.violinplot(rows, x=factor, y="y", inner="point", cut=0, color="C0", ax=ax)
+            title = style.label(key)
+        else:
+            sns.pointplot(rows, x=factor, y="y", color="C0", markers="o", errorbar=None, ax=ax)
+            title = f"{style.label(key)}\n(one run per {style.label(factor)}: no spread to draw)"
+        ax.set(xlabel=style.label(factor), ylabel=style.label(key), title=title)
     return style.save(fig, ctx.path("s5_violins"))
 
 

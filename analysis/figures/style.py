@@ -55,6 +55,9 @@ MEASURE_LABELS = {
     "num_params": "#parameters", "margin": "margin γ",
     "l2": "ℓ2 norm / γ²", "l1_path": "ℓ1-path norm / γ²", "l2_path": "ℓ2-path norm / γ²",
     "spectral": "spectral norm / γ²", "frobenius_product": "Π‖W‖_F", "spectral_product": "Π‖W‖₂",
+    # S1's code's unsquared forms (docs/measures.md)
+    "l2_plain": "Π‖W‖_F / γ (S1 code)", "spectral_plain": "Π‖W‖₂ / γ (S1 code)",
+    "l1_path_plain": "ℓ1-path / γ (S1 code)", "l2_path_plain": "ℓ2-path / γ (S1 code)",
     "distance_from_init": "Σ‖W − W⁰‖²_F", "sharpness_worst": "worst-case sharpness",
     "sharpness_expected": "expected sharpness", "pacbayes_init": "PAC-Bayes (init)",
     "pacbayes_orig": "PAC-Bayes (orig)", "pacbayes_flatness": "PAC-Bayes flatness 1/σ²",
@@ -250,9 +253,15 @@ def undefined_by_margin(runs: pd.DataFrame, measure: str) -> pd.Series:
     return undefined
 
 
+UNDEFINED_GID = "undefined_by_margin"
+
+
 def mark_undefined(ax, x: pd.Series, colors: list, y: float) -> None:
-    """Crosses at height ``y`` (below the curves) where a measure is undefined, one per run."""
-    ax.scatter(x, [y] * len(x), marker="x", s=28, c=colors, linewidths=1.2, clip_on=False, zorder=3)
+    """Crosses where a measure is undefined, one per run, at height ``y`` as a fraction of the panel's
+    height (near its bottom), whatever the y scale."""
+    from matplotlib.transforms import blended_transform_factory
+    ax.scatter(x, [y] * len(x), marker="x", s=28, c=colors, linewidths=1.2, clip_on=False, zorder=3,
+               transform=blended_transform_factory(ax.transData, ax.transAxes), gid=UNDEFINED_GID)
 
 
 def hide_unused(axes, used: int) -> None:
