@@ -17,6 +17,8 @@ each null explained in ``notes``.  One module per family:
   min_sharpness.py   S4's minimum sharpness over function-preserving layer rescalings
   trajectory.py      S5's first-layer-bias trajectory measures and the local Lipschitz estimate
   optimization.py    J's steps-to-cross-entropy measures
+  heavy_tail.py      heavy-tailed self-regularization: the layers' ESD power-law fits (WeightWatcher)
+  pgdl.py            the PGDL 2020 winners' representation measures (Davies–Bouldin, mixup, augmentation)
 Shared machinery: registry.py, context.py (what measures read), conventions.py (gen's and the
 peers' conventions, ``measure.params.convention``), folding.py (BatchNorm folding), layers.py
 (weight matrices, FFT conv norms), graph.py (operations), evaluation.py (forward passes);
@@ -33,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from gen.measures import margin, norms, path_norms, bounds  # noqa: F401,I001
 from gen.measures import sharpness, pacbayes, hessian, min_sharpness  # noqa: F401,I001
 from gen.measures import trajectory, optimization  # noqa: F401,I001
+from gen.measures import heavy_tail  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
 from gen.measures.registry import MEASURES, NotApplicable, base_of, known_names, size_adjusted
 from gen.config.base import ConfigError, check_node
@@ -47,6 +50,7 @@ class MeasureResults:
     seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # family → diagnostics (metrics.json measure_details)
 
     @classmethod
     def skipped(cls, measure_cfg, reason: str) -> "MeasureResults":
@@ -81,6 +85,7 @@ def compute_measures(measure_cfg, model, init_state: dict | None, data, record: 
         if reason is not None:
             results.notes.append(f"{name}: {reason}")
     results.notes += [f"measures: {text}" for text in ctx.notes]
+    results.details = ctx.details
     results.total_seconds = time.perf_counter() - started
     return results
 

@@ -47,6 +47,7 @@ class MeasureContext:
         self.device = data.x_train.device
         self.train_size = getattr(record, "train_size", 0) or len(data.x_train)
         self.notes: list[str] = []
+        self.details: dict[str, Any] = {}  # family → what its measures report beyond a number (metrics.json)
         self._memo: dict[str, Any] = {}
 
     @property
@@ -75,6 +76,11 @@ class MeasureContext:
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
+
+    def detail(self, family: str, value: Any) -> None:
+        """A family's diagnostics (JSON-able, small: per layer, not per parameter), recorded in
+        metrics.json's ``measure_details`` under ``family``."""
+        self.details[family] = value
 
     # ---- data --------------------------------------------------------------------------------
     @property
