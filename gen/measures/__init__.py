@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from gen.measures import margin, norms, path_norms, bounds  # noqa: F401,I001
 from gen.measures import sharpness, pacbayes, hessian, min_sharpness  # noqa: F401,I001
 from gen.measures import trajectory, optimization  # noqa: F401,I001
-from gen.measures import heavy_tail  # noqa: F401,I001
+from gen.measures import heavy_tail, pgdl  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
 from gen.measures.registry import MEASURES, NotApplicable, base_of, known_names, size_adjusted
 from gen.config.base import ConfigError, check_node
