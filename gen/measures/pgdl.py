@@ -82,8 +82,10 @@ def penultimate_features(ctx) -> torch.Tensor:
 
 @measure("davies_bouldin")
 def davies_bouldin(ctx) -> float:
-    _classification(ctx)
-    return davies_bouldin_index(ctx.shared("penultimate_features", lambda: penultimate_features(ctx)), ctx.sample[1])
+    def compute():
+        _classification(ctx)
+        return davies_bouldin_index(penultimate_features(ctx), ctx.sample[1])
+    return ctx.shared("davies_bouldin", compute)  # db_mixup reuses it
 
 
 # ---- label-wise mixup -----------------------------------------------------------------------------
@@ -109,8 +111,11 @@ def mixed_sample(ctx) -> tuple[torch.Tensor, torch.Tensor]:
 @measure("mixup_accuracy")
 def mixup_accuracy(ctx) -> float:
     from gen.measures import evaluation
-    x, y = mixed_sample(ctx)
-    return evaluation.loss_and_accuracy(ctx.twin, x, y, ctx.objective, ctx.params.batch_size)[1]
+
+    def compute():
+        x, y = mixed_sample(ctx)
+        return evaluation.loss_and_accuracy(ctx.twin, x, y, ctx.objective, ctx.params.batch_size)[1]
+    return ctx.shared("mixup_accuracy", compute)  # db_mixup reuses it
 
 
 @measure("db_mixup")
