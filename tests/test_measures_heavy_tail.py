@@ -165,3 +165,17 @@ def test_a_network_without_a_layer_large_enough_has_no_alpha_and_says_why():
     results = compute_measures({"names": ["alpha", "log_norm"]}, model, None, ctx.data, None)
     assert results.values["alpha"] is None and results.values["log_norm"] is not None
     assert any(note.startswith("alpha:") and "eigenvalues" in note for note in results.notes)
+
+
+def test_an_all_zero_layer_is_left_out_with_a_note():
+    model = heavy_tailed(relu_mlp([40, 30, 25, 3]))
+    with torch.no_grad():
+        model[2].weight.zero_()
+    x = torch.randn(10, 40, generator=torch.Generator().manual_seed(0))
+    ctx = measure_context(model, x, torch.arange(10) % 3)
+    results = compute_measures({"names": ["log_norm", "alpha"]}, model, None, ctx.data, None)
+    spectra = heavy_tail.spectra(ctx)
+    assert results.values["log_norm"] == pytest.approx(np.mean([spectra[0].metrics()["log_norm"],
+                                                                spectra[2].metrics()["log_norm"]]))
+    assert results.values["alpha"] == pytest.approx(spectra[0].fit.alpha)
+    assert any("all-zero weights" in note for note in results.notes)

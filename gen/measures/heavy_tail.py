@@ -37,6 +37,7 @@ from gen.measures.registry import NotApplicable, measure
 EIGENVALUE_FLOOR = 1e-5     # eigenvalues at or below it are not fitted (WeightWatcher's EVALS_THRESH)
 MIN_FIT_EIGENVALUES = 20    # fewer: no fit (WeightWatcher's own cut-off for its standard fit)
 CONV_EIGENVALUE_SCALE = 0.5  # WeightWatcher's conv2d_norm: each conv slice × 1/√2
+FITTED = ("alpha", "alpha_weighted", "log_alpha_norm", "mp_softrank")  # the metrics that need the fit
 _KS_CHUNK = 2 ** 22          # entries of the candidate × eigenvalue table formed at once
 # The Marchenko–Pastur fit, as WeightWatcher's RMT_Util.fit_density_with_range: a linear-kernel density
 # estimate of bandwidth 0.1 on 1000 points, grid points below 0.01 density ignored.
@@ -61,8 +62,11 @@ class LayerSpectrum:
     def metrics(self) -> dict[str, float | None]:
         lam = self.eigenvalues
         total, top = float(lam.sum()), float(lam[-1])
-        values = {"log_norm": math.log10(total), "log_spectral_norm": math.log10(top), "stable_rank": total / top,
-                  "alpha": None, "alpha_weighted": None, "log_alpha_norm": None, "mp_softrank": None}
+        values = dict.fromkeys(["log_norm", "log_spectral_norm", "stable_rank", "alpha", "alpha_weighted",
+                                "log_alpha_norm", "mp_softrank"])
+        if top <= 0:  # an all-zero layer has no logarithm: it enters no mean (spectra() notes it)
+            return values
+        values.update(log_norm=math.log10(total), log_spectral_norm=math.log10(top), stable_rank=total / top)
         if self.fit is not None:
             alpha = self.fit.alpha
             values.update(alpha=alpha, alpha_weighted=alpha * math.log10(top),
@@ -185,6 +189,9 @@ def spectra(ctx) -> list[LayerSpectrum]:
     def compute():
         found = [layer_spectrum(layer) for layer in ctx.layers]
         unfitted = [s.name for s in found if s.fit is None]
+        zero = [s.name for s in found if s.eigenvalues[-1] <= 0]
+        if zero:
+            ctx.note(f"heavy-tail measures leave out {', '.join(zero)}: all-zero weights")
         if unfitted:
             ctx.note(f"heavy-tail fits leave out {', '.join(unfitted)}: fewer than {MIN_FIT_EIGENVALUES} "
                      f"eigenvalues above {EIGENVALUE_FLOOR:g}")
@@ -199,7 +206,7 @@ def _layer_mean(ctx, metric: str) -> float:
     values = [v for v in values if v is not None]
     if not values:
         raise NotApplicable(f"no layer has {MIN_FIT_EIGENVALUES} eigenvalues above {EIGENVALUE_FLOOR:g} "
-                            f"for a power-law fit")
+                            f"for a power-law fit" if metric in FITTED else "every layer's weights are zero")
     return sum(values) / len(values)
 
 
