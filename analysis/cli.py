@@ -1,4 +1,4 @@
-"""``python -m analysis [COMMAND] SWEEP_DIR [SWEEP_DIR ...] [--out DIR]``
+"""``python -m analysis [COMMAND] SWEEP_DIR [SWEEP_DIR ...] [--out DIR]``; ``python -m analysis hessian RUN_DIR``
 
 Commands (default ``report``: all of it):
   report   collect + plot + rank, then report.md and report.html
@@ -8,6 +8,7 @@ Commands (default ``report``: all of it):
   rank     Kendall τ, granulated Ψ, CMI and robust sign-error of every measure vs the gap: rank.csv, rank.png
            (SWEEP_DIR may also be a runs.csv that collect wrote: rank the committed tables again)
   status   counts of completed / diverged / failed / running / interrupted / missing / invalid / unreadable runs
+  hessian  one run's Hessian spectral density (stochastic Lanczos quadrature): hessian_density.png and .json
 
 Output goes to DIR, by default the ``analysis/`` folder inside the first sweep folder.
 """
@@ -16,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-COMMANDS = ("report", "collect", "plot", "rank", "status")
+COMMANDS = ("report", "collect", "plot", "rank", "status", "hessian")
 
 log = logging.getLogger("analysis")
 
@@ -28,10 +29,15 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         sub = commands.add_parser(name, help=_command_help(name))
-        sub.add_argument("sweeps", nargs="+", type=Path, metavar="SWEEP_DIR",
-                         help="folders holding run folders (a sweep, outputs/sweeps, or one run)")
+        if name == "hessian":
+            sub.add_argument("sweeps", nargs=1, type=Path, metavar="RUN_DIR", help="one completed run's folder")
+            sub.add_argument("--runs", type=_positive, default=10, help="Rademacher probes (default 10)")
+            sub.add_argument("--steps", type=_positive, default=80, help="Lanczos steps per probe (default 80)")
+        else:
+            sub.add_argument("sweeps", nargs="+", type=Path, metavar="SWEEP_DIR",
+                             help="folders holding run folders (a sweep, outputs/sweeps, or one run)")
         if name != "status":
-            sub.add_argument("--out", type=Path, help="output folder (default: SWEEP_DIR/analysis)")
+            sub.add_argument("--out", type=Path, help="output folder (default: SWEEP_DIR/analysis)")  # or RUN_DIR's
         if name == "plot":
             sub.add_argument("--study", action="append", help="draw this study's figures (s1_width, s1_size, "
                                                               "s2, s2_bn, s3, s4, s5); default: detected")
@@ -68,6 +74,13 @@ def definitions_of(args):
     return Definitions(**{key: getattr(args, f"definition_{key}") for key in OPTIONS})
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be a whole number ≥ 1")
+    return value
+
+
 def _command_help(name: str) -> str:
     for line in __doc__.splitlines():
         if line.strip().startswith(name + " "):
@@ -92,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "status":
         return status(args.sweeps)
+    if args.command == "hessian":
+        return hessian(args.sweeps[0], args.out or args.sweeps[0] / "analysis", args.runs, args.steps)
     out = args.out or default_out_dir(args.sweeps)
     if args.command == "collect":
         return _print_paths(collect_step(args.sweeps, out)[1])
@@ -111,6 +126,15 @@ def status(sweeps: list[Path]) -> int:
     from gen.sweeps import status as run_status
     print(run_status.describe(run_status.scan(sweeps), sweeps))
     return 0
+
+
+def hessian(run_dir: Path, out: Path, runs: int, steps: int) -> int:
+    from analysis import hessian as spectrum
+    try:
+        return _print_paths(spectrum.write(run_dir, out, runs, steps))
+    except spectrum.RunUnusable as reason:
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
 
 
 def collect_step(sweeps: list[Path], out: Path):

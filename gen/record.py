@@ -299,6 +299,8 @@ def trained(head: dict, model, data, result, measured, timing: dict, device) -> 
     add_measures(metrics, measured)
     if result.split_acc is not None:
         metrics["split_acc"] = result.split_acc
+    if getattr(measured, "details", None):
+        metrics["measure_details"] = measured.details
     if result.status == DIVERGED:
         metrics["divergence"] = result.divergence
     return metrics

@@ -25,6 +25,8 @@ TINY_MODELS = {"fc": ["model.hidden_units=8"], "vgg": ["model.layers=[4,M,8,M]",
 NOT_YET = {"steps_to_ce_0.1", "steps_ce_0.1_to_0.01"}
 # A magnitude-aware search has no answer where its ε alone drops the accuracy past the target.
 FLOOR = "alone drops the train accuracy"
+# The tiny nets' layers have fewer eigenvalues than a power-law fit needs (gen.measures.heavy_tail).
+TOO_SMALL_TO_FIT = {"alpha", "alpha_weighted", "log_alpha_norm", "mp_softrank"}
 
 
 def test_every_set_lists_only_known_measures_and_composes_with_the_schema():
@@ -59,10 +61,12 @@ def test_the_all_set_runs_on_every_architecture_and_explains_every_null(model, t
     for name, value in metrics["measures"].items():
         if value is None:
             assert name in reasons, f"{name} is null without a reason"
-            assert name in NOT_YET or "margin" in reasons[name] or name in floored, reasons[name]
+            assert name in NOT_YET or "margin" in reasons[name] or name in floored or \
+                (name in TOO_SMALL_TO_FIT and "eigenvalues" in reasons[name]), reasons[name]
     assert all("_mag_" in name for name in floored), floored
     if model != "nin":  # NiN's ReLU head can leave every logit at 0 after one epoch: γ = 0
-        assert {n for n, v in metrics["measures"].items() if v is None} - floored == NOT_YET
+        unfitted = {n for n in TOO_SMALL_TO_FIT if metrics["measures"][n] is None}
+        assert {n for n, v in metrics["measures"].items() if v is None} - floored - unfitted == NOT_YET
 
 
 def test_all_runs_end_to_end_through_launch_and_records_every_measure_and_its_time(run_in):

@@ -17,6 +17,8 @@ each null explained in ``notes``.  One module per family:
   min_sharpness.py   S4's minimum sharpness over function-preserving layer rescalings
   trajectory.py      S5's first-layer-bias trajectory measures and the local Lipschitz estimate
   optimization.py    J's steps-to-cross-entropy measures
+  heavy_tail.py      heavy-tailed self-regularization: the layers' ESD power-law fits (WeightWatcher)
+  pgdl.py            the PGDL 2020 winners' representation measures (Davies–Bouldin, mixup, augmentation)
 Shared machinery: registry.py, context.py (what measures read), conventions.py (gen's and the
 peers' conventions, ``measure.params.convention``), folding.py (BatchNorm folding), layers.py
 (weight matrices, FFT conv norms), graph.py (operations), evaluation.py (forward passes);
@@ -39,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from gen.measures import margin, norms, path_norms, bounds  # noqa: F401,I001
 from gen.measures import sharpness, pacbayes, hessian, min_sharpness  # noqa: F401,I001
 from gen.measures import trajectory, optimization  # noqa: F401,I001
+from gen.measures import heavy_tail, pgdl  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
 from gen.measures.registry import MEASURES, NotApplicable, base_of, code_identity, known_names, measure, size_adjusted
 from gen.config.base import ConfigError, check_node
@@ -60,6 +63,7 @@ class MeasureResults:
     reasons: dict[str, str] = field(default_factory=dict)   # name -> why its value is null
     params: dict = field(default_factory=dict)              # measure.params, resolved
     codes: dict[str, str] = field(default_factory=dict)     # name -> registry.code_identity(name)
+    details: dict[str, Any] = field(default_factory=dict)  # family → diagnostics (metrics.json measure_details)
 
     @classmethod
     def skipped(cls, measure_cfg, reason: str) -> "MeasureResults":
@@ -102,6 +106,7 @@ def compute_measures(measure_cfg, model, init_state: dict | None, data, record: 
             results.reasons[name] = reason
             results.notes.append(f"{name}: {reason}")
     results.notes += [f"measures: {text}" for text in ctx.notes]
+    results.details = ctx.details
     results.total_seconds = time.perf_counter() - started
     return results
 

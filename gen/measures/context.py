@@ -87,7 +87,8 @@ class MeasureContext:
         self.model, self.init_state, self.data, self.record, self.params = model, init_state, data, record, params
         self.device = data.x_train.device
         self.train_size = getattr(record, "train_size", 0) or len(data.x_train)
-        self.notes = []
+        self.notes: list[str] = []
+        self.details: dict[str, Any] = {}  # family → what its measures report beyond a number (metrics.json)
         self._memo: dict[str, Any] = {}
 
     # ---- the data's tensors, by their names -----------------------------------------------------
@@ -148,6 +149,11 @@ class MeasureContext:
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
+
+    def detail(self, family: str, value: Any) -> None:
+        """A family's diagnostics (JSON-able, small: per layer, not per parameter), recorded in
+        metrics.json's ``measure_details`` under ``family``."""
+        self.details[family] = value
 
     # ---- data --------------------------------------------------------------------------------
     @property

@@ -13,6 +13,13 @@ vectors as 256 MB holds (all of them for nets up to ~3M parameters at the defaul
 when the Ritz value of largest magnitude changes by less than ``power_tolerance`` (relative) or
 after ``power_iterations`` products: far fewer products than power iteration for the same
 accuracy, since it does not wait on the ratio of the two top eigenvalues.
+
+The spectral density (not a measure: ``python -m analysis hessian RUN_DIR`` draws it).  Stochastic
+Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019; PyHessian's ``density``): for each of ``runs``
+Rademacher probes v, ``steps`` Lanczos steps with full reorthogonalisation give a tridiagonal T whose
+eigenvalues θ_k and squared first eigenvector components w_k are a Gauss quadrature of the spectral
+measure along v: Σ_k w_k θ_k^p = vᵀHᵖv/‖v‖² exactly for p < 2·steps, so averaged over the probes,
+Σ w θᵖ estimates tr(Hᵖ)/n.  The density is Σ w_k N(θ_k, σ²) averaged over the probes.
 """
 import torch
 import torch.func as tf
@@ -105,6 +112,57 @@ def _unflat(vector: torch.Tensor, like) -> tuple[torch.Tensor, ...]:
         out.append(vector[start:start + p.numel()].reshape(p.shape))
         start += p.numel()
     return tuple(out)
+
+
+def lanczos_tridiagonal(matvec, start: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eigenvalues θ and quadrature weights w (squared first components of T's eigenvectors) of
+    ``steps`` Lanczos steps of ``matvec`` from ``start``, with full reorthogonalisation (fewer steps
+    where the Krylov space closes)."""
+    q = start / start.norm()
+    basis, alphas, betas = [q], [], []
+    for step in range(min(steps, q.numel())):
+        w = matvec(basis[-1])
+        alphas.append(torch.dot(w, basis[-1]).item())
+        for _ in range(2):  # twice is enough (Kahan–Parlett)
+            for b in basis:
+                w -= torch.dot(w, b) * b
+        beta = w.norm().item()
+        if step == steps - 1 or beta <= 1e-10 * max(abs(a) for a in alphas):
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    if betas:
+        off = torch.tensor(betas, dtype=torch.float64)
+        t += torch.diag(off, 1) + torch.diag(off, -1)
+    theta, vectors = torch.linalg.eigh(t)
+    return theta, vectors[0].pow(2)
+
+
+def spectral_density_nodes(ctx, runs: int, steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(θ, w) of stochastic Lanczos quadrature for each of ``runs`` Rademacher probes (seeded)."""
+    _, params = _trainable(ctx)
+    generator = ctx.generator("spectral_density")
+
+    def matvec(vector):
+        return _flat(hessian_vector_product(ctx, _unflat(vector, params)))
+
+    nodes = []
+    for _ in range(runs):
+        probe = _flat([torch.randint(0, 2, p.shape, generator=generator, device=p.device).to(p.dtype) * 2 - 1
+                       for p in params])
+        nodes.append(lanczos_tridiagonal(matvec, probe, steps))
+    return nodes
+
+
+def smoothed_density(nodes: list[tuple[torch.Tensor, torch.Tensor]], grid: torch.Tensor,
+                     sigma: float) -> torch.Tensor:
+    """Σ_k w_k N(grid; θ_k, σ²), averaged over the probes: a density on ``grid`` (∫ = 1)."""
+    total = torch.zeros_like(grid, dtype=torch.float64)
+    for theta, weights in nodes:
+        gauss = torch.exp(-(grid[:, None].double() - theta[None, :]) ** 2 / (2 * sigma ** 2))
+        total += (gauss * weights[None, :]).sum(1) / (sigma * (2 * torch.pi) ** 0.5)
+    return total / len(nodes)
 
 
 def gauss_newton_diagonal(ctx) -> dict[str, torch.Tensor]:
