@@ -17,6 +17,7 @@ each null explained in ``notes``.  One module per family:
   min_sharpness.py   S4's minimum sharpness over function-preserving layer rescalings
   trajectory.py      S5's first-layer-bias trajectory measures and the local Lipschitz estimate
   optimization.py    J's steps-to-cross-entropy measures
+  certified_bound.py Dziugaite & Roy's certified PAC-Bayes bound on an optimised stochastic network
 Shared machinery: registry.py, context.py (what measures read), conventions.py (gen's and the
 peers' conventions, ``measure.params.convention``), folding.py (BatchNorm folding), layers.py
 (weight matrices, FFT conv norms), graph.py (operations), evaluation.py (forward passes);
@@ -33,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from gen.measures import margin, norms, path_norms, bounds  # noqa: F401,I001
 from gen.measures import sharpness, pacbayes, hessian, min_sharpness  # noqa: F401,I001
 from gen.measures import trajectory, optimization  # noqa: F401,I001
+from gen.measures import certified_bound  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
 from gen.measures.registry import MEASURES, NotApplicable, base_of, known_names, size_adjusted
 from gen.config.base import ConfigError, check_node
