@@ -71,8 +71,8 @@ s5() {   # the steady MLP on sinusoids f = 0.25 … 1, one seed, 400 of the pape
     publish repro_s5
 }
 
-dziugaite_roy() {   # Dziugaite & Roy 2017's T-600 and R-600: the preset is CPU-sized (10,000 images, 3,000 posterior
-    # steps, 200 Monte-Carlo draws; docs/reproductions.md names every departure from the paper)
+dziugaite_roy() {   # Dziugaite & Roy 2017's T-600 and R-600: the preset is CPU-sized (10,000 images, 2,000 posterior
+    # steps, 100 Monte-Carlo draws; docs/reproductions.md names every departure from the paper)
     sweep experiment=dziugaite_roy name=repro_dziugaite_roy
     publish repro_dziugaite_roy
 }
