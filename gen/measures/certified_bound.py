@@ -42,6 +42,7 @@ from torch.func import functional_call
 from gen.measures.registry import NotApplicable, measure
 
 KL_INVERSE_ITERATIONS = 100  # bisection halvings: the bracket is below float64's resolution long before
+RMSPROP_DECAY, RMSPROP_EPS = 0.99, 1e-8   # torch.optim.RMSprop's defaults
 
 
 # ---- closed forms ---------------------------------------------------------------------------------------
@@ -192,20 +193,29 @@ def _objective(ctx, posterior: Posterior, x, y, generator, m: int) -> torch.Tens
     return surrogate + torch.sqrt(budget / 2)
 
 
+def rmsprop_step(leaves, gradients, averages, lr: float, decay: float = RMSPROP_DECAY, eps: float = RMSPROP_EPS):
+    """One RMSprop step in place: v ← decay·v + (1 − decay)·g², θ ← θ − lr·g/(√v + eps) (torch.optim.RMSprop's
+    rule and defaults, written out: constructing a torch optimiser imports torch._dynamo, seconds of start-up)."""
+    for leaf, gradient, average in zip(leaves, gradients, averages):
+        average.mul_(decay).addcmul_(gradient, gradient, value=1 - decay)
+        leaf.addcdiv_(gradient, average.sqrt().add_(eps), value=-lr)
+
+
 def _optimise(ctx, posterior: Posterior, x, y) -> tuple[float, float]:
     """RMSprop on the surrogate objective; (its value at the first step, the mean of its last tenth)."""
     p = ctx.params
     m = len(y)
-    optimiser = torch.optim.RMSprop(posterior.leaves(), lr=p.certified_lr)
+    leaves = posterior.leaves()
+    averages = [torch.zeros_like(leaf) for leaf in leaves]
     noise = ctx.generator("certified_bound_noise")
     batches = ctx.generator("certified_bound_batches")
     values = []
     for _ in range(p.certified_steps):
         index = torch.randint(0, m, (min(p.certified_batch_size, m),), generator=batches, device=x.device)
         loss = _objective(ctx, posterior, x[index], y[index], noise, m)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        gradients = torch.autograd.grad(loss, leaves)
+        with torch.no_grad():
+            rmsprop_step(leaves, gradients, averages, p.certified_lr)
         values.append(loss.item())
     if not values:
         return math.nan, math.nan
