@@ -240,3 +240,19 @@ def test_certified_params_at_their_defaults_leave_the_run_id_alone():
             del without["measure"]["params"][key]
         assert run_id(config) == run_id(OmegaConf.create(without))
     assert run_id(compose_config(["measure.params.certified_steps=7"])) != run_id(compose_config([]))
+
+
+def test_the_written_out_rmsprop_is_torch_optims():
+    g = torch.Generator().manual_seed(1)
+    ours = [torch.randn(5, 3, generator=g), torch.randn(4, generator=g)]
+    theirs = [t.clone().requires_grad_(True) for t in ours]
+    averages = [torch.zeros_like(t) for t in ours]
+    optimiser = torch.optim.RMSprop(theirs, lr=0.003)
+    for _ in range(20):
+        gradients = [torch.randn(t.shape, generator=g) for t in ours]
+        for t, gradient in zip(theirs, gradients):
+            t.grad = gradient.clone()
+        optimiser.step()
+        cb.rmsprop_step(ours, gradients, averages, 0.003)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b.detach())   # the same operations in the same order: bit for bit
