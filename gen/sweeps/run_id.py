@@ -23,7 +23,7 @@ ADDED_MEASURE_PARAMS = {"convention": ("gen", OMIT), "conv_spectral": (None, "ff
 # Measure parameters added once ``convention`` existed, each with the default at which it is left out of the id
 # under every convention (the certified PAC-Bayes bound's: they change only the certified_* measures).
 ADDED_MEASURE_PARAMS_ANY_CONVENTION = {
-    "certified_steps": 200, "certified_lr": 1.0e-3, "certified_batch_size": 100, "certified_mc_draws": 50,
+    "certified_steps": 200, "certified_lr": 1.0e-3, "certified_batch_size": 100, "certified_mc_draws": 10,
     "certified_delta": 0.025, "certified_delta_prime": 0.01, "certified_prior_c": 0.1, "certified_prior_b": 100,
     "certified_prior_variance_init": 2.5e-3}
 # Dataset keys added after runs had ids, and the value that computes what the runs before them did.
