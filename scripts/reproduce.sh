@@ -75,6 +75,9 @@ dziugaite_roy() {   # Dziugaite & Roy 2017's T-600 and R-600: the preset is CPU-
     # steps, 100 Monte-Carlo draws; docs/reproductions.md names every departure from the paper)
     sweep experiment=dziugaite_roy name=repro_dziugaite_roy
     publish repro_dziugaite_roy
+    # a variant, not DR17's protocol: lr 0.01 lets the 2,000 steps move log s ten times as far
+    sweep experiment=dziugaite_roy name=repro_dziugaite_roy_lr0.01 measure.params.certified_lr=0.01
+    publish repro_dziugaite_roy_lr0.01
 }
 
 rank() {   # every measure against the gap over the real-data S1 and S2 sweeps together
