@@ -13,7 +13,7 @@ from tests.conftest import CONF, REPO
 
 PAGE = (REPO / "docs" / "measures.md").read_text()
 SET_LETTERS = {"d": "default", "n": "norms", "s": "sharpness", "t": "trajectory", "N": "neyshabur2017",
-               "J": "jiang2020", "h": "heavy_tail", "p": "pgdl"}
+               "J": "jiang2020", "h": "heavy_tail", "p": "pgdl", "c": "certified"}
 
 
 def measure_table_lines() -> list[tuple[str, list[str]]]:

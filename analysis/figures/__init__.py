@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.figures import epochs, s1_capacity, s2_randomization, s3_corruption, s4_sharpness, s5_trajectory, style
+from analysis.figures import dr_certified, epochs, s1_capacity, s2_randomization, s3_corruption, s4_sharpness, style
+from analysis.figures import s5_trajectory
 from analysis.figures.common import Context, Skip
 
 log = logging.getLogger("analysis")
 
 FIGURES = {**s1_capacity.FIGURES, **s2_randomization.FIGURES, **s3_corruption.FIGURES, **s4_sharpness.FIGURES,
-           **s5_trajectory.FIGURES, **epochs.FIGURES}
+           **s5_trajectory.FIGURES, **epochs.FIGURES, **dr_certified.FIGURES}
 
 STUDY_TITLES = {"s1_width": "S1: capacity vs hidden units (Neyshabur et al. 2017)",
                 "s1_size": "S1: capacity vs training-set size (Neyshabur et al. 2017)",
@@ -24,13 +25,15 @@ STUDY_TITLES = {"s1_width": "S1: capacity vs hidden units (Neyshabur et al. 2017
                 "s3": "S3: fitting clean and corrupted labels",
                 "s4": "S4: minimum sharpness and SAM across optimizers",
                 "s5": "S5: the first-layer bias trajectory (Loukas et al. 2021)",
-                "epochs": "Measures along training (trainer.save_epochs)"}
+                "epochs": "Measures along training (trainer.save_epochs)",
+                "dr": "Certified PAC-Bayes bounds (Dziugaite & Roy 2017)"}
 
 # The study presets (conf/experiment/) and the figures each reproduces.
 PRESET_STUDIES = {
     "quickstart": ["s1_width"], "neyshabur_width": ["s1_width"], "neyshabur_size": ["s1_size"],
     "zhang_randomization": ["s2"], "zhang_label_noise": ["s2", "s3"], "zhang_bn_ablation": ["s2_bn"],
     "sharpness_optimizers": ["s4"], "steady_sinusoid": ["s5"], "steady_cnn": ["s5"], "jiang_grid": [],
+    "dziugaite_roy": ["dr"],
 }
 
 

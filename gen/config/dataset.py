@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from gen.config.base import SEED_MAX, ConfigError, register, spec
 
+# dataset.binary: none, or ge5 (label ≥ 5 → 1, else 0); applied in gen.data.binary.
+BINARY_MAPPINGS = ["none", "ge5"]
+
 
 @dataclass
 class DatasetCommon:
@@ -22,6 +25,9 @@ class DatasetCommon:
 @dataclass
 class ClassificationCommon(DatasetCommon):
     classes: list[int] | None = spec(help="keep these classes, relabelled 0..k-1 in this order")
+    binary: str = spec(choices=BINARY_MAPPINGS, help="a two-class task from the labels: ge5 maps label ≥ 5 to 1, "
+                                                     "the rest to 0 (Dziugaite & Roy 2017's binary MNIST), "
+                                                     "before the train subset and any corruption")
 
 
 @dataclass

@@ -65,6 +65,17 @@ class MeasureParams:
     power_tolerance: float = spec(gt=0, help="Lanczos stops when the top Ritz value changes by less than "
                                                    "this (relative)")
     min_sharpness_iterations: int = spec(ge=1, help="L-BFGS iterations over the log layer scales")
+    # --- certified PAC-Bayes bound (Dziugaite & Roy 2017; gen.measures.certified_bound) ---------------
+    certified_steps: int = spec(ge=0, help="RMSprop steps optimising the Gaussian posterior against the bound")
+    certified_lr: float = spec(gt=0, help="RMSprop learning rate of those steps (on μ, log s and log λ)")
+    certified_batch_size: int = spec(ge=1, help="minibatch of each step (samples of the measures' subsample)")
+    certified_mc_draws: int = spec(ge=1, help="n: weight draws estimating the stochastic network's errors")
+    certified_delta: float = spec(gt=0, lt=1, help="δ: the PAC-Bayes-kl bound fails with probability ≤ δ")
+    certified_delta_prime: float = spec(gt=0, lt=1, help="δ′: the Monte-Carlo estimate's upper bound fails with "
+                                                         "probability ≤ δ′")
+    certified_prior_c: float = spec(gt=0, help="c of the prior-variance grid λ_j = c·exp(−j/b)")
+    certified_prior_b: float = spec(gt=0, help="b of the prior-variance grid λ_j = c·exp(−j/b)")
+    certified_prior_variance_init: float = spec(gt=0, help="λ where the optimisation starts (below c)")
 
 
 ALL_SET = Path(__file__).resolve().parents[2] / "conf" / "measure" / "all.yaml"

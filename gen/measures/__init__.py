@@ -19,6 +19,7 @@ each null explained in ``notes``.  One module per family:
   optimization.py    J's steps-to-cross-entropy measures
   heavy_tail.py      heavy-tailed self-regularization: the layers' ESD power-law fits (WeightWatcher)
   pgdl.py            the PGDL 2020 winners' representation measures (Davies–Bouldin, mixup, augmentation)
+  certified_bound.py Dziugaite & Roy's certified PAC-Bayes bound on an optimised stochastic network
 Shared machinery: registry.py, context.py (what measures read), conventions.py (gen's and the
 peers' conventions, ``measure.params.convention``), folding.py (BatchNorm folding), layers.py
 (weight matrices, FFT conv norms), graph.py (operations), evaluation.py (forward passes);
@@ -42,6 +43,7 @@ from gen.measures import margin, norms, path_norms, bounds  # noqa: F401,I001
 from gen.measures import sharpness, pacbayes, hessian, min_sharpness  # noqa: F401,I001
 from gen.measures import trajectory, optimization  # noqa: F401,I001
 from gen.measures import heavy_tail, pgdl  # noqa: F401,I001
+from gen.measures import certified_bound  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
 from gen.measures.registry import MEASURES, NotApplicable, base_of, code_identity, known_names, measure, size_adjusted
 from gen.config.base import ConfigError, check_node

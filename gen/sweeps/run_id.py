@@ -30,6 +30,14 @@ NOT_IN_ID_TRAINER = ("progress", "device", "checkpoint_every", "save_weights", "
 OMIT = object()
 ADDED_MEASURE_PARAMS = {"convention": ("gen", OMIT), "conv_spectral": (None, "fft"),
                         "flatness_bracket_tolerance": (0.01, OMIT)}
+# Measure parameters added once ``convention`` existed, each with the default at which it is left out of the id
+# under every convention (the certified PAC-Bayes bound's: they change only the certified_* measures).
+ADDED_MEASURE_PARAMS_ANY_CONVENTION = {
+    "certified_steps": 200, "certified_lr": 1.0e-3, "certified_batch_size": 100, "certified_mc_draws": 10,
+    "certified_delta": 0.025, "certified_delta_prime": 0.01, "certified_prior_c": 0.1, "certified_prior_b": 100,
+    "certified_prior_variance_init": 2.5e-3}
+# Dataset keys added after runs had ids, and the value that computes what the runs before them did.
+ADDED_DATASET_KEYS = {"binary": "none"}
 # Classes whose module moved after runs had ids (0.4.0's layout): the id hashes the path they had.
 MOVED_TARGETS = {"gen.training.adashift.AdaShift": "gen.optim.AdaShift"}
 # Config groups added after runs had ids, and the option that computes what the runs before them did:
@@ -90,6 +98,10 @@ def _training_identity(content: dict) -> dict:
 def _without_how_to_run(content: dict) -> dict:
     content = {k: v for k, v in content.items()
                if not (k in ADDED_GROUPS and isinstance(v, dict) and v.get("name") == ADDED_GROUPS[k])}
+    dataset = content.get("dataset")
+    if isinstance(dataset, dict):
+        content = {**content, "dataset": {k: v for k, v in dataset.items()
+                                          if not (k in ADDED_DATASET_KEYS and v == ADDED_DATASET_KEYS[k])}}
     trainer = content.get("trainer")
     if isinstance(trainer, dict):
         content = {**content, "trainer": {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}}
@@ -102,6 +114,8 @@ def _without_how_to_run(content: dict) -> dict:
 
 def _as_before_added_params(params: dict) -> dict:
     """Measure parameters added later, at their defaults, hash as the runs before them did (legacy ids)."""
+    params = {k: v for k, v in params.items()
+              if not (k in ADDED_MEASURE_PARAMS_ANY_CONVENTION and v == ADDED_MEASURE_PARAMS_ANY_CONVENTION[k])}
     if params.get("convention", "gen") != "gen":
         return params
     hashed_params = dict(params)
