@@ -284,7 +284,7 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     if isinstance(model, expressivity.ZhangExpressivity):  # built in closed form for its training set
         expressivity.check_trainer(cfg.trainer)
         expressivity.fit(model, data.x_train, data.y_train)
-    objective = objective_for(data, _num_outputs(model, data))
+    objective = objective_for(data, _num_outputs(model, data), cfg.trainer.loss)
     optimizer = build_optimizer(cfg.optimizer, model)
     scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)
     generator = torch.Generator().manual_seed(cfg.seed)

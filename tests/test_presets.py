@@ -47,6 +47,8 @@ SHRUNK = {
     "steady_sinusoid": (["dataset.f=0.25,1.0", "seed=0"], 2),
     "steady_cnn": (["corruption.prob=0.0,1.0", "seed=0", "model.channels=[4,8]", "model.hidden=8",
                     "dataset.train_size=10"], 2),
+    "double_descent_modelwise": (["model.hidden_units=8,64", "corruption.prob=0.2", "dataset.train_size=60"], 2),
+    "double_descent_epochwise": (["dataset.train_size=60", "model.hidden_units=16"], 2),
     "jiang_grid": (["model.depth=2", "model.width=1", "model.dropout=0.0,0.5", "optimizer.lr=0.01",
                     "trainer.batch_size=32", "optimizer.weight_decay=0.0", "dataset.train_size=50",
                     "measure.params.flatness_search_depth=3", "measure.params.flatness_mc_samples=2"], 2),

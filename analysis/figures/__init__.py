@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.figures import s1_capacity, s2_randomization, s3_corruption, s4_sharpness, s5_trajectory, style
+from analysis import double_descent as dd
+from analysis.figures import (double_descent, s1_capacity, s2_randomization, s3_corruption, s4_sharpness,
+                              s5_trajectory, style)
 from analysis.figures.common import Context, Skip
 
 log = logging.getLogger("analysis")
 
 FIGURES = {**s1_capacity.FIGURES, **s2_randomization.FIGURES, **s3_corruption.FIGURES, **s4_sharpness.FIGURES,
-           **s5_trajectory.FIGURES}
+           **s5_trajectory.FIGURES, **double_descent.FIGURES}
 
 STUDY_TITLES = {"s1_width": "S1: capacity vs hidden units (Neyshabur et al. 2017)",
                 "s1_size": "S1: capacity vs training-set size (Neyshabur et al. 2017)",
@@ -23,13 +25,16 @@ STUDY_TITLES = {"s1_width": "S1: capacity vs hidden units (Neyshabur et al. 2017
                 "s2_bn": "S2: batch-norm ablation (Zhang et al. 2017)",
                 "s3": "S3: fitting clean and corrupted labels",
                 "s4": "S4: minimum sharpness and SAM across optimizers",
-                "s5": "S5: the first-layer bias trajectory (Loukas et al. 2021)"}
+                "s5": "S5: the first-layer bias trajectory (Loukas et al. 2021)",
+                "double_descent": "Double descent, model-wise (Belkin et al. 2019; Nakkiran et al. 2019)",
+                "double_descent_epochwise": "Double descent, epoch-wise (Nakkiran et al. 2019)"}
 
 # The study presets (conf/experiment/) and the figures each reproduces.
 PRESET_STUDIES = {
     "quickstart": ["s1_width"], "neyshabur_width": ["s1_width"], "neyshabur_size": ["s1_size"],
     "zhang_randomization": ["s2"], "zhang_label_noise": ["s2", "s3"], "zhang_bn_ablation": ["s2_bn"],
     "sharpness_optimizers": ["s4"], "steady_sinusoid": ["s5"], "steady_cnn": ["s5"], "jiang_grid": [],
+    dd.MODELWISE_PRESET: ["double_descent"], dd.EPOCHWISE_PRESET: ["double_descent_epochwise"],
 }
 
 
@@ -56,6 +61,10 @@ def detect_studies(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
 
 def infer_studies(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
     table = style.with_derived_columns(runs)
+    if dd.modelwise_applies(table):  # Belkin's sweep: squared loss, widths on both sides of n·K
+        return ["double_descent"]
+    if dd.epochwise_applies(table):
+        return ["double_descent_epochwise"]
     studies = []
     if style.varies(table, "model.hidden_units"):
         studies.append("s1_width")
