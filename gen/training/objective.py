@@ -27,8 +27,9 @@ class Objective:
         if self.kind == "binary":
             probs = torch.sigmoid(outputs.squeeze(-1))
             return 0.5 * F.binary_cross_entropy(probs, targets.to(probs.dtype), reduction=reduction)
-        if self.kind == "squared":
-            targets = F.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
+        if self.kind == "squared":  # one-hot by comparison: F.one_hot checks its input's range (no vmap)
+            classes = torch.arange(outputs.shape[-1], device=outputs.device)
+            targets = (targets.unsqueeze(-1) == classes).to(outputs.dtype)
         per_sample = 0.5 * (outputs - targets).pow(2).sum(-1)
         return per_sample.mean() if reduction == "mean" else per_sample.sum() if reduction == "sum" else per_sample
 
