@@ -3,14 +3,16 @@
 Model-wise: the final test error of each width, averaged over seeds, against the parameter count,
 one curve per label-noise level, beside the interpolation threshold n·K (training samples × classes:
 the parameter count at which a network can first fit every output of every sample; Belkin's dashed
-line).  Epoch-wise: one run's test error against the epoch, averaged over seeds.
+line).  Epoch-wise: the test error against the epoch, averaged over seeds, of the sweep's network (of
+its widest one in a model-wise sweep).
 
 A *peak* is the highest point of a curve to the right of its first local minimum: the classical
 U-curve's bottom comes first, then the error climbs to the peak, then the second descent.  A curve
 that never rises again after its first minimum has no peak (None), and the table says so.
 
 Written (``double_descent.csv``, ``double_descent_epochwise.csv`` and a section of the report) when
-the sweep is a double-descent sweep (:func:`modelwise_applies`, :func:`epochwise_applies`).
+the sweep is a double-descent sweep (:func:`modelwise_applies`, :func:`epochwise_applies`); a model-wise
+sweep gets both.
 """
 from pathlib import Path
 
@@ -106,12 +108,20 @@ def modelwise_table(runs: pd.DataFrame) -> pd.DataFrame:
             "widest_params": found["last_x"], "widest_test_error_%": 100 * found["last_y"],
             "seeds": int(curve["seeds"].max()),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).round(4)
+
+
+def widest(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the largest network: the epoch-wise view of a sweep over widths (Nakkiran's Fig. 2 slice)."""
+    if PARAMS not in runs or runs[PARAMS].nunique() <= 1:
+        return runs
+    return runs[runs[PARAMS] == runs[PARAMS].max()]
 
 
 def epochwise_curves(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """One row per noise level × evaluated epoch (after epoch 0): mean test error and train loss over seeds."""
-    rows = history.merge(runs[["run_id", NOISE]], on="run_id")
+    """One row per noise level × evaluated epoch (after epoch 0) of the widest network's runs: mean test
+    error and train loss over seeds."""
+    rows = history.merge(widest(runs)[["run_id", NOISE]], on="run_id")
     rows = rows[rows["epoch"] > 0].assign(test_error=lambda t: 1 - t["test_acc"])
     return rows.groupby([NOISE, "epoch"], sort=True).agg(
         test_error=("test_error", "mean"), train_loss=("train_loss", "mean"),
@@ -119,7 +129,8 @@ def epochwise_curves(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
 
 
 def epochwise_table(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Per noise level: the epoch and test error (%) of the first minimum, the peak and the last evaluation."""
+    """Per noise level: the epoch and test error (%) of the widest network's first minimum, its peak and its
+    last evaluation."""
     rows = []
     for noise, curve in epochwise_curves(runs, history).groupby(NOISE, sort=True):
         found = find_peak(curve["epoch"], curve["test_error"])
@@ -128,7 +139,7 @@ def epochwise_table(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
                      "peak_test_error_%": 100 * found["peak_y"] if found["peak_y"] is not None else None,
                      "last_epoch": found["last_x"], "last_test_error_%": 100 * found["last_y"],
                      "seeds": int(curve["seeds"].max())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).round(4)
 
 
 def write(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -139,7 +150,7 @@ def write(runs: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path
     if modelwise_applies(runs):
         written.append(Path(out_dir) / MODELWISE_FILE)
         modelwise_table(runs).to_csv(written[-1], index=False)
-    if epochwise_applies(runs) and "epoch" in history:
+    if (epochwise_applies(runs) or modelwise_applies(runs)) and "epoch" in history:
         written.append(Path(out_dir) / EPOCHWISE_FILE)
         epochwise_table(runs, history).to_csv(written[-1], index=False)
     return written

@@ -114,10 +114,12 @@ def _double_descent_section(collection: Collection) -> list[tuple]:
                          "rises again), its parameter count against the interpolation threshold n·K, and the "
                          f"widest network's test error. Also in {double_descent.MODELWISE_FILE}."),
                    ("table", double_descent.modelwise_table(runs))]
-    if double_descent.epochwise_applies(runs) and "epoch" in collection.history:
+    if (double_descent.epochwise_applies(runs) or double_descent.modelwise_applies(runs)) \
+            and "epoch" in collection.history:
         blocks += [("h2", "Double descent, epoch-wise (Nakkiran et al. 2019)"),
-                   ("p", "Per label-noise level: the epoch and test error of the first minimum, of the peak after "
-                         f"it and of the last evaluation. Also in {double_descent.EPOCHWISE_FILE}."),
+                   ("p", "Per label-noise level, for the sweep's network (the widest of a width sweep): the epoch "
+                         "and test error of the first minimum, of the peak after it and of the last evaluation. "
+                         f"Also in {double_descent.EPOCHWISE_FILE}."),
                    ("table", double_descent.epochwise_table(runs, collection.history))]
     return blocks
 

@@ -145,10 +145,10 @@ def test_the_modelwise_table_and_figure_from_a_synthetic_sweep(tmp_path):
     assert table["peak_test_error_%"].tolist() == pytest.approx([28.5, 28.5 + 5 + 10])
     assert table["min_params"].tolist() == [400, 400]
     drawn = draw_figures(runs, collection.history, tmp_path / "figures")
-    assert [d.name for d in drawn] == ["error_vs_parameters"] and drawn[0].path is not None
+    assert [d.name for d in drawn] == ["error_vs_parameters", "error_vs_epoch"] and drawn[0].path is not None
     assert drawn[0].path.read_bytes().startswith(PNG_MAGIC)
     written = dd.write(runs, collection.history, tmp_path)
-    assert [p.name for p in written] == [dd.MODELWISE_FILE]
+    assert [p.name for p in written] == [dd.MODELWISE_FILE, dd.EPOCHWISE_FILE]
     assert len(pd.read_csv(written[0])) == 2
 
 
@@ -193,3 +193,12 @@ def test_lockstep_trains_the_squared_loss_as_each_member_would_alone(tmp_path):
         assert [r["train_loss"] for r in together["history"]] == pytest.approx(
             [r["train_loss"] for r in alone["history"]], rel=1e-5)
         assert any("lockstep" in note for note in together["notes"])
+
+
+def test_the_epochwise_view_of_a_width_sweep_is_its_widest_network(tmp_path):
+    collection = collect([double_descent_sweep(tmp_path / "sweep")])
+    runs = with_derived_columns(collection.runs)
+    assert set(dd.widest(runs)[dd.WIDTH]) == {256}
+    table = dd.epochwise_table(runs, collection.history)
+    # H = 256's final test error: mean over seeds of 0.15 (+0.01 for seed 1), + p/4 under noise
+    assert table["last_test_error_%"].tolist() == pytest.approx([15.5, 20.5], abs=1e-3)

@@ -48,7 +48,7 @@ def error_vs_parameters(ctx: Context):
 
 
 def error_vs_epoch(ctx: Context):
-    """Test error and training loss vs epoch (log axis) of one network, one line per label noise (Nakkiran Fig. 9)."""
+    """Test error and training loss vs epoch (log axis) of one network (a width sweep's widest), one line per label noise (Nakkiran Fig. 9)."""
     ctx.need_history("epoch", "test_acc", "train_loss")
     curves = dd.epochwise_curves(ctx.runs, ctx.history)
     if curves["epoch"].nunique() < 3:
@@ -74,11 +74,11 @@ def error_vs_epoch(ctx: Context):
     loss_ax.set(ylabel=f"training loss ({_loss_name(ctx.runs)}, log scale)", title="training loss")
     loss_ax.legend()
     style.legend_outside(loss_ax, title="label noise")
-    fig.suptitle(f"epoch-wise double descent: {_networks(ctx.runs)}" + style.over_seeds(ctx.runs))
+    fig.suptitle(f"epoch-wise double descent: {_networks(dd.widest(ctx.runs))}" + style.over_seeds(ctx.runs))
     return style.save(fig, ctx.path("double_descent_vs_epoch"))
 
 
-FIGURES = {"double_descent": [error_vs_parameters], "double_descent_epochwise": [error_vs_epoch]}
+FIGURES = {"double_descent": [error_vs_parameters, error_vs_epoch], "double_descent_epochwise": [error_vs_epoch]}
 
 
 def _mark_threshold(ax, n_k: float | None) -> None:
