@@ -6,9 +6,10 @@ the parameter count at which a network can first fit every output of every sampl
 line).  Epoch-wise: the test error against the epoch, averaged over seeds, of the sweep's network (of
 its widest one in a model-wise sweep).
 
-A *peak* is the highest point of a curve to the right of its first local minimum: the classical
-U-curve's bottom comes first, then the error climbs to the peak, then the second descent.  A curve
-that never rises again after its first minimum has no peak (None), and the table says so.
+A *peak* is the highest point of a curve to the right of its first local minimum, where the curve
+falls again after it: the classical U-curve's bottom comes first, then the error climbs to the peak,
+then the second descent.  A curve that never rises again after its first minimum, or that is still
+rising at its last point (no second descent seen), has no peak (None), and the table says so.
 
 Written (``double_descent.csv``, ``double_descent_epochwise.csv`` and a section of the report) when
 the sweep is a double-descent sweep (:func:`modelwise_applies`, :func:`epochwise_applies`); a model-wise
@@ -74,15 +75,16 @@ def modelwise_curves(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def find_peak(x: pd.Series, y: pd.Series) -> dict:
-    """The peak of the curve y(x) (x ascending): the highest point after its first local minimum.
+    """The peak of the curve y(x) (x ascending): the highest point after its first local minimum, if
+    the curve falls again after it.
 
     Returns the first minimum, the peak and the last point (each x and y); ``peak_x`` is None when
-    the curve never rises again after its first minimum."""
+    the curve never rises again after its first minimum or is highest at its last point."""
     x, y = list(x), list(y)
     first_min = next((i for i in range(len(y)) if i == len(y) - 1 or y[i + 1] > y[i]), len(y) - 1)
     after = range(first_min + 1, len(y))
     peak = max(after, key=lambda i: y[i], default=None)
-    if peak is not None and y[peak] <= y[first_min]:
+    if peak is not None and (y[peak] <= y[first_min] or y[-1] >= y[peak]):
         peak = None
     return {"min_x": x[first_min], "min_y": y[first_min],
             "peak_x": x[peak] if peak is not None else None, "peak_y": y[peak] if peak is not None else None,

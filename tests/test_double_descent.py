@@ -114,6 +114,7 @@ def test_find_peak_takes_the_highest_point_after_the_first_minimum():
     assert (found["min_x"], found["peak_x"], found["last_x"]) == (4, 8, 32)
     assert found["peak_y"] == 0.35 and found["min_y"] == 0.2
     assert dd.find_peak([1, 2, 3], [0.5, 0.4, 0.3])["peak_x"] is None   # no second rise: no peak
+    assert dd.find_peak([1, 2, 3, 4], [0.5, 0.3, 0.35, 0.4])["peak_x"] is None   # still rising: no descent seen
 
 
 PEAKED = {4: 0.30, 16: 0.20, 40: 0.28, 64: 0.24, 256: 0.15}  # H → test error; n·K = 100·10 = 1000 ≈ H 40 × 25

@@ -35,10 +35,11 @@ def error_vs_parameters(ctx: Context):
                           markeredgecolor="black", linestyle="none", zorder=5)
     for ax in (error_ax, loss_ax):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("parameters (log scale)")
         _mark_threshold(ax, n_k)
-    style.draw_chance(error_ax, style.chance_error(ctx.runs))
-    error_ax.set(ylabel=style.label(dd.TEST_ERROR), ylim=(0, None), title="test error (▼: peak)")
+    _draw_chance(error_ax, style.chance_error(ctx.runs), 100 * curves["test_error"].max())
+    error_ax.set(ylabel=style.label(dd.TEST_ERROR), title="test error (▼: peak)")
     loss_ax.set_yscale("log")
     loss_ax.set(ylabel=f"training loss ({_loss_name(ctx.runs)}, log scale)", title="training loss")
     loss_ax.legend()
@@ -68,8 +69,8 @@ def error_vs_epoch(ctx: Context):
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("epoch (log scale)")
-    style.draw_chance(error_ax, style.chance_error(ctx.runs))
-    error_ax.set(ylabel=style.label(dd.TEST_ERROR), ylim=(0, None), title="test error (▼: peak)")
+    _draw_chance(error_ax, style.chance_error(ctx.runs), 100 * curves["test_error"].max())
+    error_ax.set(ylabel=style.label(dd.TEST_ERROR), title="test error (▼: peak)")
     loss_ax.set_yscale("log")
     loss_ax.set(ylabel=f"training loss ({_loss_name(ctx.runs)}, log scale)", title="training loss")
     loss_ax.legend()
@@ -79,6 +80,19 @@ def error_vs_epoch(ctx: Context):
 
 
 FIGURES = {"double_descent": [error_vs_parameters, error_vs_epoch], "double_descent_epochwise": [error_vs_epoch]}
+
+
+def _draw_chance(ax, chance: float | None, highest: float) -> None:
+    """Chance as a line where the curves come near it; far above them (a peak of a few points under a
+    chance of 90 %), as a note at the top, so the axis stays on the curves."""
+    if chance is not None and chance <= 2 * highest:
+        style.draw_chance(ax, chance)
+        ax.set_ylim(0, None)
+        return
+    ax.set_ylim(0, 1.25 * highest)
+    if chance is not None:
+        ax.annotate(f"chance: {chance:g} % (above the axis)", xy=(0.98, 0.97), xycoords="axes fraction",
+                    ha="right", va="top", fontsize="small", color="0.35")
 
 
 def _mark_threshold(ax, n_k: float | None) -> None:
