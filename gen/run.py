@@ -288,7 +288,7 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     optimizer = build_optimizer(cfg.optimizer, model)
     scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
-    tracker = measures.trajectory.make_tracker(cfg.measure, model)
+    tracker = measures.trajectory.make_tracker(cfg.measure, model, cfg.trainer.loss)
     trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
                       generator, tracker, run_dir, run_id_of(cfg),
                       augment=build_augmentation(cfg.augment, data, generator))

@@ -203,3 +203,12 @@ def test_the_epochwise_view_of_a_width_sweep_is_its_widest_network(tmp_path):
     table = dd.epochwise_table(runs, collection.history)
     # H = 256's final test error: mean over seeds of 0.15 (+0.01 for seed 1), + p/4 under noise
     assert table["last_test_error_%"].tolist() == pytest.approx([15.5, 20.5], abs=1e-3)
+
+
+def test_the_trajectory_measures_prediction_error_follows_the_squared_losss_identity_link():
+    from gen.measures.trajectory import prediction_error
+    outputs, targets = torch.tensor([[3.0, 4.0, 1.0]]), torch.tensor([1])
+    # ‖(3, 4, 1) − (0, 1, 0)‖ = √(9 + 9 + 1)
+    assert prediction_error(outputs, targets, identity_link=True).item() == pytest.approx(math.sqrt(19))
+    softmax = torch.softmax(outputs, -1)[0] - torch.tensor([0.0, 1.0, 0.0])
+    assert prediction_error(outputs, targets).item() == pytest.approx(softmax.norm().item())
