@@ -202,10 +202,11 @@ def rank_step(collection, out: Path, gap: str | None = None, definitions=None):
 
 def analyse(sweeps: list[Path], out: Path, gap: str | None = None, definitions=None) -> list[Path]:
     """Everything: tables, the studies' figures, the ranking, and the report.  Returns the files written."""
-    from analysis import regularization, report
+    from analysis import double_descent, regularization, report
     from analysis.figures import draw_figures
     collection, tables = collect_step(sweeps, out)
     tables += regularization.write(collection.runs, out)
+    tables += double_descent.write(collection.runs, collection.history, out)
     drawn = draw_figures(collection.runs, collection.history, out / "figures")
     ranking, rank_files = rank_step(collection, out, gap, definitions)
     rank_tables = [p for p in rank_files if p.suffix == ".csv"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from analysis import regularization
+from analysis import double_descent, regularization
 from analysis.collect import Collection
 from analysis.figures import style
 from analysis.figures import STUDY_TITLES, Drawn
@@ -34,6 +34,7 @@ def build(collection: Collection, drawn: list[Drawn], ranking: Ranking | None, r
     blocks += _runs_section(collection)
     blocks += _config_section(collection)
     blocks += _regularization_section(collection)
+    blocks += _double_descent_section(collection)
     blocks += _figures_section(drawn)
     blocks += _undefined_by_margin(collection.runs)
     blocks += _ranking_section(ranking, ranking_figures)
@@ -102,6 +103,26 @@ def _regularization_section(collection: Collection) -> list[tuple]:
                   "decay, on true and on random training labels (the test labels are always true); a cell of "
                   f"several runs shows their mean. Also in {regularization.FILE}."),
             ("table", regularization.table(collection.runs))]
+
+
+def _double_descent_section(collection: Collection) -> list[tuple]:
+    runs = style.with_derived_columns(collection.runs)
+    blocks = []
+    if double_descent.modelwise_applies(runs):
+        blocks += [("h2", "Double descent, model-wise (Belkin et al. 2019; Nakkiran et al. 2019)"),
+                   ("p", "Per label-noise level: the classical minimum of the test error, the peak (the highest "
+                         "final test error after that minimum, averaged over seeds; empty where the curve never "
+                         "rises again), its parameter count against the interpolation threshold n·K, and the "
+                         f"widest network's test error. Also in {double_descent.MODELWISE_FILE}."),
+                   ("table", double_descent.modelwise_table(runs))]
+    if (double_descent.epochwise_applies(runs) or double_descent.modelwise_applies(runs)) \
+            and "epoch" in collection.history:
+        blocks += [("h2", "Double descent, epoch-wise (Nakkiran et al. 2019)"),
+                   ("p", "Per label-noise level, for the sweep's network (the widest of a width sweep): the epoch "
+                         "and test error of the first minimum, of the peak after it and of the last evaluation. "
+                         f"Also in {double_descent.EPOCHWISE_FILE}."),
+                   ("table", double_descent.epochwise_table(runs, collection.history))]
+    return blocks
 
 
 def _figures_section(drawn: list[Drawn]) -> list[tuple]:

@@ -288,10 +288,12 @@ def trained(head: dict, model, data, result, measured, timing: dict, device) -> 
                      f"{result.divergence['epoch']}")
     metrics = dict(head)
     metrics.update({
-        "model": {"name": head["config"]["model"]["name"], "num_params": sum(p.numel() for p in model.parameters())},
+        "model": {"name": head["config"]["model"]["name"], "num_params": sum(p.numel() for p in model.parameters()),
+                  "objective": getattr(result, "objective", None)},
         "data": {"name": data.name, "train_size": len(data.x_train), "test_size": len(data.x_test),
                  "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-                 "corrupted_fraction": data.corrupted.float().mean().item()},
+                 "corrupted_fraction": data.corrupted.float().mean().item(),
+                 "interpolation_threshold": interpolation_threshold(len(data.x_train), data.num_classes)},
         "final": final, "interpolation": result.interpolation, "measures": {}, "measured": {},
         "measure_params": {}, "history": result.history, "timing": timing, "env": environment(device), "notes": notes,
         "weights_sha256": weights_sha256(model),  # identical networks share it (gen/fingerprint.py)
@@ -362,6 +364,12 @@ def drop_unused_params(metrics: dict) -> None:
     used = {ref for block in blocks for entry in (block.get("measured") or {}).values()
             for ref in (entry.get("params"), (entry.get("replaced") or {}).get("params")) if ref}
     metrics["measure_params"] = {k: v for k, v in metrics.get("measure_params", {}).items() if k in used}
+
+
+def interpolation_threshold(train_size: int, num_classes: int) -> int | None:
+    """n·K, Belkin et al. 2019's interpolation threshold: the parameter count at which a network can
+    first fit n samples' K outputs exactly (None for regression, which has no classes)."""
+    return train_size * num_classes if num_classes else None
 
 
 def failed(head: dict, error: BaseException, seconds: float) -> dict:

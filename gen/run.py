@@ -336,11 +336,11 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     if isinstance(model, expressivity.ZhangExpressivity):  # built in closed form for its training set
         expressivity.check_trainer(cfg.trainer)
         expressivity.fit(model, data.x_train, data.y_train)
-    objective = objective_for(data, _num_outputs(model, data))
+    objective = objective_for(data, _num_outputs(model, data), cfg.trainer.loss)
     optimizer = build_optimizer(cfg.optimizer, model)
     scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
-    tracker = measures.trajectory.make_tracker(cfg.measure, model)
+    tracker = measures.trajectory.make_tracker(cfg.measure, model, cfg.trainer.loss)
     trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
                       generator, tracker, run_dir, run_id_of(cfg),
                       augment=build_augmentation(cfg.augment, data, generator))

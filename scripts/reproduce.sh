@@ -4,7 +4,7 @@
 # outputs/sweeps/repro_<study>/, then its analysis, copied (tables and figures, never weights) to
 # docs/reproductions/<study>/.
 #
-#   bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|dziugaite_roy|rank|all      (after: python -m gen.data.fetch)
+#   bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|dziugaite_roy|double_descent|rank|all      (after: python -m gen.data.fetch)
 #   bash scripts/reproduce.sh redraw   the committed tables' rankings and figures again (no run folders needed)
 #
 # Relaunching skips what is done; rerun=true retrains.  One CPU thread per run (GEN_CPU_THREADS).
@@ -16,14 +16,15 @@ COMMON=(trainer.progress=false trainer.save_weights=false analysis.auto=false)
 
 sweep() { python launch.py -m "${COMMON[@]}" "$@"; }
 
-publish() {   # analyse outputs/sweeps/$1 and copy its small outputs to docs/reproductions/$1
-    local sweep_dir="outputs/sweeps/$1" doc_dir="docs/reproductions/$1"
+publish() {   # analyse outputs/sweeps/$1 and copy its small outputs to docs/reproductions/$1 (or to $2)
+    local sweep_dir="outputs/sweeps/$1" doc_dir="docs/reproductions/${2:-$1}"
     python -m analysis "$sweep_dir"
     rm -rf "$doc_dir" && mkdir -p "$doc_dir"
     cp "$sweep_dir"/analysis/{runs.csv,status.csv,report.md} "$doc_dir"/
     cp "$sweep_dir"/analysis/figures/*.png "$doc_dir"/ 2>/dev/null || true
     [ -f "$sweep_dir/analysis/rank.csv" ] && cp "$sweep_dir/analysis/rank.csv" "$doc_dir"/
     [ -f "$sweep_dir/analysis/regularization.csv" ] && cp "$sweep_dir/analysis/regularization.csv" "$doc_dir"/
+    cp "$sweep_dir"/analysis/double_descent*.csv "$doc_dir"/ 2>/dev/null || true
     return 0
 }
 
@@ -81,6 +82,14 @@ dziugaite_roy() {   # Dziugaite & Roy 2017's T-600 and R-600: the preset is CPU-
     publish repro_dziugaite_roy_lr0.01
 }
 
+double_descent() {   # Belkin et al. 2019 / Nakkiran et al. 2019 on 4,000 MNIST images, squared loss: model-wise,
+    # 9 widths across n·K = 40,000 parameters × label noise 20 % and 0, 500 of Belkin's 6,000 epochs
+    sweep experiment=double_descent_modelwise name=repro_double_descent_modelwise \
+        model.hidden_units=8,16,32,40,48,56,64,128,256 corruption.prob=0.2,0.0 trainer.max_epochs=500 \
+        trainer.eval_every=25
+    publish repro_double_descent_modelwise repro_double_descent   # also the widest net's test error per epoch
+}
+
 rank() {   # every measure against the gap over the real-data S1 and S2 sweeps together
     python -m analysis rank outputs/sweeps/repro_s1 outputs/sweeps/repro_s2_randomization \
         outputs/sweeps/repro_s2_label_noise --out outputs/sweeps/repro_rank
@@ -119,10 +128,11 @@ case "${1:-}" in
     s4) shift; s4 "$@" ;;
     s5) s5 ;;
     dziugaite_roy) dziugaite_roy ;;
+    double_descent) double_descent ;;
     rank) rank ;;
     redraw) redraw ;;
-    all) s1; s2; s2_regularization; s4; s5; dziugaite_roy; rank ;;
-    *) echo "usage: bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|dziugaite_roy|rank|redraw|all" >&2; exit 2 ;;
+    all) s1; s2; s2_regularization; s4; s5; dziugaite_roy; double_descent; rank ;;
+    *) echo "usage: bash scripts/reproduce.sh s1|s2|s2_regularization|s4|s5|dziugaite_roy|double_descent|rank|redraw|all" >&2; exit 2 ;;
 esac
 }
 main "$@"; exit

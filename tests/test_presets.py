@@ -49,6 +49,8 @@ SHRUNK = {
                     "dataset.train_size=10"], 2),
     "dziugaite_roy": (["dataset.train_size=60", "model.hidden_units=8", "measure.params.certified_steps=5",
                        "measure.params.certified_mc_draws=2"], 2),
+    "double_descent_modelwise": (["model.hidden_units=8,64", "corruption.prob=0.2", "dataset.train_size=60"], 2),
+    "double_descent_epochwise": (["dataset.train_size=60", "model.hidden_units=16"], 2),
     "jiang_grid": (["model.depth=2", "model.width=1", "model.dropout=0.0,0.5", "optimizer.lr=0.01",
                     "trainer.batch_size=32", "optimizer.weight_decay=0.0", "dataset.train_size=50",
                     "measure.params.flatness_search_depth=3", "measure.params.flatness_mc_samples=2"], 2),

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.figures import dr_certified, epochs, s1_capacity, s2_randomization, s3_corruption, s4_sharpness, style
-from analysis.figures import s5_trajectory
+from analysis import double_descent as dd
+from analysis.figures import dr_certified, double_descent, epochs, s1_capacity, s2_randomization, s3_corruption
+from analysis.figures import s4_sharpness, s5_trajectory, style
 from analysis.figures.common import Context, Skip
 
 log = logging.getLogger("analysis")
 
 FIGURES = {**s1_capacity.FIGURES, **s2_randomization.FIGURES, **s3_corruption.FIGURES, **s4_sharpness.FIGURES,
-           **s5_trajectory.FIGURES, **epochs.FIGURES, **dr_certified.FIGURES}
+           **s5_trajectory.FIGURES, **epochs.FIGURES, **dr_certified.FIGURES, **double_descent.FIGURES}
 
 STUDY_TITLES = {"s1_width": "S1: capacity vs hidden units (Neyshabur et al. 2017)",
                 "s1_size": "S1: capacity vs training-set size (Neyshabur et al. 2017)",
@@ -26,7 +27,9 @@ STUDY_TITLES = {"s1_width": "S1: capacity vs hidden units (Neyshabur et al. 2017
                 "s4": "S4: minimum sharpness and SAM across optimizers",
                 "s5": "S5: the first-layer bias trajectory (Loukas et al. 2021)",
                 "epochs": "Measures along training (trainer.save_epochs)",
-                "dr": "Certified PAC-Bayes bounds (Dziugaite & Roy 2017)"}
+                "dr": "Certified PAC-Bayes bounds (Dziugaite & Roy 2017)",
+                "double_descent": "Double descent, model-wise (Belkin et al. 2019; Nakkiran et al. 2019)",
+                "double_descent_epochwise": "Double descent, epoch-wise (Nakkiran et al. 2019)"}
 
 # The study presets (conf/experiment/) and the figures each reproduces.
 PRESET_STUDIES = {
@@ -34,6 +37,7 @@ PRESET_STUDIES = {
     "zhang_randomization": ["s2"], "zhang_label_noise": ["s2", "s3"], "zhang_bn_ablation": ["s2_bn"],
     "sharpness_optimizers": ["s4"], "steady_sinusoid": ["s5"], "steady_cnn": ["s5"], "jiang_grid": [],
     "dziugaite_roy": ["dr"],
+    dd.MODELWISE_PRESET: ["double_descent"], dd.EPOCHWISE_PRESET: ["double_descent_epochwise"],
 }
 
 
@@ -60,6 +64,10 @@ def detect_studies(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
 
 def infer_studies(runs: pd.DataFrame, history: pd.DataFrame) -> list[str]:
     table = style.with_derived_columns(runs)
+    if dd.modelwise_applies(table):  # Belkin's sweep: squared loss, widths on both sides of n·K
+        return ["double_descent"]
+    if dd.epochwise_applies(table):
+        return ["double_descent_epochwise"]
     studies = []
     if style.varies(table, "model.hidden_units"):
         studies.append("s1_width")

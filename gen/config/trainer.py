@@ -24,6 +24,8 @@ class DivergenceConfig:
 @dataclass
 class TrainerConfig:
     name: str
+    # the classification loss (gen.training.objective): cross_entropy, or squared (½‖f(x) − e_y‖², Belkin et al.)
+    loss: str = spec(choices=["cross_entropy", "squared"])
     batch_size: int = spec(ge=1)
     max_epochs: int = spec(ge=0)          # 0: evaluate the network as built (model=zhang_expressivity)
     max_steps: int | None = spec(ge=1)

@@ -23,7 +23,7 @@ from gen.measures.conventions import CONVENTIONS, Convention
 from gen.measures.folding import FoldedNet, fold_batchnorm
 from gen.measures.layers import WeightLayer, weight_layers
 from gen.measures.registry import NotApplicable
-from gen.training.objective import Objective, objective_for
+from gen.training.objective import LOSSES, Objective, objective_for
 from gen.config.measure import MeasureParams
 
 
@@ -42,6 +42,11 @@ def resolve_params(measure_cfg: DictConfig | dict | None) -> MeasureParams:
     if isinstance(given, DictConfig):
         given = OmegaConf.to_container(given, resolve=True)
     return MeasureParams(**{**_default_params(), **given})
+
+
+def _classification_loss(record: Any) -> str:
+    kind = getattr(record, "objective", None)
+    return kind if kind in LOSSES else "cross_entropy"
 
 
 class MeasureContext:
@@ -172,7 +177,8 @@ class MeasureContext:
         def build():
             with torch.no_grad():
                 width = self.folded.module(self.sample[0][:1]).shape[-1]
-            return objective_for(self.data, width)
+            # the loss the run trained on (its record names it); cross-entropy where no record says
+            return objective_for(self.data, width, _classification_loss(self.record))
         return self.shared("objective", build)
 
     def generator(self, purpose: str) -> torch.Generator:

@@ -9,8 +9,8 @@ from gen.measures.registry import NotApplicable, measure
 
 def first_step_below(ctx, threshold: float) -> int:
     kind = ctx.objective.kind
-    if kind == "mse":
-        raise NotApplicable("needs a cross-entropy objective (classification)")
+    if kind in ("mse", "squared"):
+        raise NotApplicable(f"needs a cross-entropy objective (this run trained on {kind})")
     factor = 2.0 if kind == "binary" else 1.0
     for row in ctx.record.history:
         loss = row.get("train_loss")

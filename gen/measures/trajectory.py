@@ -37,19 +37,24 @@ def first_layer_bias(model: nn.Module) -> str | None:
     return None
 
 
-def make_tracker(measure_cfg: DictConfig | dict | None, model: nn.Module) -> "BiasTracker | None":
-    """A tracker when the set lists a measure that needs one; None (zero cost) otherwise."""
+def make_tracker(measure_cfg: DictConfig | dict | None, model: nn.Module,
+                 loss: str = "cross_entropy") -> "BiasTracker | None":
+    """A tracker when the set lists a measure that needs one; None (zero cost) otherwise.
+    ``loss``: ``trainer.loss`` (a squared-loss classifier's link is the identity, not the softmax)."""
     names = list((measure_cfg or {}).get("names") or [])
     if not any(MEASURES[n].needs_trajectory for n in names if n in MEASURES):
         return None
-    return BiasTracker(model)
+    return BiasTracker(model, identity_link=loss == "squared")
 
 
-def prediction_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ‖ŷ − y‖, ŷ the output after the objective's link."""
+def prediction_error(outputs: torch.Tensor, targets: torch.Tensor, identity_link: bool = False) -> torch.Tensor:
+    """Mean over the batch of ‖ŷ − y‖, ŷ the output after the objective's link (``identity_link``: the
+    squared loss on one-hot targets, whose ŷ is the output itself)."""
     outputs = outputs.detach().float()
     if targets.is_floating_point():  # regression
         residual = outputs - targets.reshape(outputs.shape)
+    elif identity_link:
+        residual = outputs - nn.functional.one_hot(targets, outputs.shape[-1]).float()
     elif outputs.shape[-1] == 1:     # one logit: BCE on its sigmoid
         residual = torch.sigmoid(outputs[:, 0]) - targets.float()
         return residual.abs().mean()
@@ -64,8 +69,9 @@ class BiasTracker:
     _STATE = ("name", "epoch_lengths", "epoch_variances", "steps", "previous", "anchor", "length", "sum_b",
               "sum_w", "sum_wb", "sum_wbb")
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, identity_link: bool = False):
         self.name = first_layer_bias(model)  # None: nothing to track (the measures say so)
+        self.identity_link = identity_link
         self.epoch_lengths: list[float] = []
         self.epoch_variances: list[float] = []
         self.steps = 0
@@ -91,7 +97,7 @@ class BiasTracker:
         if self.name is None:
             return
         bias = self._bias(model)
-        error = prediction_error(outputs, targets).double()
+        error = prediction_error(outputs, targets, self.identity_link).double()
         moved = (bias - self.previous).norm()
         self.length += torch.where(error > 0, moved / (lr * error.clamp_min(1e-300)), torch.zeros_like(moved))
         d = bias - self.anchor

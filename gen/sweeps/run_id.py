@@ -43,6 +43,9 @@ MOVED_TARGETS = {"gen.training.adashift.AdaShift": "gen.optim.AdaShift"}
 # Config groups added after runs had ids, and the option that computes what the runs before them did:
 # at that option the group is left out of the id, so adding it moved no run's folder.
 ADDED_GROUPS = {"augment": "none"}
+# Trainer keys added after runs had ids, and the value that computes what the runs before them did:
+# at that value the key is left out of the id.
+ADDED_TRAINER_KEYS = {"loss": "cross_entropy"}
 RUN_ID_LENGTH = 12
 _RUN_ID = re.compile(rf"[0-9a-f]{{{RUN_ID_LENGTH}}}")
 
@@ -104,7 +107,8 @@ def _without_how_to_run(content: dict) -> dict:
                                           if not (k in ADDED_DATASET_KEYS and v == ADDED_DATASET_KEYS[k])}}
     trainer = content.get("trainer")
     if isinstance(trainer, dict):
-        content = {**content, "trainer": {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER}}
+        content = {**content, "trainer": {k: v for k, v in trainer.items() if k not in NOT_IN_ID_TRAINER
+                                          and not (k in ADDED_TRAINER_KEYS and v == ADDED_TRAINER_KEYS[k])}}
     for group in ("model", "optimizer"):
         node = content.get(group)
         if isinstance(node, dict) and node.get("_target_") in MOVED_TARGETS:

@@ -8,7 +8,8 @@ A run diverged when, at an evaluation,
   × the reference loss for ``trainer.divergence.patience`` evaluations in a row, or is above it at the
   run's last evaluation.  The reference is the larger of the loss at initialisation (the epoch-0
   evaluation) and the chance-level loss (the loss of a uniform prediction: ln C for C-class
-  cross-entropy, ln(2)/2 for the one-output BCE/2); regression has no chance level and uses the
+  cross-entropy, ½(1 − 1/C) for the squared loss on one-hot targets, ln(2)/2 for the one-output
+  BCE/2); regression has no chance level and uses the
   initial loss alone.
 
 The rule needs nothing but the history rows (plain floats) and one reduction over the weights per
@@ -29,6 +30,8 @@ def chance_loss(objective_kind: str, num_classes: int) -> float | None:
     """The loss of a prediction that ignores its input (uniform over the classes), or None (regression)."""
     if objective_kind == "cross_entropy":
         return math.log(num_classes)
+    if objective_kind == "squared":  # ½‖(1/C)·1 − e_y‖² = ½((1 − 1/C)² + (C − 1)/C²)
+        return 0.5 * (1 - 1 / num_classes)
     if objective_kind == "binary":
         return 0.5 * math.log(2)
     return None

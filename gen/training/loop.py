@@ -65,6 +65,7 @@ class TrainingRecord:
     tracker: Any = None
     last_tracker_row: dict = field(default_factory=dict)  # the tracker's values for the last epoch
     train_size: int = 0
+    objective: str = "cross_entropy"  # the loss trained on (gen.training.objective's kind)
 
     @property
     def final(self) -> dict:
@@ -79,7 +80,7 @@ class Trainer:
         self.augment = augment  # gen.data.augment: applied to training batches only, drawn from `generator`
         self.optimizer, self.scheduler, self.sam = optimizer, scheduler, sam
         self.cfg, self.generator, self.run_dir, self.run_id = cfg, generator, run_dir, run_id
-        self.record = TrainingRecord(tracker=tracker, train_size=len(data.x_train))
+        self.record = TrainingRecord(tracker=tracker, train_size=len(data.x_train), objective=objective.kind)
         self.extra_state: dict = {}                   # saved with every checkpoint as is (e.g. init weights)
         self.epoch_perm: torch.Tensor | None = None   # the current epoch's shuffle, while it runs
         self.batch_index = 0                          # next batch of the current epoch

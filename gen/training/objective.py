@@ -1,6 +1,8 @@
-"""What a run minimises and how it scores: the loss follows the task.
+"""What a run minimises and how it scores: the loss follows the task and ``trainer.loss``.
 
-- classification with several outputs: cross-entropy on logits;
+- classification with several outputs: cross-entropy on logits (``trainer.loss=cross_entropy``, the
+  default) or the squared loss on one-hot targets, ½‖f(x) − e_y‖² (``trainer.loss=squared``, as Belkin
+  et al. 2019 train for double descent); either way a sample is correct when its largest output is its class;
 - classification with one output (S5's 2-class CNN): BCE/2 on the sigmoid of that output;
 - regression: MSE/2.
 """
@@ -9,12 +11,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gen.config.base import ConfigError
 from gen.data.bundle import DataBundle
+
+LOSSES = ("cross_entropy", "squared")  # trainer.loss: the classification losses a config chooses from
 
 
 @dataclass(frozen=True)
 class Objective:
-    kind: str  # "cross_entropy" | "binary" | "mse"
+    kind: str  # "cross_entropy" | "squared" | "binary" | "mse"
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if self.kind == "cross_entropy":
@@ -22,12 +27,15 @@ class Objective:
         if self.kind == "binary":
             probs = torch.sigmoid(outputs.squeeze(-1))
             return 0.5 * F.binary_cross_entropy(probs, targets.to(probs.dtype), reduction=reduction)
+        if self.kind == "squared":  # one-hot by comparison: F.one_hot checks its input's range (no vmap)
+            classes = torch.arange(outputs.shape[-1], device=outputs.device)
+            targets = (targets.unsqueeze(-1) == classes).to(outputs.dtype)
         per_sample = 0.5 * (outputs - targets).pow(2).sum(-1)
         return per_sample.mean() if reduction == "mean" else per_sample.sum() if reduction == "sum" else per_sample
 
     def correct(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
         """Per-sample correctness (bool), or None where accuracy is undefined (regression)."""
-        if self.kind == "cross_entropy":
+        if self.kind in ("cross_entropy", "squared"):
             return outputs.argmax(-1) == targets
         if self.kind == "binary":
             return (outputs.squeeze(-1) > 0).long() == targets
@@ -38,7 +46,16 @@ class Objective:
         return self.kind != "mse"
 
 
-def objective_for(data: DataBundle, num_model_outputs: int) -> Objective:
+def objective_for(data: DataBundle, num_model_outputs: int, loss: str = "cross_entropy") -> Objective:
+    """The objective of a model with ``num_model_outputs`` outputs on ``data``; ``loss`` is ``trainer.loss``."""
     if data.task == "regression":
+        if loss != "cross_entropy":
+            raise ConfigError("trainer.loss", loss, f"a regression task ({data.name}) trains on MSE/2; "
+                              "leave trainer.loss at cross_entropy")
         return Objective("mse")
-    return Objective("binary" if num_model_outputs == 1 else "cross_entropy")
+    if num_model_outputs == 1:
+        if loss != "cross_entropy":
+            raise ConfigError("trainer.loss", loss, "a one-output classifier trains on BCE/2; the squared loss "
+                              "needs one output per class")
+        return Objective("binary")
+    return Objective(loss)
