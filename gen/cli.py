@@ -196,7 +196,8 @@ class RunFolderGuard(Callback):
             validate(job)
         except ConfigError as error:
             raise BadInput(str(error)) from None  # not an Exception: Hydra's callback runner lets it through
-        run_folder.check(Path(str(OmegaConf.select(config, "hydra.run.dir"))), run_id(job))
+        owner = None if job.get("measure_run") is not None else run_id(job)  # gen.measure writes as the run measured
+        run_folder.check(Path(str(OmegaConf.select(config, "hydra.run.dir"))), owner)
 
 
 def job_config(config: DictConfig) -> DictConfig:

@@ -90,7 +90,8 @@ def _compose(overrides: list[str]) -> tuple[DictConfig, bool]:
     from gen.sweeps import resolvers
 
     resolvers.register()
-    config_overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    searchpath = [o for o in overrides if o.lstrip("+~").startswith("hydra.searchpath=")]  # the user's own sets
+    config_overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")] + searchpath
     check_group_choices(config_overrides)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=config_overrides)

@@ -194,3 +194,29 @@ def test_lockstep_groups_runs_of_one_training_whatever_their_measures_but_not_a_
     key = lambda *more: shape_key(compose_config([*TINY, "trainer.ensemble=4", *more]))
     assert key("measure=default") == key("measure=norms", "seed=3") == key("measure.params.margin_percentile=5")
     assert key("measure=trajectory") != key("measure=default")  # its tracker watches training
+
+
+def test_a_measure_from_a_package_outside_the_repository_is_added_afterwards(tmp_path):
+    """A researcher's measure (a package and a config folder outside the repository) computed on a trained
+    sweep by python -m gen.measure: no training, the value of a run trained with it, its code identity recorded."""
+    from tests.user_package import write_user_package
+
+    lab = write_user_package(tmp_path / "lab")
+    search = f"hydra.searchpath=[file://{lab / 'conf'}]"
+    env = {"PYTHONPATH": f"{lab}{os.pathsep}{REPO}"}
+    assert launch([*SWEEP, "name=zoo"], tmp_path, env=env).returncode == 0
+    zoo = by_seed(tmp_path / "outputs" / "sweeps" / "zoo")
+    before = {seed: snapshot(run) for seed, run in zoo.items()}
+
+    proc = subprocess.run([sys.executable, "-m", "gen.measure", "outputs/sweeps/zoo", search, "measure=lab"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    reference = launch([*SWEEP, "name=reference", search, "measure=lab"], tmp_path, env=env)
+    assert reference.returncode == 0, reference.stderr
+    trained_with = by_seed(tmp_path / "outputs" / "sweeps" / "reference")
+    for seed, run in zoo.items():
+        assert snapshot(run) == before[seed]
+        m, ref = read_metrics(run / "metrics.json"), read_metrics(trained_with[seed] / "metrics.json")
+        assert m["measures"]["lab_abs_sum"] == ref["measures"]["lab_abs_sum"] > 0
+        assert m["measured"]["lab_abs_sum"]["code"].startswith("labpkg.measures ")  # module and a hash of its source
+        assert m["measured"]["num_params"]["code"].startswith("gen ")

@@ -61,7 +61,8 @@ def check_job(sweep_config: DictConfig) -> Path:
 
     member = ensemble.Member.from_sweep_config(sweep_config)  # the job's config, as Hydra hands it over
     validate(member.cfg)  # the measure names too, from conf/measure/all.yaml
-    run_folder.check(member.run_dir, run_id(member.cfg))
+    measuring = member.cfg.get("measure_run") is not None  # gen.measure's job writes as the run it measures
+    run_folder.check(member.run_dir, None if measuring else run_id(member.cfg))
     return member.run_dir
 
 
