@@ -1,2 +1,2 @@
 """gen: Hydra-configured experiments on why deep networks generalize."""
-__version__ = "0.5.0"
+__version__ = "0.6.0"
