@@ -9,4 +9,4 @@ python -m gen.data.fetch || echo "real datasets not placed; tests/test_real_data
 if [ -f scripts/slurm_cluster.sh ]; then
     bash scripts/slurm_cluster.sh start || echo "local SLURM cluster did not start; its tests will say why"
 fi
-python -m pytest "$@"
+python -m pytest -n "${GEN_TEST_WORKERS:-2}" "$@"   # pytest-xdist: one worker per core of the 2-core reference machine

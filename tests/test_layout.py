@@ -78,8 +78,8 @@ def test_run_ids_hash_the_trained_network(overrides):
     assert run_id(compose_config(overrides.split())) == IDS_OF_0_6_0[overrides]
 
 
-@pytest.mark.parametrize("overrides", IDS_OF_0_3_0)
-def test_each_old_id_maps_to_its_new_id(overrides):
+@pytest.mark.parametrize("overrides", [o for o in IDS_OF_0_3_0 if o != "measure=all"])  # all's list grew in
+def test_each_old_id_maps_to_its_new_id(overrides):  # 0.6: a 0.5 record maps by its own recorded list (test_migrate)
     """gen.migrate renames a folder of 0.3.0-0.5.0 by these two functions; 0.4.0's moved modules
     (AdaShift: gen.optim → gen.training.adashift) still hash their old paths."""
     from gen.sweeps.run_id import legacy_run_id, run_id

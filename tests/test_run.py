@@ -20,7 +20,7 @@ def test_single_run_writes_a_complete_record(run_in):
         assert key in m, key
     assert m["status"] == "completed" and m["schema"] == 2 and m["seed"] == 3
     assert m["run_id"] == path.parent.name
-    assert m["model"] == {"name": "fc", "num_params": 64 * 16 + 16 + 16 * 10 + 10}
+    assert m["model"] == {"name": "fc", "num_params": 64 * 16 + 16 + 16 * 10 + 10, "objective": "cross_entropy"}
     for key in ["train_acc", "train_loss", "test_acc", "test_loss", "train_error", "test_error", "gen_gap",
                 "epochs", "steps"]:
         assert key in m["final"], key

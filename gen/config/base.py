@@ -220,7 +220,8 @@ def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:
     if value is None:
         raise ConfigError(key, value, f"expected {_type_name(annotation)}, not null")
     _check_scalar_type(key, value, annotation)
-    _check_limits(key, value, limits)
+    _check_limits(key, value, limits)  # a key's own range names the allowed values better than the int64 bound
+    _check_int64(key, value, annotation)
 
 
 def _check_length(key: str, value: ListConfig, limits: dict) -> None:
@@ -247,6 +248,9 @@ def _check_scalar_type(key: str, value: Any, annotation: Any) -> None:
     }.get(annotation, True)
     if not ok:
         raise ConfigError(key, value, f"expected {_type_name(annotation)}")
+
+
+def _check_int64(key: str, value: Any, annotation: Any) -> None:
     if annotation is int and not INT64_MIN <= value <= INT64_MAX:  # what torch, numpy and the rest accept
         raise ConfigError(key, value, "must fit in a 64-bit integer (from -2^63 to 2^63 - 1)")
 

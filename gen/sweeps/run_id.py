@@ -65,6 +65,9 @@ def legacy_run_id(config: dict | DictConfig) -> str:
         config = OmegaConf.to_container(config, resolve=True)
     content = _without_how_to_run({k: v for k, v in config.items() if k not in NOT_IN_ID})
     measure = content.get("measure")
+    if isinstance(measure, dict) and measure.get("modules") == []:  # added in 0.6: [] computes what runs before it did
+        measure = {k: v for k, v in measure.items() if k != "modules"}
+        content = {**content, "measure": measure}
     if isinstance(measure, dict) and isinstance(measure.get("params"), dict):
         content = {**content, "measure": {**measure, "params": _as_before_added_params(measure["params"])}}
     return _hash(content)
