@@ -36,7 +36,6 @@ def test_single_run_writes_a_complete_record(run_in):
     model = torch.nn.Module()  # the fingerprint is of the state dict that model.pt holds
     model.state_dict = lambda: weights
     assert m["weights_sha256"] == weights_sha256(model)
-    assert "summary" not in proc.stderr.lower() or True
 
 
 def test_multirun_sweeps_then_relaunch_skips_every_completed_run(run_in):
