@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from gen.config import ConfigError, validate
 from gen.data import load_data
 from gen.measures import certified_bound as cb
-from gen.sweeps.run_id import ADDED_MEASURE_PARAMS_ANY_CONVENTION, run_id
+from gen.sweeps.run_id import IDENTITY_CHANGES, run_id
 from tests.conftest import CONF, compose_config, measure_context, measure_value, relu_mlp
 
 
@@ -234,11 +234,12 @@ def test_certified_params_at_their_defaults_leave_the_run_id_alone():
     from gen.sweeps.run_id import legacy_run_id
 
     defaults = OmegaConf.to_container(OmegaConf.load(CONF / "measure" / "params" / "default.yaml"))
-    assert ADDED_MEASURE_PARAMS_ANY_CONVENTION == {k: v for k, v in defaults.items() if k.startswith("certified_")}
+    in_table = {c.path.removeprefix("measure.params."): c.before for c in IDENTITY_CHANGES if "certified_" in c.path}
+    assert in_table == {k: v for k, v in defaults.items() if k.startswith("certified_")}
     for convention in ("gen", "jiang2020"):
         config = compose_config([f"measure.params.convention={convention}"])
         without = OmegaConf.to_container(config)
-        for key in ADDED_MEASURE_PARAMS_ANY_CONVENTION:
+        for key in in_table:
             del without["measure"]["params"][key]
         assert legacy_run_id(config) == legacy_run_id(OmegaConf.create(without))  # gen.migrate's ids of 0.5 runs
     assert legacy_run_id(compose_config(["measure.params.certified_steps=7"])) != legacy_run_id(compose_config([]))

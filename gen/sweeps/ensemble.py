@@ -22,7 +22,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig, open_dict, read_write
 
 from gen import record
-from gen.sweeps.run_id import identity, run_id
+from gen.sweeps.run_id import identity, run_id, without
 
 VARYING = ("seed", "corruption", "optimizer.lr")  # what may differ inside a lockstep group
 
@@ -64,9 +64,8 @@ def plan(members: list[Member]) -> list[list[Member]]:
 def shape_key(cfg: DictConfig) -> str:
     """The config without the keys a lockstep group may vary (and with the group size)."""
     content = identity(cfg)
-    content.pop("seed", None)
-    content.pop("corruption", None)
-    content["optimizer"] = {k: v for k, v in content["optimizer"].items() if k != "lr"}
+    for path in VARYING:
+        content = without(content, path)
     content["trainer"]["ensemble"] = cfg.trainer.ensemble
     return json.dumps(content, sort_keys=True, default=str)
 
