@@ -55,3 +55,21 @@ def test_the_basic_sweeper_checks_a_batch_by_composing_each_job():
     assert list(inspect.signature(sweeper).parameters) == ["max_batch_size", "params"]
     assert list(inspect.signature(sweeper.validate_batch_is_legal).parameters) == ["self", "batch"]
     assert "self.validate_batch_is_legal(batch)" in inspect.getsource(sweeper.sweep)  # what gen's sweeper skips
+
+
+def test_submitits_preemption_signal_is_usr2_unless_configured(monkeypatch):
+    import signal
+
+    monkeypatch.delenv("SUBMITIT_PREEMPT_SIGNAL", raising=False)
+    assert hydra_internals.preemption_signal() == signal.SIGUSR2
+
+
+def test_no_other_module_names_a_private_of_submitit():
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    private = re.compile(r"\bsubmitit(\.\w+)*\._[a-z]\w*")
+    users = {p.relative_to(repo).as_posix() for folder in ("gen", "hydra_plugins", "analysis")
+             for p in (repo / folder).rglob("*.py") if private.search(p.read_text())}
+    assert users <= {"hydra_plugins/gen_launchers/hydra_internals.py"}

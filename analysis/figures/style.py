@@ -240,7 +240,7 @@ UNDEFINED_BY_MARGIN = "margin ≤ 0: measure undefined"
 
 def undefined_by_margin(runs: pd.DataFrame, measure: str) -> pd.Series:
     """Runs where ``measure`` is null because their margin γ is ≤ 0: the measures that divide by γ
-    (gen.measures.context.positive_margin) do not exist there.  Where the runs' notes are at hand,
+    (gen.measures.context.MeasureContext.positive_margin) do not exist there.  Where the runs' notes are at hand,
     the measure's own note must say so ("NAME: the margin ... ≤ 0"), so a measure null for another
     reason is not put down to the margin."""
     if MARGIN not in runs or measure not in runs or measure == MARGIN:

@@ -14,8 +14,7 @@ class StopConfig:
 
 @dataclass
 class DivergenceConfig:
-    # gen.training.divergence: diverged when the loss or a weight is non-finite, or when the train loss is above
-    # loss_factor × max(initial loss, chance-level loss) for `patience` evaluations in a row (or at the last).
+    # the rule these two parametrise: gen/training/divergence.py's docstring
     loss_factor: float = spec(gt=1)
     patience: int = spec(ge=1)
 

@@ -13,7 +13,7 @@ each null explained in ``notes``.  One module per family:
   bounds.py          Bartlett et al. 2017, Neyshabur et al. 2018, and S1's code's 2002/2015 bounds
   sharpness.py       S1's worst-case and expected sharpness
   pacbayes.py        J's PAC-Bayes and worst-case flatness searches and bounds
-  hessian.py         Hessian trace (Hutchinson), top eigenvalue (power iteration)
+  hessian.py         Hessian trace and top eigenvalue, and the spectral density (each one's method: its docstring)
   min_sharpness.py   S4's minimum sharpness over function-preserving layer rescalings
   trajectory.py      S5's first-layer-bias trajectory measures and the local Lipschitz estimate
   optimization.py    J's steps-to-cross-entropy measures

@@ -1,13 +1,14 @@
 """Preemption inside a submitit job: let the run checkpoint before submitit requeues the job.
 
-submitit binds the preemption signal (USR2, sent by SLURM ``signal_delay_s`` before the time limit or
-by ``scancel --signal=USR2``) to a handler that requeues the job and exits *at once*, in the middle of
+submitit binds the preemption signal (``usr_sig``: USR2 unless configured otherwise, sent by SLURM
+``signal_delay_s`` before the time limit or by ``scancel --signal=USR2``) to a handler that requeues the job and exits *at once*, in the middle of
 a training step, and it ignores SIGTERM.  gen's training loop wants the opposite order: note the
 request, finish the step, save checkpoint.pt, raise ``checkpoint.Interrupted``.  While a run executes,
 ``deferred_requeue`` routes both signals to ``checkpoint.request``; once the run has stopped,
 ``requeue_if_preempted`` hands the remembered USR2 to submitit's handler, which calls the launcher's
 ``checkpoint`` method, requeues the job (within ``max_num_timeout``) and exits.  A SIGTERM (scancel,
 the time limit itself, ``scontrol requeue``) only checkpoints: SLURM decides what happens next.
+The launcher passes ``usr_sig`` in: submitit names it only privately (hydra_internals.preemption_signal).
 """
 import contextlib
 import signal
@@ -24,10 +25,7 @@ def _request(signum: int, _frame) -> None:
 
 
 @contextlib.contextmanager
-def deferred_requeue() -> Iterator[None]:
-    import submitit
-
-    usr_sig = submitit.JobEnvironment._usr_sig()
+def deferred_requeue(usr_sig: int) -> Iterator[None]:
     signals = (usr_sig, signal.SIGTERM)
     previous = {sig: signal.getsignal(sig) for sig in signals}
     _received.clear()
@@ -40,12 +38,9 @@ def deferred_requeue() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def requeue_if_preempted() -> None:
+def requeue_if_preempted(usr_sig: int) -> None:
     """After the run stopped on a preemption request: give submitit the USR2 it was sent (it
     checkpoints the submission, requeues the job and exits, or raises when it may not requeue)."""
-    import submitit
-
-    usr_sig = submitit.JobEnvironment._usr_sig()
     if usr_sig in _received:
         handler = signal.getsignal(usr_sig)
         if callable(handler):

@@ -1,4 +1,4 @@
-"""hydra-submitit's launchers with three changes gen's sweeps rely on (hydra/launcher=slurm|submitit_local):
+"""hydra-submitit's launchers with four changes gen's sweeps rely on (hydra/launcher=slurm|submitit_local):
 
 1. Configs are composed at submission and shipped with each job.  hydra-submitit composes a job's
    config on the node when it starts, from whatever conf/ holds then, so editing conf/ while jobs
@@ -24,7 +24,7 @@ from typing import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
-from hydra_plugins.gen_launchers.hydra_internals import executor_kind, failure_of
+from hydra_plugins.gen_launchers.hydra_internals import executor_kind, failure_of, preemption_signal
 from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, units_of
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -114,12 +114,13 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
         from gen.training import checkpoint
         from gen.sweeps import preemption
 
-        with preemption.deferred_requeue():
+        usr_sig = preemption_signal()
+        with preemption.deferred_requeue(usr_sig):
             ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
                           config=sweep_config, job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
             if isinstance(failure_of(ret), checkpoint.Interrupted):
-                preemption.requeue_if_preempted()  # exits here when submitit requeues the job
+                preemption.requeue_if_preempted(usr_sig)  # exits here when submitit requeues the job
             raise failure_of(ret)
         return ret
 
