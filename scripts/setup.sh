@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-# These exact releases install from this machine's disk (a CUDA build that also runs on CPU).
-python -m pip install -q torch==2.14.1 torchvision==0.29.1
-python -m pip install -q -e ".[dev,loggers,reference]"  # loggers: the trackers' libraries, which the tests read
-# back; reference: the tools the measures are checked against (WeightWatcher, hessian-eigenthings)
+# The releases gen is tested at (scripts/constraints.txt: torch, torchvision, the private APIs' providers).
+# loggers: the trackers' libraries, which the tests read back; reference: the tools the measures are checked
+# against (WeightWatcher, hessian-eigenthings)
+python -m pip install -q -c scripts/constraints.txt -e ".[dev,loggers,reference]"
