@@ -38,7 +38,8 @@ def load_run(run_dir: Path):
 
     found = record.read(run_dir)
     if found.status != record.COMPLETED:
-        raise RunUnusable(f"{run_dir}: not a completed run ({found.status}{': ' + found.reason if found.reason else ''})")
+        reason = f": {found.reason}" if found.reason else ""
+        raise RunUnusable(f"{run_dir}: not a completed run ({found.status}{reason})")
     weights = Path(run_dir) / FINAL_WEIGHTS
     if not weights.is_file():
         raise RunUnusable(f"{run_dir}: no {FINAL_WEIGHTS} (the run was trained with trainer.save_weights=false)")

@@ -151,7 +151,8 @@ def rank_measures(runs: pd.DataFrame, config_columns: list[str], measures: list[
                        notes + ["no generalization gap to rank against"], twins, definitions)
     axes = hyperparameter_axes(runs, config_columns)
     notes += [f"axis {axis} also stands for {', '.join(c for c in columns if c != axis)}: they change together "
-              "in these runs, so their effects cannot be told apart" for axis, columns in axes.items() if len(columns) > 1]
+              "in these runs, so their effects cannot be told apart"
+              for axis, columns in axes.items() if len(columns) > 1]
     codes = {axis: pd.factorize(runs[axis], use_na_sentinel=False)[0] for axis in axes}
     seeds = runs["seed"].to_numpy() if "seed" in runs and runs["seed"].nunique() > 1 else None
     g = pd.to_numeric(runs[gap], errors="coerce").to_numpy(dtype=float)

@@ -168,7 +168,8 @@ def _ranking_section(ranking: Ranking | None, figures: list[Path]) -> list[tuple
                         "mutual information (Jiang et al.; PGDL); sign-error: worst and mean over environments "
                         "(Dziugaite et al. 2020). Definitions (analysis/rank.py): "
                         + ", ".join(f"{k} {v}" for k, v in vars(ranking.definitions).items())
-                        + f". Identical networks counted once: {len(ranking.twins) if ranking.twins is not None else 0} "
+                        + ". Identical networks counted once: "
+                        + f"{len(ranking.twins) if ranking.twins is not None else 0} "
                           "run(s) merged (the notes below name them)."))
     blocks.append(("table", _ranking_table(ranking.table)))
     captions = {"rank.png": "τ, Ψ, CMI and worst sign-error per measure",

@@ -93,8 +93,8 @@ def write_run(sweep_dir: Path, config: dict, *, status: str = "completed", train
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([]))
     (run_dir / "launch.log").write_text(f"[gen] {status} {run_dir.name}\n")
-    record = {"schema": SCHEMA_VERSION, "run_id": run_id_of(config), "status": status, "config": config, "overrides": [],
-              "experiment": None, "seed": config["seed"],
+    record = {"schema": SCHEMA_VERSION, "run_id": run_id_of(config), "status": status, "config": config,
+              "overrides": [], "experiment": None, "seed": config["seed"],
               "env": {"python": "3.11", "torch": "2.14.1", "device": "cpu", "git_sha": None, "host": "test",
                       "package_version": "0.1.0"}}
     if status == "failed":

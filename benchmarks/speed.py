@@ -213,7 +213,8 @@ def print_row(label: str, row: dict) -> None:
     if "textbook_samples_per_s" in row:
         text += (f"\n  {'':<10} textbook {row['textbook_samples_per_s']:>7,.0f}/s (same threads): "
                  f"ours/textbook {row['ours_over_textbook']:.1f}x;  textbook "
-                 f"{row['textbook_default_threads_samples_per_s']:>7,.0f}/s ({row['textbook_default_threads']} threads, "
+                 f"{row['textbook_default_threads_samples_per_s']:>7,.0f}/s "
+                 f"({row['textbook_default_threads']} threads, "
                  f"torch's default): ours/textbook {row['ours_over_textbook_default_threads']:.1f}x")
     print(text, flush=True)
 
@@ -321,7 +322,8 @@ def bench_multirun(jobs: int, workdir: Path) -> dict:
     overheads = [gap - rec[1] for gap, rec in zip(gaps, records[1:])]    # everything but the epochs
     first = records[0][0] - start - records[0][1]
     out = {"jobs": len(records), "wall_s": wall, "first_job_overhead_s": first,
-           "per_job_s_after_first": float(np.median(gaps)), "per_job_overhead_s_after_first": float(np.median(overheads)),
+           "per_job_s_after_first": float(np.median(gaps)),
+           "per_job_overhead_s_after_first": float(np.median(overheads)),
            "per_job_overhead_all": overheads, "per_job_train_s": float(np.median([r[1] for r in records]))}
     print(f"  {len(records)} jobs in {wall:.1f}s: first job overhead {first:.2f}s (imports, Hydra, data); after it "
           f"{out['per_job_s_after_first']:.3f}s/job of which overhead {out['per_job_overhead_s_after_first']:.3f}s "
@@ -434,7 +436,8 @@ def main(argv=None) -> dict:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_avg_at_end"] = os.getloadavg()
-    out = args.out or REPO / "benchmarks" / "results" / f"{results['host']}-{datetime.now().strftime('%Y%m%d-%H%M')}.json"
+    stamp = datetime.now().strftime('%Y%m%d-%H%M')
+    out = args.out or REPO / "benchmarks" / "results" / f"{results['host']}-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")

@@ -12,8 +12,8 @@ by default, ``local_gpus``, ``slurm``, ``submitit_local``, with their ``hydra.la
 takes its run's lock, writes metrics.json atomically and logs to the run's ``measure.log``; Hydra's
 bookkeeping (``multirun.yaml``, ``.submitit/``) goes to ``outputs/measurements/<set>/`` (or
 ``hydra.sweep.dir``), never into the run folders, whose ``.hydra/`` stays as training left it.  At the end
-a summary line, and the analysis of each sweep folder measured (one holding Hydra's multirun.yaml) is written again (``analysis.auto=false``:
-not).  Exit status: 0, 1 if a run could not be measured, 2 for bad input.
+a summary line, and the analysis of each sweep folder measured (one holding Hydra's multirun.yaml) is
+written again (``analysis.auto=false``: not).  Exit status: 0, 1 if a run could not be measured, 2 for bad input.
 
 Only keys that say what to measure and where may be given: ``measure``, ``measure.*``, ``trainer.device``,
 ``analysis.auto`` and Hydra's (``hydra/launcher=...``, ``hydra.*``); anything else is refused in one line,
@@ -145,7 +145,8 @@ def hydra_argv(runs: list[Path], overrides: list[str], measure_cfg) -> list[str]
     there), the sweep's own bookkeeping goes to outputs/measurements/<set>/."""
     for run in runs:
         if any(c in str(run) for c in ",'\"\\[]{}()=$ "):
-            raise ConfigError("PATH", str(run), "a run folder whose path holds none of , ' \" \\ [ ] { } ( ) = $ or spaces")
+            raise ConfigError("PATH", str(run),
+                              "a run folder whose path holds none of , ' \" \\ [ ] { } ( ) = $ or spaces")
     digest = hashlib.sha1("\n".join(map(str, runs)).encode()).hexdigest()[:8]
     sweep_dir = f"outputs/measurements/{measure_cfg.get('name') or 'measure'}__{digest}"
     given = {o.split("=", 1)[0] for o in overrides}

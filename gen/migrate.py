@@ -84,7 +84,8 @@ def _migrate_locked(run_dir: Path) -> tuple[str, bool]:
     if target != run_dir:
         os.rename(run_dir, target)
     record.write(target, upgraded)
-    return (f"{run_dir.parent}: {old} -> {new}" if target != run_dir else f"{run_dir}: upgraded (id {old} -> {new})"), True
+    said = f"{run_dir.parent}: {old} -> {new}" if target != run_dir else f"{run_dir}: upgraded (id {old} -> {new})"
+    return said, True
 
 
 def upgrade(metrics: dict, new_id: str) -> dict:
@@ -115,7 +116,8 @@ def _merge(run_dir: Path, incoming: dict, target: Path) -> tuple[str, bool]:
     """Join ``incoming`` (the record of ``run_dir``) to the run already at ``target`` when they trained alike."""
     kept = record.read(target, incoming["run_id"])
     if not kept.is_result and kept.status not in (record.FAILED,):
-        return f"{run_dir}: left: {target.name} already holds a folder that is not an upgraded record ({kept.reason or kept.status})", False
+        return (f"{run_dir}: left: {target.name} already holds a folder that is not an upgraded record "
+                f"({kept.reason or kept.status})"), False
     if kept.is_result and incoming["status"] in record.RESULT_STATUSES:
         if _training(kept.metrics) != _training(incoming):
             return (f"{run_dir}: left: {target.name} holds the same config trained to another history "
@@ -132,7 +134,8 @@ def _merge(run_dir: Path, incoming: dict, target: Path) -> tuple[str, bool]:
         record.write(target, incoming)
         (target / MERGED).mkdir(exist_ok=True)
         os.rename(failed, target / MERGED / kept.metrics.get("legacy_run_id", failed.name))
-        return f"{run_dir.parent}: {incoming['legacy_run_id']} -> {target.name} (a failed attempt kept in {MERGED}/)", True
+        return (f"{run_dir.parent}: {incoming['legacy_run_id']} -> {target.name} "
+                f"(a failed attempt kept in {MERGED}/)"), True
     (target / MERGED).mkdir(exist_ok=True)
     os.rename(run_dir, target / MERGED / run_dir.name)
     return f"{run_dir.parent}: {run_dir.name} merged into {target.name} (the same training)", True

@@ -45,7 +45,7 @@ FINAL = {"train_loss": OPTIONAL_NUMBER, "test_loss": OPTIONAL_NUMBER, "train_acc
          "test_acc": OPTIONAL_NUMBER, "epochs": int, "steps": int}
 NUMBER_BLOCKS = ("final", "measures")  # blocks whose every value is a number or null (see _check_numbers)
 MAX_RECORD_BYTES = 64 * 2**20  # far above any record gen writes (history of 10,000 evaluations: ~3 MB)
-REQUIRED = {  # status -> {block: {key: type}}; "" is the top level
+REQUIRED: dict[str, dict[str, dict[str, Any]]] = {  # status -> {block: {key: type}}; "" is the top level
     COMPLETED: {"": {**COMMON, **RESULT}, "final": {**FINAL, "train_loss": NUMBER}},
     DIVERGED: {"": {**COMMON, **RESULT, "divergence": dict}, "final": FINAL, "divergence": {"rule": str}},
     FAILED: {"": {**COMMON, "error": dict}, "error": {"type": str, "message": str}},
@@ -176,7 +176,7 @@ class NotRecorded(Exception):
 
 def mark_recorded(error: BaseException) -> None:
     """Note on ``error`` that the run's metrics.json records it (a sweep may then go on past it)."""
-    error.gen_recorded = True
+    error.gen_recorded = True  # type: ignore[attr-defined]
 
 
 def was_recorded(error: BaseException) -> bool:

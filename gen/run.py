@@ -6,8 +6,9 @@ fails the check is moved aside and the run trains again); 4. load data as tensor
 5. build model and optimizer (resuming from a checkpoint if it is this run's; any other is moved aside);
 6. train (gen.training.divergence says when it exploded); 7. compute measures; 8. write metrics.json
 atomically as the last act.  A completed run whose record lacks measures the config asks for (or holds
-them under other params) is measured on its saved weights instead (gen.remeasure): never trained again.  A run that raises records ``status: failed`` and re-raises, so the job
-exits non-zero; if even that record cannot be written, ``record.NotRecorded`` says which file.
+them under other params) is measured on its saved weights instead (gen.remeasure): never trained again.
+A run that raises records ``status: failed`` and re-raises, so the job exits non-zero; if even that
+record cannot be written, ``record.NotRecorded`` says which file.
 
 A run the launcher made the first of a lockstep group (``trainer.ensemble``, gen.sweeps.ensemble) builds
 every member with the same steps 3-4, trains them together (gen.training.lockstep) and writes each

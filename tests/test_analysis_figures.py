@@ -6,7 +6,7 @@ import pytest
 from analysis.cli import main
 from analysis.collect import collect
 from analysis.figures import detect_studies, draw_figures
-from analysis.testing import make_config, make_history, write_multirun_yaml, write_run
+from analysis.testing import make_config, make_history, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

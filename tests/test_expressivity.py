@@ -80,6 +80,7 @@ def test_a_run_builds_it_evaluates_and_records_it_like_any_run(tmp_path):
     assert metrics["model"]["num_params"] == parameter_count(64, n, 10)
     assert metrics["measures"]["margin"] > 0 and "l2: the network has no Linear or Conv layers" in metrics["notes"]
     again = launch(args[:-1] + [f"hydra.run.dir={tmp_path / 'again'}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
     assert read_metrics(tmp_path / "again" / "metrics.json")["final"] == metrics["final"]
 
 

@@ -66,7 +66,7 @@ def test_s1_path_capacities_and_plain_forms_follow_from_the_enumerated_sums():
     x, y = self_labelled(model)
     ctx = measure_context(model, x, y, margin_percentile=5)
     matrices = weights(model)
-    d, gamma = len(matrices), ctx.margin
+    gamma = ctx.margin
     assert gamma > 0
     # (1/γ²)·(Σ_paths Π_i 2|W_i|)²: each of the d factors of a path carries a 2.
     l1 = sum(math.prod(2 * abs(w[path[i + 1], path[i]].item()) for i, w in enumerate(matrices))

@@ -1,6 +1,5 @@
 """The model zoo: parameter counts against hand-worked totals, every model forward and backward on
 every image shape, and one-line errors for data a model cannot take."""
-from pathlib import Path
 
 import pytest
 import torch

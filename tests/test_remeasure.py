@@ -2,7 +2,6 @@
 the values of runs trained with them from the start (gen.remeasure, python -m gen.measure, gen.run)."""
 import dataclasses
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -101,7 +100,7 @@ def test_a_run_saved_without_weights_says_in_one_line_it_cannot_be_measured_agai
                                       (["no/such/folder"], "PATH"), (["measure_run=x"], "measure_run")])
 def test_bad_input_to_the_command_is_one_line_and_exit_2(tmp_path, args, key):
     proc = measure_cmd(args, tmp_path)
-    assert proc.returncode == 2 and proc.stderr.startswith(f"error: ") and key in proc.stderr.splitlines()[0]
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and key in proc.stderr.splitlines()[0]
     assert not (tmp_path / "outputs").exists()
 
 

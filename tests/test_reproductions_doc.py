@@ -4,7 +4,6 @@ text cannot drift from its tables again.  (The double-descent and PAC-Bayes sect
 import math
 
 import pandas as pd
-import pytest
 
 from tests.conftest import REPO
 
@@ -141,7 +140,6 @@ def test_the_ranking_table_is_rank_csv():
 
 
 def test_the_peers_definitions_paragraph():
-    from pathlib import Path
 
     from analysis import rank
     from analysis.collect import read_runs_tables

@@ -1,6 +1,4 @@
 """A run end to end through launch.py, as a user types it."""
-import json
-import subprocess
 
 import pytest
 import torch

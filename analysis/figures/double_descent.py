@@ -49,7 +49,8 @@ def error_vs_parameters(ctx: Context):
 
 
 def error_vs_epoch(ctx: Context):
-    """Test error and training loss vs epoch (log axis) of one network (a width sweep's widest), one line per label noise (Nakkiran Fig. 9)."""
+    """Test error and training loss vs epoch (log axis) of one network (a width sweep's widest), one line per
+    label noise (Nakkiran Fig. 9)."""
     ctx.need_history("epoch", "test_acc", "train_loss")
     curves = dd.epochwise_curves(ctx.runs, ctx.history)
     if curves["epoch"].nunique() < 3:

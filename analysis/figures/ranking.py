@@ -116,7 +116,8 @@ def _annotate(ax, y: float, value: float, limits: tuple, at: float | None = None
 
 
 def _sign_errors(ranking: Ranking, path: Path) -> Path:
-    errors = ranking.sign_errors.assign(measure_label=lambda t: t["measure"].map(lambda m: style.label(f"measures.{m}")))
+    errors = ranking.sign_errors.assign(
+        measure_label=lambda t: t["measure"].map(lambda m: style.label(f"measures.{m}")))
     order = [style.label(f"measures.{m}") for m in ranking.table["measure"]
              if m in set(ranking.sign_errors["measure"])]
     axes_names = list(dict.fromkeys(errors["axis"]))

@@ -51,7 +51,7 @@ def _error_figure(ctx: Context, x: str, name: str):
     ctx.need(x, "final.train_error", "final.test_error")
     if not style.varies(ctx.runs, x):
         raise Skip(f"{x} does not vary")
-    long = pd.concat([pd.DataFrame({"x": ctx.runs[x], "labels": ctx.runs["labels"], "error": 
+    long = pd.concat([pd.DataFrame({"x": ctx.runs[x], "labels": ctx.runs["labels"], "error":
                                     style.display_values(ctx.runs, f"final.{split}_error"), "split": split})
                       for split in ("train", "test")], ignore_index=True)
     fig, axes = style.new_figure(width=5.2, height=3.8)

@@ -78,7 +78,8 @@ def batch_norm_ablation(ctx: Context):
     fig, axes = style.new_figure(len(panels), width=4.8, height=3.6, sharey=True)
     for ax, (title, rows) in zip(axes.flat, panels):
         rows = rows.assign(x=style.display_values(rows, "step"))
-        sns.lineplot(rows, x="x", y="accuracy", hue="batch_norm", hue_order=["with BN", "without BN"], style="split", style_order=["train", "test"],
+        sns.lineplot(rows, x="x", y="accuracy", hue="batch_norm", hue_order=["with BN", "without BN"], style="split",
+                     style_order=["train", "test"],
                      dashes={"train": "", "test": (3, 2)}, errorbar=style.BAND, ax=ax, legend=ax is axes.flat[-1])
         ax.set(xlabel=style.label("step"), ylabel="accuracy (%)", title=title)
         style.draw_chance(ax, style.chance_level(ctx.runs, "test_acc"))

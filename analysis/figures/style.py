@@ -73,7 +73,7 @@ MEASURE_LABELS = {
 # Keys whose values are fractions in [0, 1]: drawn ×100.
 PERCENT_KEYS = {"final.train_error", "final.test_error", "final.train_acc", "final.test_acc", "final.gen_gap",
                 "interpolation.test_error", "split_acc.train_clean", "split_acc.train_corrupted",
-                "train_acc", "test_acc", "split_acc.train_clean", "split_acc.train_corrupted",
+                "train_acc", "test_acc",
                 "train_error", "test_error"}
 THOUSANDS_KEYS = {"interpolation.step", "step"}
 

@@ -202,7 +202,8 @@ def _check_value(key: str, value: Any, annotation: Any, limits: dict) -> None:
         origin = typing.get_origin(annotation)
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, DictConfig):
-            raise ConfigError(key, value, f"expected a mapping with keys {[f.name for f in dataclasses.fields(annotation)]}")
+            keys = [f.name for f in dataclasses.fields(annotation)]
+            raise ConfigError(key, value, f"expected a mapping with keys {keys}")
         check_node(value, annotation, key)
         return
     if origin in (list, tuple):
@@ -262,7 +263,7 @@ def _check_limits(key: str, value: Any, limits: dict) -> None:
         raise ConfigError(key, value, f"one of {list(limits['choices'])}")
     bounds = {"ge": (lambda v, b: v >= b, "≥"), "gt": (lambda v, b: v > b, ">"),
               "le": (lambda v, b: v <= b, "≤"), "lt": (lambda v, b: v < b, "<")}
-    for name, (holds, sign) in bounds.items():
+    for name, (holds, _) in bounds.items():
         if name in limits and not holds(value, limits[name]):
             parts = [f"{s} {limits[n]}" for n, (_, s) in bounds.items() if n in limits]
             raise ConfigError(key, value, "must be " + " and ".join(parts))

@@ -19,7 +19,8 @@ BINARY_MAPPINGS = ["none", "ge5"]
 class DatasetCommon:
     name: str
     train_size: int | None = spec(ge=1, help="a seeded, class-stratified subset of the training split")
-    data_seed: int = spec(ge=0, le=SEED_MAX, help="seeds the subset (and the split or generation of digits/synthetic/sinusoid)")
+    data_seed: int = spec(ge=0, le=SEED_MAX,
+                          help="seeds the subset (and the split or generation of digits/synthetic/sinusoid)")
 
 
 @dataclass

@@ -89,5 +89,6 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
 
 def _hint(group: str, value: str) -> str:
     if group == "optimizer" and value.lower() in ("sam", "asam"):
-        return " (SAM is not an optimizer: add optimizer.sam.enabled=true, and optimizer.sam.adaptive=true for ASAM, to any of them)"
+        return (" (SAM is not an optimizer: add optimizer.sam.enabled=true, and optimizer.sam.adaptive=true for ASAM, "
+                "to any of them)")
     return ""

@@ -45,8 +45,8 @@ from gen.measures import trajectory, optimization  # noqa: F401,I001
 from gen.measures import heavy_tail, pgdl  # noqa: F401,I001
 from gen.measures import certified_bound  # noqa: F401,I001
 from gen.measures.context import MeasureContext, resolve_params
-from gen.measures.registry import MEASURES, NotApplicable, base_of, code_identity, known_names, measure, size_adjusted
-from gen.config.base import ConfigError, check_node
+from gen.measures.registry import NotApplicable, base_of, code_identity, known_names, measure, size_adjusted
+from gen.config.base import check_node
 from gen.config.measure import MeasureParams, check_names
 
 __all__ = ["MeasureContext", "MeasureResults", "NotApplicable", "check_set", "compute_measures", "known_names",

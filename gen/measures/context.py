@@ -12,7 +12,7 @@ own measure (``@gen.measures.measure``) may rely on; the ones whose names start 
 import copy
 import functools
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 import torch.nn as nn
@@ -32,7 +32,7 @@ PARAMS_YAML = Path(__file__).resolve().parents[2] / "conf" / "measure" / "params
 
 @functools.lru_cache(maxsize=1)
 def _default_params() -> dict:
-    return OmegaConf.to_container(OmegaConf.load(PARAMS_YAML), resolve=True)
+    return cast(dict, OmegaConf.to_container(OmegaConf.load(PARAMS_YAML), resolve=True))
 
 
 def resolve_params(measure_cfg: DictConfig | dict | None) -> MeasureParams:
@@ -40,7 +40,7 @@ def resolve_params(measure_cfg: DictConfig | dict | None) -> MeasureParams:
     outside Hydra may give only some)."""
     given = (measure_cfg or {}).get("params") or {}
     if isinstance(given, DictConfig):
-        given = OmegaConf.to_container(given, resolve=True)
+        given = cast(dict, OmegaConf.to_container(given, resolve=True))
     return MeasureParams(**{**_default_params(), **given})
 
 

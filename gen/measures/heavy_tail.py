@@ -158,7 +158,8 @@ def mp_softrank(values: np.ndarray, aspect_ratio: float) -> float:
                 upper, lower = (sigma * (1 + 1 / math.sqrt(q))) ** 2, (sigma * (1 - 1 / math.sqrt(q))) ** 2
                 if upper < mode or upper > grid.max() or lower > mode:
                     return _MP_PENALTY ** 2 * len(grid)
-                model = np.nan_to_num(1 / (2 * np.pi * sigma ** 2 * grid / q) * np.sqrt((upper - grid) * (grid - lower)))
+                model = np.nan_to_num(1 / (2 * np.pi * sigma ** 2 * grid / q)
+                                      * np.sqrt((upper - grid) * (grid - lower)))
         return float(np.sum((model - density) ** 2))
 
     s = math.sqrt(top) / (1 + 1 / math.sqrt(q))

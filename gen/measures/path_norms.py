@@ -47,7 +47,7 @@ def homogeneity_problem(folded) -> str | None:
 def path_sum(ctx, p: float) -> float:
     """f_{|θ|^p}(1)."""
     def compute():
-        ctx.layers  # raises NotApplicable where a BatchNorm stayed unfolded
+        ctx.layers  # noqa: B018  raises NotApplicable where a BatchNorm stayed unfolded
         problem = homogeneity_problem(ctx.folded)
         if problem:
             raise NotApplicable(f"path norms need a positively homogeneous network: {problem}")

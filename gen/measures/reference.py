@@ -98,7 +98,7 @@ def update_page(path: Path) -> None:
     for name, make in (("conventions", conventions_table), ("values", values_table)):
         block(page, name)  # the markers are there
         table = make()
-        page = _pattern(name).sub(lambda found: found.group(1) + table + "\n" + found.group(3), page)
+        page = _pattern(name).sub(lambda found: found.group(1) + table + "\n" + found.group(3), page)  # noqa: B023
     path.write_text(page)
 
 

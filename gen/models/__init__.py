@@ -1,6 +1,7 @@
 """The model zoo: one module per architecture family, built from the ``model`` config group.
 
-Every model's constructor takes ``input_shape`` ((C, H, W) or (D,)) and ``num_outputs``, plus its sizes as keyword arguments from the yaml, and outputs raw scores (no softmax).
+Every model's constructor takes ``input_shape`` ((C, H, W) or (D,)) and ``num_outputs``, plus its sizes
+as keyword arguments from the yaml, and outputs raw scores (no softmax).
 Models that need images say so with a class attribute ``needs_image = True``; models with one hidden
 unit per training sample (``sized_by_train_set = True``) get ``hidden_units`` = the training set's size.
 

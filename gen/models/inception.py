@@ -62,7 +62,7 @@ class InceptionSmall(nn.Module):
         layers: list[nn.Module] = [ConvBlock(input_shape[0], 96, 3, 1, 1, batch_norm)]
         channels = 96
         for kind, sizes in PLAN:
-            block = Inception(channels, *sizes, batch_norm) if kind == "inc" else Downsample(channels, *sizes, batch_norm)
+            block = (Inception if kind == "inc" else Downsample)(channels, *sizes, batch_norm)
             layers.append(block)
             channels = block.out_channels
         self.features = nn.Sequential(*layers)

@@ -17,9 +17,9 @@ Epochs, evaluation, stopping, divergence, checkpoints and the record are the one
 
 Not supported (a ConfigError says so): models with buffers or dropout (batch-norm statistics and
 dropout masks are per-run state vmap does not carry), SAM, bf16, per-step trajectory tracking,
-data augmentation (per-run crops and flips) and optimizers outside :data:`ELEMENTWISE`.  Each member checkpoints into its own folder what it would
-hold alone (its weights, its slice of the optimizer state, its shuffle and RNGs), so a preempted
-group resumes together, or a member alone, from where it stopped.
+data augmentation (per-run crops and flips) and optimizers outside :data:`ELEMENTWISE`.  Each member
+checkpoints into its own folder what it would hold alone (its weights, its slice of the optimizer state,
+its shuffle and RNGs), so a preempted group resumes together, or a member alone, from where it stopped.
 """
 import copy
 import logging

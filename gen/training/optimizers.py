@@ -26,7 +26,8 @@ def build_optimizer(opt_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimi
 
         optimizer_class = hydra.utils.get_class(opt_cfg._target_)
         settings = OmegaConf.to_container(opt_cfg, resolve=True)
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k not in (*GEN_KEYS, "_target_")}
+        kwargs = {k: tuple(v) if isinstance(v, list) else v
+                  for k, v in settings.items() if k not in (*GEN_KEYS, "_target_")}
         try:
             return pytorch_optimizer.SAM(model.parameters(), optimizer_class, rho=opt_cfg.sam.rho,
                                          adaptive=opt_cfg.sam.adaptive, **kwargs)

@@ -67,7 +67,8 @@ def check_job(sweep_config: DictConfig) -> Path:
 
 
 def units_of(configs: list[DictConfig], initial_job_idx: int) -> tuple[list, list[list[int]]]:
-    """The jobs as gen.sweeps.ensemble members, and gen.sweeps.ensemble.units of them, with a log line per lockstep group."""
+    """The jobs as gen.sweeps.ensemble members, and gen.sweeps.ensemble.units of them, with a log line per
+    lockstep group."""
     from gen.sweeps import ensemble  # lazily: Hydra imports every plugin module at startup
 
     members = [ensemble.Member.from_sweep_config(c) for c in configs]

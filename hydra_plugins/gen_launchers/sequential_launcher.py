@@ -9,7 +9,8 @@ from typing import Sequence
 
 from hydra.core.utils import JobReturn, configure_log, run_job
 from hydra_plugins.gen_launchers.hydra_internals import BasicLauncher
-from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, check_job, compose_jobs, in_job_order, start_sweep, units_of
+from hydra_plugins.gen_launchers.jobs import (ComposesEveryJobFirst, check_job, compose_jobs, in_job_order, start_sweep,
+                                              units_of)
 
 log = logging.getLogger(__name__)
 

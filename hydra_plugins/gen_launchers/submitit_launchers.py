@@ -79,7 +79,8 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
             init[f"{executor_kind(self)}_max_num_timeout"] = params.pop("max_num_timeout")
         executor = submitit.AutoExecutor(cluster=executor_kind(self), **init)
         base_keys = set(OmegaConf.structured(submitit_launcher.BaseQueueConf).keys())
-        executor.update_parameters(**{k if k in base_keys else f"{executor_kind(self)}_{k}": v for k, v in params.items()})
+        kind = executor_kind(self)
+        executor.update_parameters(**{k if k in base_keys else f"{kind}_{k}": v for k, v in params.items()})
         return executor
 
     def __call__(self, sweep_configs: list[DictConfig], job_dir_key: str, job_nums: list[int],
