@@ -60,3 +60,10 @@ def test_hashing_never_changes_the_callers_config(default_config):
 def test_a_group_change_reads_the_groups_option_alone():
     assert GroupOption("none").matches({"name": "none", "padding": 4})
     assert not GroupOption("none").matches({"name": "crop"}) and not GroupOption("none").matches("none")
+
+
+def test_each_change_names_a_release_up_to_this_one():
+    import gen
+
+    release = lambda text: tuple(int(part) for part in text.split("."))
+    assert all(release("0.1.0") < release(c.since) <= release(gen.__version__) for c in IDENTITY_CHANGES)

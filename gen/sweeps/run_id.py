@@ -57,9 +57,10 @@ class IdentityChange:
 # The rule: adding a key to gen's config must not move any run's id.  A key added after runs had ids is one
 # line here, with the value that computes what those runs computed (its default in conf/): at that value the
 # id leaves the key out (or hashes ``hashed`` in its place), so only a run that sets another value gets an id
-# of its own; a class whose module moved hashes its old path.  An absent key reads as its ``before``: the
-# config was written before the key existed.  A change that is meant to move ids (0.6.0's: measures left the
-# id) is a new rule with a migration (gen.migrate, :func:`legacy_run_id`), never a line here.
+# of its own; a class whose module moved hashes its old path.  In ``only_if`` an absent key reads as its
+# ``before``: the config was written before the key existed.  The ``measure.*`` lines matter to legacy ids alone
+# (since 0.6.0 the measure group is out of the id).  A change that is meant to move ids (0.6.0's: measures left
+# the id) is a new rule with a migration (gen.migrate, :func:`legacy_run_id`), never a line here.
 _GEN_CONVENTION = ("measure.params.convention", "gen")
 _CERTIFIED_DEFAULTS = {  # Dziugaite & Roy's bound: these change only the certified_* measures
     "certified_steps": 200, "certified_lr": 1.0e-3, "certified_batch_size": 100, "certified_mc_draws": 10,
@@ -67,7 +68,7 @@ _CERTIFIED_DEFAULTS = {  # Dziugaite & Roy's bound: these change only the certif
     "certified_prior_variance_init": 2.5e-3}
 IDENTITY_CHANGES = (
     IdentityChange("0.3.0", "measure.params.convention", "gen"),
-    # gen's convention then took the exact (FFT) conv spectral norm; the others came with the key
+    # runs before it took the exact (FFT) conv spectral norm, gen's convention's; the other conventions came with it
     IdentityChange("0.3.0", "measure.params.conv_spectral", None, hashed="fft", only_if=_GEN_CONVENTION),
     # the flatness searches' bracket: to within the searches' own precision, what they computed before
     IdentityChange("0.3.0", "measure.params.flatness_bracket_tolerance", 0.01, only_if=_GEN_CONVENTION),
