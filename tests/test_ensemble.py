@@ -123,3 +123,25 @@ def test_a_lockstep_multirun_records_every_run_and_a_relaunch_skips_them(tmp_pat
     again = launch(args, tmp_path)
     log = again.stdout + again.stderr
     assert again.returncode == 0 and log.count("skipping") == 3 and "lockstep:" not in log
+
+
+def test_a_model_that_is_not_a_chain_of_linear_layers_takes_the_vmapped_step_and_equals_its_runs_alone(tmp_path):
+    """A convolutional net (alexnet_small) is not stacked by gen.training.stacked: lockstep trains it
+    with torch.func.vmap, and its members still equal their runs trained alone."""
+    from gen.run import build_run
+    from gen.training.stacked import chain_of
+
+    base = ["dataset.train_size=120", "trainer.max_epochs=2", "trainer.progress=false", "model=alexnet_small",
+            "model.channels=[3,4]", "model.hidden=[8]", "optimizer=momentum"]
+    variants = [base + ["seed=0"], base + ["seed=1", "optimizer.lr=0.03"]]
+    assert chain_of(build_run(compose_config(variants[0])).trainer.model) is None
+    group = [member(v + ["trainer.ensemble=2"], tmp_path / "lockstep" / str(i)) for i, v in enumerate(variants)]
+    ensemble.assign([group])
+    train(group[0].cfg, group[0].run_dir)
+    for i, overrides in enumerate(variants):
+        train(compose_config(overrides), tmp_path / "alone" / str(i))
+        (together, weights_together), (alone, weights_alone) = outcome(group[i].run_dir), outcome(tmp_path / "alone" / str(i))
+        assert any("lockstep" in note for note in together["notes"])
+        assert column(together, "train_loss") == pytest.approx(column(alone, "train_loss"), rel=1e-5)
+        for name, value in weights_alone.items():
+            torch.testing.assert_close(weights_together[name], value, rtol=1e-4, atol=1e-5)

@@ -1,6 +1,9 @@
 """The fast paths compute what the slow ones did: the training loop against a reference loop, the
 plain step against the general one, the disk cache against decoding, and the CPU thread setting."""
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -119,6 +122,24 @@ def test_cpu_threads_follow_the_environment(monkeypatch, value, threads):
     else:
         monkeypatch.setenv(train_module.CPU_THREADS_ENV, value)
     assert train_module.cpu_threads() == threads
+
+
+def test_a_lockstep_group_trains_on_a_thread_per_member_up_to_the_usable_cores_unless_told(monkeypatch):
+    monkeypatch.delenv(train_module.CPU_THREADS_ENV, raising=False)
+    monkeypatch.setattr(train_module.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert [train_module.cpu_threads(k) for k in (1, 2, 3, 8)] == [1, 2, 3, 4]
+    monkeypatch.setenv(train_module.CPU_THREADS_ENV, "1")
+    assert train_module.cpu_threads(8) == 1
+
+
+@pytest.mark.parametrize("chosen, policy", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_gen_lets_waiting_openmp_threads_sleep_unless_the_user_chose(chosen, policy):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if chosen:
+        env["OMP_WAIT_POLICY"] = chosen
+    proc = subprocess.run([sys.executable, "-c", "import os, gen; print(os.environ['OMP_WAIT_POLICY'])"], env=env,
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == policy
 
 
 def test_a_bad_thread_count_is_refused(monkeypatch):

@@ -357,18 +357,29 @@ def _report(bar: Progress, trainers: list[Trainer]) -> None:
         bar.report(record.epoch, loss=row["train_loss"], acc=row["train_acc"], test=row["test_acc"])
 
 
-def cpu_threads() -> int:
-    """Intra-op threads for CPU training: ``$GEN_CPU_THREADS`` if set (0: leave as is), else 1."""
+def cpu_threads(members: int = 1) -> int:
+    """Intra-op threads for CPU training: ``$GEN_CPU_THREADS`` if set (0: leave as is); else 1 for a
+    run alone, and for a lockstep group of ``members`` runs one per member up to the cores this
+    process may use (its stacked products are large enough to share; gen sets OpenMP's waiting
+    threads to sleep, gen/__init__.py, so a second thread costs little when another process holds a core)."""
     value = os.environ.get(CPU_THREADS_ENV, "").strip()
     if not value:
-        return 1
+        return 1 if members == 1 else min(members, usable_cores())
     if not value.isdigit():
         raise ValueError(f"{CPU_THREADS_ENV}={value!r}: expected a whole number of threads (0: leave as is)")
     return int(value)
 
 
-def set_cpu_threads() -> None:
-    threads = cpu_threads()
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(members: int = 1) -> None:
+    threads = cpu_threads(members)
     if threads and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
