@@ -118,10 +118,10 @@ def build_ours(cfg, data=None):
 
 
 def time_ours(trainer, sync) -> float:
-    """Seconds for one epoch of our loop (the step fit() takes per epoch; its evaluation excluded)."""
+    """Seconds for one epoch of our loop (what fit() trains per epoch; its evaluation excluded)."""
     sync()
     start = time.perf_counter()
-    trainer.run_epoch()
+    trainer.train_epoch()
     sync()
     seconds = time.perf_counter() - start
     trainer.epoch_perm = None  # the next call starts a new epoch, as Trainer.end_epoch would
@@ -237,11 +237,7 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
     alone_threads = cpu_threads(1) or torch.get_num_threads()  # GEN_CPU_THREADS=0: as the process has it
     group_threads = cpu_threads(members) or torch.get_num_threads()
     out = {"members": members, "train_size": train_size}
-    if device.type == "cpu":
-        out.update(alone_threads=alone_threads, lockstep_threads=group_threads,
-                   matmul_gflops={str(t): matmul_gflops(t) for t in sorted({1, group_threads})})
-        print(f"  float32 matrix multiply (1024x784 @ 784x1024): "
-              + ", ".join(f"{r:.1f} GFLOP/s on {t} thread(s)" for t, r in out["matmul_gflops"].items()), flush=True)
+    matmul: dict[str, list[float]] = {str(t): [] for t in sorted({1, group_threads})}  # interleaved with the epochs
     for hidden in hiddens:
         cfgs = [compose(mnist_overrides(root, hidden, [f"seed={seed}", f"dataset.train_size={train_size}",
                                                        f"trainer.device={device.type}"])) for seed in range(members)]
@@ -256,7 +252,7 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
             with _threads(threads):
                 sync()
                 start = time.perf_counter()
-                together.run_epoch(members_together)
+                together.train_epoch(members_together)
                 sync()
                 seconds = time.perf_counter() - start
             for trainer in members_together:
@@ -271,6 +267,9 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
         loads = []
         for _ in range(repeats):  # interleaved, as in bench_training
             loads.append(os.getloadavg()[0])
+            if device.type == "cpu":
+                for threads, measured in matmul.items():
+                    measured.append(matmul_gflops(int(threads)))
             rates["alone"].append(alone_epochs())
             rates["lockstep"].append(lockstep_epoch(group_threads))
             if device.type == "cpu" and group_threads != 1:
@@ -291,12 +290,18 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
                 f"{k} {v:.1f}" for k, v in row["gflops"].items()) + f"  (load average {max(loads):.1f})"
         out[f"fc_h{hidden}"] = row
         print(text, flush=True)
+    if device.type == "cpu":  # the best of every measurement in the section: the machine's limit
+        out.update(alone_threads=alone_threads, lockstep_threads=group_threads,
+                   matmul_gflops={t: max(v) for t, v in matmul.items()}, matmul_gflops_all=matmul)
+        print(f"  float32 matrix multiply (1024x784 @ 784x1024), best of the section: "
+              + ", ".join(f"{r:.1f} GFLOP/s on {t} thread(s)" for t, r in out["matmul_gflops"].items()), flush=True)
     return out
 
 
 def matmul_gflops(threads: int, repeats: int = 30) -> float:
     """The machine's float32 matrix-multiply rate on ``threads`` threads: 1024×784 @ 784×1024, best of
-    ``repeats`` (the limit a training step's products could reach)."""
+    ``repeats`` (the limit a training step's products could reach; measured between the epochs, as
+    other processes' load comes and goes)."""
     a, b = torch.randn(1024, 784), torch.randn(784, 1024)
     best = float("inf")
     with _threads(threads):

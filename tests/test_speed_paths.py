@@ -12,22 +12,21 @@ from gen.training import loop as train_module
 from gen.data import cache, load_data, vision
 from gen.models import build_model
 from gen.training.objective import objective_for
-from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
+from gen.training.optimizers import build_optimization
 from gen.training.loop import Trainer
 from tests.conftest import TINY, compose_config, shape_of
 from tests.fake_datasets import write_mnist
 
 
 def make_trainer(overrides: list[str], seed: int = 0) -> Trainer:
-    """A Trainer built as gen.run builds one (no tracker, no run folder)."""
+    """A Trainer built as gen.run builds one (no trajectory watcher, no run folder)."""
     cfg = compose_config(TINY + [f"seed={seed}", "measure=none", *overrides])
     data = load_data(cfg.dataset, cfg.corruption, "cpu")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, *shape_of(data))
-    optimizer = build_optimizer(cfg.optimizer, model)
-    return Trainer(model, data, objective_for(data, data.num_outputs), optimizer,
-                   build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs), uses_sam(cfg.optimizer),
-                   cfg.trainer, torch.Generator().manual_seed(cfg.seed))
+    return Trainer(model, data, objective_for(data, data.num_outputs),
+                   build_optimization(cfg.optimizer, model, cfg.trainer.max_epochs), cfg.trainer,
+                   torch.Generator().manual_seed(cfg.seed))
 
 
 def reference_epochs(trainer: Trainer, epochs: int) -> None:

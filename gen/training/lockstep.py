@@ -45,11 +45,11 @@ ELEMENTWISE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim
 
 
 class Lockstep:
-    """The step of :func:`gen.training.loop.fit` for K members: one gradient computation (stacked or
-    vmapped), one optimizer over the stacked weights.  Member ``k``'s model and optimizer are brought up to date from the stack
-    (:meth:`sync_weights`, :meth:`sync_optimizers`) before it is evaluated or checkpointed, so its
-    checkpoint is the one it would write alone, and the stack is built from the members' own states,
-    so a group resumes from its members' checkpoints."""
+    """K members' epochs for :func:`gen.training.loop.fit`: one gradient computation (stacked or
+    vmapped) and one optimizer over the stacked weights per step.  When an epoch ends (or is
+    interrupted), each member's own model and optimizer are brought up to date from the stack, so it
+    is evaluated and checkpointed as it would be alone, and the stack is built from the members' own
+    states, so a group resumes from its members' checkpoints."""
 
     def __init__(self, trainers: list[Trainer], run_cfg):
         """``run_cfg``: the first member's config (the optimizer is built from it)."""
@@ -111,9 +111,10 @@ class Lockstep:
             return losses
         return gradients
 
-    def run_epoch(self, running: list[Trainer]) -> list[bool]:
+    def train_epoch(self, running: list[Trainer]) -> list[bool]:
         """What remains of the current epoch for every running member (they stand at one batch: see
-        gen.run); for each, whether its losses stayed finite."""
+        gen.run); for each, whether its losses stayed finite.  Each member's model and optimizer hold
+        its part of the stack afterwards, also when a stop request interrupts the epoch."""
         self._set_running(running)
         n = len(self.trainers[0].data.x_train)
         for trainer in running:
@@ -137,13 +138,14 @@ class Lockstep:
                                                  f"{lead.record.step + steps} (lockstep ×{len(running)})")
                 if stopping.out_of_budget(lead.record.step + steps, lead.max_steps):
                     break
-        finally:  # every member's record at once: the same steps and samples for all
+        finally:  # every member's record at once (the same steps and samples for all), and its own state
             seconds, samples = time.perf_counter() - start, min(first + steps * bs, n) - first
             for trainer in running:
                 trainer.record.step += steps
                 trainer.record.samples_seen += samples
                 trainer.record.seconds += seconds
                 trainer.batch_index += steps
+            self._write_back(running)
         sums = torch.stack(losses).sum(0) if losses else torch.zeros(len(self.trainers), device=self.device)
         finite = torch.isfinite(sums).tolist()
         return [finite[self.trainers.index(t)] for t in running]
@@ -184,14 +186,12 @@ class Lockstep:
                     p.index_copy_(0, self.frozen, frozen[i])
 
     @torch.no_grad()
-    def sync_weights(self, trainers: list[Trainer]) -> None:
+    def _write_back(self, trainers: list[Trainer]) -> None:
+        """Each member's weights and optimizer state: its slice of the stacked ones."""
         for trainer in trainers:
             k = self.trainers.index(trainer)
             for own, stacked in zip(trainer.model.parameters(), self.stacked.parameters_list):
                 own.copy_(stacked[k])
-
-    def sync_optimizers(self, trainers: list[Trainer]) -> None:
-        """Each member's optimizer state: its slice of the stacked optimizer's."""
         stacked = self.optimizer.state_dict()
         for trainer in trainers:
             k = self.trainers.index(trainer)
@@ -277,6 +277,6 @@ def check_supported(trainers: list[Trainer], run_cfg) -> None:
     if any(t.augment is not None for t in trainers):
         raise ConfigError("trainer.ensemble", size, f"data augmentation (augment={run_cfg.augment.name}) is not "
                           f"supported in lockstep: use augment=none or trainer.ensemble=1")
-    if any(t.record.tracker is not None for t in trainers):
+    if any(t.record.trajectory is not None for t in trainers):
         raise ConfigError("trainer.ensemble", size, "trajectory measures track every step of one run: "
                           "use trainer.ensemble=1 with this measure set")
