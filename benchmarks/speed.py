@@ -293,7 +293,7 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
     if device.type == "cpu":  # the best of every measurement in the section: the machine's limit
         out.update(alone_threads=alone_threads, lockstep_threads=group_threads,
                    matmul_gflops={t: max(v) for t, v in matmul.items()}, matmul_gflops_all=matmul)
-        print(f"  float32 matrix multiply (1024x784 @ 784x1024), best of the section: "
+        print("  float32 matrix multiply (1024x784 @ 784x1024), best of the section: "
               + ", ".join(f"{r:.1f} GFLOP/s on {t} thread(s)" for t, r in out["matmul_gflops"].items()), flush=True)
     return out
 

@@ -190,14 +190,14 @@ class Lockstep:
         """Each member's weights and optimizer state: its slice of the stacked ones."""
         for trainer in trainers:
             k = self.trainers.index(trainer)
-            for own, stacked in zip(trainer.model.parameters(), self.stacked.parameters_list):
-                own.copy_(stacked[k])
-        stacked = self.optimizer.state_dict()
+            for own, weight in zip(trainer.model.parameters(), self.stacked.parameters_list):
+                own.copy_(weight[k])
+        state = self.optimizer.state_dict()["state"]
         for trainer in trainers:
             k = self.trainers.index(trainer)
             own = trainer.optimizer.state_dict()
             own["state"] = {i: {key: _member_slice(value, k, self.stacked.parameters_list[i])
-                                for key, value in state.items()} for i, state in stacked["state"].items()}
+                                for key, value in values.items()} for i, values in state.items()}
             trainer.optimizer.load_state_dict(own)
 
 
