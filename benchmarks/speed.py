@@ -12,7 +12,9 @@ Sections (all baselines are measured in the same run, on the same data and model
    loop (torchvision dataset + ToTensor/Normalize + DataLoader, batch 64, shuffled) and a BARE loop
    over batches sliced from a pre-shuffled tensor (the practical limit). Same epoch, shuffle, batch 64.
 2. ``ensemble``: one epoch of 8 runs (seeds 0-7) of ``fc`` (H=64, 256, 1024) on 10,000 of those
-   images, trained one after another on our path and in lockstep (``trainer.ensemble=8``).
+   images, trained one after another on our path (one thread each) and in lockstep
+   (``trainer.ensemble=8``, on every core and on one), with each one's effective GFLOP/s beside the
+   machine's measured float32 matrix-multiply rate (1024×784 @ 784×1024) on the same threads.
 3. ``multirun``: ``python launch.py -m seed=0..19`` of tiny jobs on digits in a subprocess; the
    per-job overhead is the gap between consecutive jobs' ``metrics.json`` writes minus their training.
    The digits' split is on disk first, as for every sweep after a user's first (gen.data.digits).
@@ -53,6 +55,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import gen  # noqa: E402,F401  (before torch: gen sets OpenMP's wait policy, gen/__init__.py)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -115,10 +118,10 @@ def build_ours(cfg, data=None):
 
 
 def time_ours(trainer, sync) -> float:
-    """Seconds for one epoch of our loop (the step fit() takes per epoch; its evaluation excluded)."""
+    """Seconds for one epoch of our loop (what fit() trains per epoch; its evaluation excluded)."""
     sync()
     start = time.perf_counter()
-    trainer.run_epoch()
+    trainer.train_epoch()
     sync()
     seconds = time.perf_counter() - start
     trainer.epoch_perm = None  # the next call starts a new epoch, as Trainer.end_epoch would
@@ -222,12 +225,20 @@ def print_row(label: str, row: dict) -> None:
 # ---- lockstep ensembles ------------------------------------------------------------------------------------
 def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int, repeats: int,
                    device: torch.device) -> dict:
-    """One epoch of ``members`` runs (seeds 0..K-1) trained one after another, and trained in lockstep
-    (trainer.ensemble=K, gen.training.lockstep); samples/s counts every member's samples."""
+    """One epoch of ``members`` runs (seeds 0..K-1) trained one after another (each on its own
+    threads: one on CPU), and trained in lockstep (trainer.ensemble=K, gen.training.lockstep) on the
+    group's threads (every core, gen.training.loop.cpu_threads) and, for reference, on one; samples/s
+    counts every member's samples.  On CPU each configuration's effective GFLOP/s (forward and
+    backward: 6 × weights × samples) stands beside the machine's own float32 matrix-multiply rate on the
+    same threads, measured in the same run, so the distance to that limit is on record."""
     from gen.training.lockstep import Lockstep
+    from gen.training.loop import cpu_threads
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    alone_threads = cpu_threads(1) or torch.get_num_threads()  # GEN_CPU_THREADS=0: as the process has it
+    group_threads = cpu_threads(members) or torch.get_num_threads()
     out = {"members": members, "train_size": train_size}
+    matmul: dict[str, list[float]] = {str(t): [] for t in sorted({1, group_threads})}  # interleaved with the epochs
     for hidden in hiddens:
         cfgs = [compose(mnist_overrides(root, hidden, [f"seed={seed}", f"dataset.train_size={train_size}",
                                                        f"trainer.device={device.type}"])) for seed in range(members)]
@@ -236,23 +247,71 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
         members_together = [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs]
         together = Lockstep(members_together, cfgs[0])
         samples = members * len(alone[0].data.x_train)
-        alone_rates, lockstep_rates = [], []
-        for _ in range(repeats):  # interleaved, as in bench_training
-            alone_rates.append(samples / sum(time_ours(trainer, sync) for trainer in alone))
-            sync()
-            start = time.perf_counter()
-            together.run_epoch(members_together)
-            sync()
-            lockstep_rates.append(samples / (time.perf_counter() - start))
+        flop = 6 * sum(p.numel() for p in alone[0].model.parameters()) * samples
+
+        def lockstep_epoch(threads: int) -> float:
+            with _threads(threads):
+                sync()
+                start = time.perf_counter()
+                together.train_epoch(members_together)
+                sync()
+                seconds = time.perf_counter() - start
             for trainer in members_together:
                 trainer.epoch_perm = None
-        row = {"alone_samples_per_s": max(alone_rates), "lockstep_samples_per_s": max(lockstep_rates),
-               "lockstep_over_alone": max(lockstep_rates) / max(alone_rates)}
+            return samples / seconds
+
+        def alone_epochs() -> float:
+            with _threads(alone_threads):
+                return samples / sum(time_ours(trainer, sync) for trainer in alone)
+
+        rates = {"alone": [], "lockstep": [], "lockstep_1_thread": []}
+        loads = []
+        for _ in range(repeats):  # interleaved, as in bench_training
+            loads.append(os.getloadavg()[0])
+            if device.type == "cpu":
+                for threads, measured in matmul.items():
+                    measured.append(matmul_gflops(int(threads)))
+            rates["alone"].append(alone_epochs())
+            rates["lockstep"].append(lockstep_epoch(group_threads))
+            if device.type == "cpu" and group_threads != 1:
+                rates["lockstep_1_thread"].append(lockstep_epoch(1))
+        row = {f"{k}_samples_per_s": max(v) for k, v in rates.items() if v}
+        row.update({f"{k}_all": v for k, v in rates.items() if v})
+        row.update(lockstep_over_alone=row["lockstep_samples_per_s"] / row["alone_samples_per_s"],
+                   flop_per_epoch=flop, load_avg=loads)
+        text = (f"  fc H={hidden:<5} {members} runs one after another {row['alone_samples_per_s']:>8,.0f}/s  "
+                f"in lockstep {row['lockstep_samples_per_s']:>8,.0f}/s  lockstep/alone {row['lockstep_over_alone']:.2f}")
+        if rates["lockstep_1_thread"]:
+            row["lockstep_1_thread_over_alone"] = row["lockstep_1_thread_samples_per_s"] / row["alone_samples_per_s"]
+            text += f" (on one thread {row['lockstep_1_thread_over_alone']:.2f})"
+        if device.type == "cpu":
+            row["gflops"] = {k[:-len("_samples_per_s")]: v * flop / samples / 1e9
+                             for k, v in row.items() if k.endswith("_samples_per_s")}
+            text += "\n  " + " " * 10 + "effective GFLOP/s: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in row["gflops"].items()) + f"  (load average {max(loads):.1f})"
         out[f"fc_h{hidden}"] = row
-        print(f"  fc H={hidden:<5} {members} runs one after another {row['alone_samples_per_s']:>9,.0f}/s  "
-              f"in lockstep {row['lockstep_samples_per_s']:>9,.0f}/s  lockstep/alone "
-              f"{row['lockstep_over_alone']:.2f}", flush=True)
+        print(text, flush=True)
+    if device.type == "cpu":  # the best of every measurement in the section: the machine's limit
+        out.update(alone_threads=alone_threads, lockstep_threads=group_threads,
+                   matmul_gflops={t: max(v) for t, v in matmul.items()}, matmul_gflops_all=matmul)
+        print("  float32 matrix multiply (1024x784 @ 784x1024), best of the section: "
+              + ", ".join(f"{r:.1f} GFLOP/s on {t} thread(s)" for t, r in out["matmul_gflops"].items()), flush=True)
     return out
+
+
+def matmul_gflops(threads: int, repeats: int = 30) -> float:
+    """The machine's float32 matrix-multiply rate on ``threads`` threads: 1024×784 @ 784×1024, best of
+    ``repeats`` (the limit a training step's products could reach; measured between the epochs, as
+    other processes' load comes and goes)."""
+    a, b = torch.randn(1024, 784), torch.randn(784, 1024)
+    best = float("inf")
+    with _threads(threads):
+        a @ b
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+    return 2 * 1024 * 784 * 1024 / best / 1e9
 
 
 # ---- data augmentation --------------------------------------------------------------------------------

@@ -33,10 +33,10 @@ from gen.training.lockstep import Lockstep
 from gen.data.augment import build_augmentation
 from gen.models import build_model, expressivity
 from gen.training.objective import objective_for
-from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
+from gen.training.optimizers import build_optimization
 from gen.sweeps.run_id import legacy_run_id, run_id as run_id_of
 from gen.config import ConfigError, validate
-from gen.training.loop import Alone, Trainer, epoch_weights, fit
+from gen.training.loop import Trainer, epoch_weights, fit
 
 log = logging.getLogger("gen")
 INIT_WEIGHTS, FINAL_WEIGHTS = remeasure.INIT_WEIGHTS, remeasure.FINAL_WEIGHTS
@@ -243,13 +243,13 @@ def _execute(members: list[ensemble.Member], started: float, sessions: list[trac
         data.setdefault(key, setup.data)
         setups.append(setup)
     trainers = [setup.trainer for setup in setups]
-    step = Lockstep(trainers, members[0].cfg) if len(members) > 1 else Alone(trainers[0])  # refuses what it can't do
+    lockstep = Lockstep(trainers, members[0].cfg) if len(members) > 1 else None  # refuses what it can't do
     for setup in setups:
         _save_init(setup)
     for setup in setups:  # after every check (a refused lockstep group leaves no tracker folder behind)
         sessions.append(_open_trackers(setup))
     checkpoint.install_signal_handlers()
-    fit(trainers, step)
+    fit(trainers, lockstep)
     results = [_finish(setup, started, member) for setup, member in zip(setups, members)]
     for setup, metrics in zip(setups, results):
         note = _lockstep_note(setup.peers_before, names)
@@ -338,13 +338,11 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
         expressivity.check_trainer(cfg.trainer)
         expressivity.fit(model, data.x_train, data.y_train)
     objective = objective_for(data, _num_outputs(model, data), cfg.trainer.loss)
-    optimizer = build_optimizer(cfg.optimizer, model)
-    scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs)
+    optimization = build_optimization(cfg.optimizer, model, cfg.trainer.max_epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
-    tracker = measures.trajectory.make_tracker(cfg.measure, model, cfg.trainer.loss)
-    trainer = Trainer(model, data, objective, optimizer, scheduler, uses_sam(cfg.optimizer), cfg.trainer,
-                      generator, tracker, run_dir, run_id_of(cfg),
-                      augment=build_augmentation(cfg.augment, data, generator))
+    trajectory = measures.trajectory.make_tracker(cfg.measure, model, cfg.trainer.loss)
+    trainer = Trainer(model, data, objective, optimization, cfg.trainer, generator, trajectory=trajectory,
+                      run_dir=run_dir, run_id=run_id_of(cfg), augment=build_augmentation(cfg.augment, data, generator))
     return RunSetup(cfg, run_dir, device, data, data_seconds, model, init_state, trainer)
 
 

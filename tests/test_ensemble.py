@@ -123,3 +123,60 @@ def test_a_lockstep_multirun_records_every_run_and_a_relaunch_skips_them(tmp_pat
     again = launch(args, tmp_path)
     log = again.stdout + again.stderr
     assert again.returncode == 0 and log.count("skipping") == 3 and "lockstep:" not in log
+
+
+def test_a_model_that_is_not_a_chain_of_linear_layers_takes_the_vmapped_step_and_equals_its_runs_alone(tmp_path):
+    """A convolutional net (alexnet_small) is not stacked by gen.training.stacked: lockstep trains it
+    with torch.func.vmap, and its members still equal their runs trained alone."""
+    from gen.run import build_run
+    from gen.training.stacked import chain_of
+
+    base = ["dataset.train_size=120", "trainer.max_epochs=2", "trainer.progress=false", "model=alexnet_small",
+            "model.channels=[3,4]", "model.hidden=[8]", "optimizer=momentum"]
+    variants = [base + ["seed=0"], base + ["seed=1", "optimizer.lr=0.03"]]
+    assert chain_of(build_run(compose_config(variants[0])).trainer.model) is None
+    group = [member(v + ["trainer.ensemble=2"], tmp_path / "lockstep" / str(i)) for i, v in enumerate(variants)]
+    ensemble.assign([group])
+    train(group[0].cfg, group[0].run_dir)
+    for i, overrides in enumerate(variants):
+        train(compose_config(overrides), tmp_path / "alone" / str(i))
+        (together, weights_together), (alone, weights_alone) = outcome(group[i].run_dir), outcome(tmp_path / "alone" / str(i))
+        assert any("lockstep" in note for note in together["notes"])
+        assert column(together, "train_loss") == pytest.approx(column(alone, "train_loss"), rel=1e-5)
+        for name, value in weights_alone.items():
+            torch.testing.assert_close(weights_together[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_a_lockstep_group_stopped_mid_epoch_resumes_to_its_uninterrupted_result(tmp_path, monkeypatch):
+    """A stop request in the middle of an epoch: every member checkpoints its own weights and its slice of
+    the stacked optimizer state (momentum, learning rates that differ), and the relaunched group ends
+    with the records of a group that was never stopped."""
+    from gen.training import checkpoint
+
+    base = BASE[:1] + ["model.hidden_units=16", "trainer.max_epochs=3", "trainer.progress=false",
+                       "trainer.checkpoint_every=0"] + OPTIMIZERS["momentum"]
+    variants = [base + ["seed=0", "optimizer.lr=0.1"], base + ["seed=1", "optimizer.lr=0.03"]]
+
+    def group_in(folder):
+        return [member(v + ["trainer.ensemble=2"], tmp_path / folder / str(i)) for i, v in enumerate(variants)]
+
+    reference = group_in("reference")
+    ensemble.assign([reference])
+    train(reference[0].cfg, reference[0].run_dir)
+
+    stopped = group_in("stopped")
+    calls = iter(range(10 ** 6))
+    monkeypatch.setattr(checkpoint, "requested", lambda: next(calls) == 7)  # asked before training, then per step
+    ensemble.assign([stopped])
+    with pytest.raises(checkpoint.Interrupted, match="preempted at epoch 2, step 7 "):
+        train(stopped[0].cfg, stopped[0].run_dir)
+    assert all((m.run_dir / "checkpoint.pt").exists() and not (m.run_dir / "metrics.json").exists() for m in stopped)
+    monkeypatch.setattr(checkpoint, "requested", lambda: False)
+    ensemble.assign([stopped])
+    train(stopped[0].cfg, stopped[0].run_dir)
+    for done, again in zip(reference, stopped):
+        (expected, weights_expected), (resumed, weights_resumed) = outcome(done.run_dir), outcome(again.run_dir)
+        assert column(resumed, "train_loss") == column(expected, "train_loss")
+        assert column(resumed, "step") == column(expected, "step")
+        for name, value in weights_expected.items():
+            torch.testing.assert_close(weights_resumed[name], value, rtol=0, atol=0)

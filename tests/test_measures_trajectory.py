@@ -68,7 +68,7 @@ def test_trajectory_measures_of_a_two_step_sgd_run_equal_the_values_worked_out_b
     row = tracker.end_epoch()
     assert row["bias_trajectory_epoch"] == pytest.approx(EPOCH1_LENGTH, rel=1e-6)
     assert row["bias_variance_epoch"] == pytest.approx(EPOCH1_VARIANCE, rel=1e-5)
-    ctx = measure_context(model, x, y, init_state=init, record=SimpleNamespace(tracker=tracker, train_size=1))
+    ctx = measure_context(model, x, y, init_state=init, record=SimpleNamespace(trajectory=tracker, train_size=1))
     assert value(ctx, "bias_distance_init") == pytest.approx(DISTANCE_AFTER_EPOCH1, rel=1e-6)
 
     sgd_step(model, optimiser, tracker, x, y, 0.05)
@@ -91,7 +91,7 @@ def test_a_resumed_tracker_continues_exactly_where_it_stopped():
 
 def test_trajectory_measures_without_a_tracker_are_null_with_a_reason():
     model = hand_net()
-    ctx = measure_context(model, torch.ones(3, 2), torch.zeros(3, 1), record=SimpleNamespace(tracker=None))
+    ctx = measure_context(model, torch.ones(3, 2), torch.zeros(3, 1), record=SimpleNamespace(trajectory=None))
     with pytest.raises(NotApplicable, match="per-step tracking"):
         value(ctx, "bias_trajectory")
 
@@ -134,7 +134,7 @@ HISTORY = [{"step": 0, "train_loss": 2.3}, {"step": 40, "train_loss": 0.4}, {"st
 def test_steps_to_cross_entropy_thresholds_are_read_from_the_history():
     model = nn.Linear(2, 3)
     ctx = measure_context(model, torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2]),
-                          record=SimpleNamespace(history=HISTORY, tracker=None))
+                          record=SimpleNamespace(history=HISTORY, trajectory=None))
     assert value(ctx, "steps_to_ce_0.1") == 80
     assert value(ctx, "steps_ce_0.1_to_0.01") == 160 - 80
 
@@ -142,13 +142,13 @@ def test_steps_to_cross_entropy_thresholds_are_read_from_the_history():
 def test_one_logit_nets_train_on_bce_halved_so_their_cross_entropy_is_twice_the_loss():
     model = nn.Linear(2, 1)
     ctx = measure_context(model, torch.randn(6, 2), torch.tensor([0, 1, 0, 1, 0, 1]),
-                          record=SimpleNamespace(history=HISTORY, tracker=None))
+                          record=SimpleNamespace(history=HISTORY, trajectory=None))
     assert value(ctx, "steps_to_ce_0.1") == 120       # 2 × 0.09 = 0.18 is not below 0.1; 2 × 0.02 is
     assert value(ctx, "steps_ce_0.1_to_0.01") == 160 - 120
 
 
 def test_steps_measures_are_null_when_the_threshold_is_never_crossed():
     ctx = measure_context(nn.Linear(2, 3), torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2]),
-                          record=SimpleNamespace(history=HISTORY[:4], tracker=None))
+                          record=SimpleNamespace(history=HISTORY[:4], trajectory=None))
     with pytest.raises(NotApplicable, match="never fell below 0.01"):
         value(ctx, "steps_ce_0.1_to_0.01")

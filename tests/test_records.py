@@ -77,7 +77,7 @@ def _checkpoint_of(overrides: list[str], where) -> bytes:
     setup = build_run(compose_config(overrides), where)
     setup.trainer.extra_state = {"init_state": setup.init_state}
     setup.trainer.evaluate_row()  # what the loop does before the first epoch, and after it
-    setup.trainer.end_epoch(setup.trainer.run_epoch())
+    setup.trainer.end_epoch(setup.trainer.train_epoch())
     setup.trainer.save_checkpoint()
     return (where / "checkpoint.pt").read_bytes()
 

@@ -1,6 +1,9 @@
 """The fast paths compute what the slow ones did: the training loop against a reference loop, the
 plain step against the general one, the disk cache against decoding, and the CPU thread setting."""
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,22 +12,21 @@ from gen.training import loop as train_module
 from gen.data import cache, load_data, vision
 from gen.models import build_model
 from gen.training.objective import objective_for
-from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
+from gen.training.optimizers import build_optimization
 from gen.training.loop import Trainer
 from tests.conftest import TINY, compose_config, shape_of
 from tests.fake_datasets import write_mnist
 
 
 def make_trainer(overrides: list[str], seed: int = 0) -> Trainer:
-    """A Trainer built as gen.run builds one (no tracker, no run folder)."""
+    """A Trainer built as gen.run builds one (no trajectory watcher, no run folder)."""
     cfg = compose_config(TINY + [f"seed={seed}", "measure=none", *overrides])
     data = load_data(cfg.dataset, cfg.corruption, "cpu")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, *shape_of(data))
-    optimizer = build_optimizer(cfg.optimizer, model)
-    return Trainer(model, data, objective_for(data, data.num_outputs), optimizer,
-                   build_scheduler(cfg.optimizer, optimizer, cfg.trainer.max_epochs), uses_sam(cfg.optimizer),
-                   cfg.trainer, torch.Generator().manual_seed(cfg.seed))
+    return Trainer(model, data, objective_for(data, data.num_outputs),
+                   build_optimization(cfg.optimizer, model, cfg.trainer.max_epochs), cfg.trainer,
+                   torch.Generator().manual_seed(cfg.seed))
 
 
 def reference_epochs(trainer: Trainer, epochs: int) -> None:
@@ -119,6 +121,24 @@ def test_cpu_threads_follow_the_environment(monkeypatch, value, threads):
     else:
         monkeypatch.setenv(train_module.CPU_THREADS_ENV, value)
     assert train_module.cpu_threads() == threads
+
+
+def test_a_lockstep_group_trains_on_a_thread_per_member_up_to_the_usable_cores_unless_told(monkeypatch):
+    monkeypatch.delenv(train_module.CPU_THREADS_ENV, raising=False)
+    monkeypatch.setattr(train_module.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert [train_module.cpu_threads(k) for k in (1, 2, 3, 8)] == [1, 2, 3, 4]
+    monkeypatch.setenv(train_module.CPU_THREADS_ENV, "1")
+    assert train_module.cpu_threads(8) == 1
+
+
+@pytest.mark.parametrize("chosen, policy", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_gen_lets_waiting_openmp_threads_sleep_unless_the_user_chose(chosen, policy):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if chosen:
+        env["OMP_WAIT_POLICY"] = chosen
+    proc = subprocess.run([sys.executable, "-c", "import os, gen; print(os.environ['OMP_WAIT_POLICY'])"], env=env,
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == policy
 
 
 def test_a_bad_thread_count_is_refused(monkeypatch):

@@ -41,5 +41,5 @@ class TrainerConfig:
     save_epochs: list[int] = spec(min_length=0, items={"ge": 1})
     progress: bool                      # tqdm bar per epoch
     # K > 1: a multirun trains up to K runs that differ only in seed, corruption and optimizer.lr
-    # in lockstep (gen.sweeps.ensemble, gen.training.lockstep: one vmapped step for all); each recorded as if alone.
+    # in lockstep (gen.sweeps.ensemble, gen.training.lockstep: one stacked step for all); each recorded as if alone.
     ensemble: int = spec(ge=1)

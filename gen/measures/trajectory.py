@@ -132,7 +132,7 @@ class BiasTracker:
 
 # ---- the measures ------------------------------------------------------------------------------
 def _tracker(ctx) -> BiasTracker:
-    tracker = getattr(ctx.record, "tracker", None)
+    tracker = getattr(ctx.record, "trajectory", None)
     if tracker is None:
         raise NotApplicable("needs per-step tracking during training (list it in measure.names before training)")
     if tracker.name is None:

@@ -1,9 +1,13 @@
-"""``trainer.ensemble=K``: K runs of one shape trained in lockstep with ``torch.func.vmap``.
+"""``trainer.ensemble=K``: K runs of one shape trained in lockstep, one step for all of them.
 
 Each member is first built exactly as it would be alone (its seed's initial weights, its own data
 and corruption, its own shuffle generator and ``Trainer``); then one step computes every member's
-gradient in a single vmapped call and one optimizer updates the stacked weights.  A small net on
-one CPU thread spends most of a step in per-operation overhead, which the stack shares K ways.
+gradient at once and one optimizer updates the stacked weights (``[K, ...]``, one tensor per
+weight of the model, updated with torch's ``foreach`` kernels).  The gradient is computed by
+gen.training.stacked's batched products for a chain of Linear layers (``fc``, ``mlp``) and by
+``torch.func.vmap`` for any other model.  A small net on one CPU thread spends most of a step in
+per-operation overhead, which the stack shares K ways, and the stacked products are large enough to
+use every core (gen.training.loop.cpu_threads: a group trains on up to one thread per member).
 
 Why the results equal training each run alone (to float tolerance; bit-identical in the tests'
 configs): every supported optimizer (:data:`ELEMENTWISE`) updates each weight from that weight's
@@ -29,7 +33,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from gen.training import checkpoint
+from gen.training import checkpoint, stacked, stopping
 from gen.training.optimizers import build_optimizer, uses_sam
 from gen.config import ConfigError
 from gen.training.loop import Trainer, set_cpu_threads
@@ -41,11 +45,11 @@ ELEMENTWISE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim
 
 
 class Lockstep:
-    """The step of :func:`gen.training.loop.fit` for K members: one vmapped gradient, one optimizer over
-    the stacked weights.  Member ``k``'s model and optimizer are brought up to date from the stack
-    (:meth:`sync_weights`, :meth:`sync_optimizers`) before it is evaluated or checkpointed, so its
-    checkpoint is the one it would write alone, and the stack is built from the members' own states,
-    so a group resumes from its members' checkpoints."""
+    """K members' epochs for :func:`gen.training.loop.fit`: one gradient computation (stacked or
+    vmapped) and one optimizer over the stacked weights per step.  When an epoch ends (or is
+    interrupted), each member's own model and optimizer are brought up to date from the stack, so it
+    is evaluated and checkpointed as it would be alone, and the stack is built from the members' own
+    states, so a group resumes from its members' checkpoints."""
 
     def __init__(self, trainers: list[Trainer], run_cfg):
         """``run_cfg``: the first member's config (the optimizer is built from it)."""
@@ -57,27 +61,60 @@ class Lockstep:
         self.stacked = _StackedParameters([list(t.model.parameters()) for t in trainers])
         self.optimizer = build_optimizer(run_cfg.optimizer, self.stacked)
         _load_stacked_state(self.optimizer, [t.optimizer for t in trainers], [not t.finished() for t in trainers])
+        for group in self.optimizer.param_groups:  # one kernel per update over all tensors (torch leaves CPU on loops)
+            if "foreach" in group and group["foreach"] is None:
+                group["foreach"] = True
         self.device = lead.data.x_train.device
-        # which members still train: a host list for the loop (no device sync per step), a device mask
-        self.running = [True] * len(trainers)
-        self.running_mask = torch.ones(len(trainers), dtype=torch.bool, device=self.device)
-        self.lr_scale = torch.ones(len(trainers), device=self.device)
-        self.same_rate = True
+        self.running = [True] * len(trainers)  # which members still train (a host list: no device sync per step)
+        self.scaled: torch.Tensor | None = None  # members whose step is rescaled after the shared one...
+        self.scale = torch.ones(0)               # ...by these factors (their learning rate over the shared one)
+        self.frozen: torch.Tensor | None = None  # members that no longer train (their weights stay)
         # label corruptions change y alone: x and y are each kept once when every member shares them
         self.x_train, self.x_offsets = _concat_members([t.data.x_train for t in trainers])
         self.y_train, self.y_offsets = _concat_members([t.data.y_train for t in trainers])
-        shape_model = copy.deepcopy(lead.model).to("meta")  # the architecture; weights come per call
-
-        def loss(params, x, y):
-            return self.objective.loss(functional_call(shape_model, params, (x,)), y)
-
-        self.gradients = vmap(grad_and_value(loss))
+        chain = stacked.chain_of(lead.model)
+        self.gradients = self._stacked_gradients(stacked.StackedChain(lead.model, chain)) if chain is not None \
+            else self._vmapped_gradients(lead.model)
         if self.device.type == "cpu":
-            set_cpu_threads()
+            set_cpu_threads(len(trainers))
 
-    def run_epoch(self, running: list[Trainer]) -> list[bool]:
+    def _stacked_gradients(self, chain: stacked.StackedChain):
+        """A chain of Linear layers (gen.training.stacked): batched products, one backward for all members
+        (the gradient of the sum of the members' losses is each member's own gradient)."""
+        params = list(self.stacked.parameters_list)
+        loss_of = self.objective.loss
+
+        def gradients(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            for p in params:
+                p.grad = None
+            outputs = chain(params, xb)
+            losses = loss_of(outputs.flatten(0, 1), yb.flatten(0, 1), reduction="none").view(len(xb), -1).mean(1)
+            losses.sum().backward()
+            return losses.detach()
+        return gradients
+
+    def _vmapped_gradients(self, model: nn.Module):
+        """Any other model: ``torch.func.vmap`` of the member's gradient over the stacked weights."""
+        shape_model = copy.deepcopy(model).to("meta")  # the architecture; weights come per call
+        params, names = list(self.stacked.parameters_list), self.names
+        as_dict = self.stacked.as_dict(names)
+
+        def loss(weights, x, y):
+            return self.objective.loss(functional_call(shape_model, weights, (x,)), y)
+
+        vmapped = vmap(grad_and_value(loss))
+
+        def gradients(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            grads, losses = vmapped(as_dict, xb, yb)
+            for p, name in zip(params, names):
+                p.grad = grads[name]
+            return losses
+        return gradients
+
+    def train_epoch(self, running: list[Trainer]) -> list[bool]:
         """What remains of the current epoch for every running member (they stand at one batch: see
-        gen.run); for each, whether its losses stayed finite."""
+        gen.run); for each, whether its losses stayed finite.  Each member's model and optimizer hold
+        its part of the stack afterwards, also when a stop request interrupts the epoch."""
         self._set_running(running)
         n = len(self.trainers[0].data.x_train)
         for trainer in running:
@@ -87,28 +124,28 @@ class Lockstep:
         idle = torch.arange(n, device=self.device)  # frozen members' batches: computed, never applied
         perms = torch.stack([t.epoch_perm if self.running[k] else idle for k, t in enumerate(self.trainers)])
         bs, lead = running[0].batch_size, running[0]
-        losses = []
-        params = self.stacked.as_dict(self.names)
+        first, steps, losses = lead.batch_index * bs, 0, []
         start = time.perf_counter()
         try:
-            for i in range(lead.batch_index * bs, n, bs):
+            for i in range(first, n, bs):
                 index = perms[:, i:i + bs]
                 xb, yb = _take(self.x_train, index + self.x_offsets), _take(self.y_train, index + self.y_offsets)
-                grads, loss = self.gradients(params, xb, yb)
-                self._update(grads)
-                losses.append(loss)
-                for trainer in running:
-                    trainer.record.step += 1
-                    trainer.record.samples_seen += index.shape[1]
-                    trainer.batch_index += 1
+                losses.append(self.gradients(xb, yb))
+                self._update()
+                steps += 1
                 if checkpoint.requested():
                     raise checkpoint.Interrupted(f"preempted at epoch {lead.record.epoch + 1}, step "
-                                                 f"{lead.record.step} (lockstep ×{len(running)})")
-                if lead.out_of_budget():
+                                                 f"{lead.record.step + steps} (lockstep ×{len(running)})")
+                if stopping.out_of_budget(lead.record.step + steps, lead.max_steps):
                     break
-        finally:
+        finally:  # every member's record at once (the same steps and samples for all), and its own state
+            seconds, samples = time.perf_counter() - start, min(first + steps * bs, n) - first
             for trainer in running:
-                trainer.record.seconds += time.perf_counter() - start
+                trainer.record.step += steps
+                trainer.record.samples_seen += samples
+                trainer.record.seconds += seconds
+                trainer.batch_index += steps
+            self._write_back(running)
         sums = torch.stack(losses).sum(0) if losses else torch.zeros(len(self.trainers), device=self.device)
         finite = torch.isfinite(sums).tolist()
         return [finite[self.trainers.index(t)] for t in running]
@@ -117,43 +154,50 @@ class Lockstep:
         """Freeze the members that stopped; scale each running member's step by its own learning rate
         against the one the stacked optimizer takes (the first running member's, from its schedule)."""
         self.running = [t in running for t in self.trainers]
-        self.running_mask.copy_(torch.tensor(self.running))
         rates = [t.optimizer.param_groups[0]["lr"] for t in self.trainers]
         reference = rates[self.running.index(True)]
         for group in self.optimizer.param_groups:
             group["lr"] = reference
-        self.same_rate = all(rate == reference for rate, on in zip(rates, self.running) if on)
-        self.lr_scale.copy_(torch.tensor([rate / reference for rate in rates]))
+        scaled = [k for k, on in enumerate(self.running) if on and rates[k] != reference]
+        frozen = [k for k, on in enumerate(self.running) if not on]
+        self.scaled = torch.tensor(scaled, device=self.device) if scaled else None
+        self.frozen = torch.tensor(frozen, device=self.device) if frozen else None
+        self.scale = torch.tensor([rates[k] / reference for k in scaled], device=self.device)
 
-    def _update(self, grads: dict) -> None:
+    def _update(self) -> None:
+        """One step of the stacked optimizer; then the members it should not have moved as it did get
+        their own: a frozen member its old weights, a member with another learning rate
+        ``p_old + (lr_k / lr_0)(p_new − p_old)``.  Only those members' slices are copied, and the others
+        are left exactly as the optimizer wrote them."""
         params = self.stacked.parameters_list
-        for p, name in zip(params, self.names):
-            p.grad = grads[name]
-        mixing = not self.same_rate or not all(self.running)
-        before = [p.detach().clone() for p in params] if mixing else None
-        self.optimizer.step()
-        if mixing:
-            with torch.no_grad():
-                for p, old in zip(params, before):
-                    scale = self.lr_scale.view(-1, *[1] * (p.dim() - 1))
-                    scaled = torch.where(scale == 1, p, old + scale * (p - old))
-                    p.copy_(torch.where(self.running_mask.view_as(scale), scaled, old))
+        if self.scaled is None and self.frozen is None:
+            self.optimizer.step()
+            return
+        with torch.no_grad():
+            frozen = [p.index_select(0, self.frozen) for p in params] if self.frozen is not None else None
+            scaled = [p.index_select(0, self.scaled) for p in params] if self.scaled is not None else None
+            self.optimizer.step()
+            for i, p in enumerate(params):
+                if scaled is not None:
+                    old = scaled[i]
+                    new = p.index_select(0, self.scaled)
+                    p.index_copy_(0, self.scaled, old.add_(new.sub_(old).mul_(_per_member(self.scale, p))))
+                if frozen is not None:
+                    p.index_copy_(0, self.frozen, frozen[i])
 
     @torch.no_grad()
-    def sync_weights(self, trainers: list[Trainer]) -> None:
+    def _write_back(self, trainers: list[Trainer]) -> None:
+        """Each member's weights and optimizer state: its slice of the stacked ones."""
         for trainer in trainers:
             k = self.trainers.index(trainer)
-            for own, stacked in zip(trainer.model.parameters(), self.stacked.parameters_list):
-                own.copy_(stacked[k])
-
-    def sync_optimizers(self, trainers: list[Trainer]) -> None:
-        """Each member's optimizer state: its slice of the stacked optimizer's."""
-        stacked = self.optimizer.state_dict()
+            for own, weight in zip(trainer.model.parameters(), self.stacked.parameters_list):
+                own.copy_(weight[k])
+        state = self.optimizer.state_dict()["state"]
         for trainer in trainers:
             k = self.trainers.index(trainer)
             own = trainer.optimizer.state_dict()
             own["state"] = {i: {key: _member_slice(value, k, self.stacked.parameters_list[i])
-                                for key, value in state.items()} for i, state in stacked["state"].items()}
+                                for key, value in values.items()} for i, values in state.items()}
             trainer.optimizer.load_state_dict(own)
 
 
@@ -173,6 +217,11 @@ def _load_stacked_state(optimizer, members: list, running: list[bool]) -> None:
             if torch.is_tensor(value) and value.dim() > 0 and value.shape == params[i].shape[1:] else value
             for key, value in values.items()}
     optimizer.load_state_dict(stacked)
+
+
+def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``values`` [M] shaped to scale M slices of ``like`` ([M, ...])."""
+    return values.view(-1, *[1] * (like.dim() - 1))
 
 
 def _member_slice(value, k: int, stacked_param: torch.Tensor):
@@ -228,6 +277,6 @@ def check_supported(trainers: list[Trainer], run_cfg) -> None:
     if any(t.augment is not None for t in trainers):
         raise ConfigError("trainer.ensemble", size, f"data augmentation (augment={run_cfg.augment.name}) is not "
                           f"supported in lockstep: use augment=none or trainer.ensemble=1")
-    if any(t.record.tracker is not None for t in trainers):
+    if any(t.record.trajectory is not None for t in trainers):
         raise ConfigError("trainer.ensemble", size, "trajectory measures track every step of one run: "
                           "use trainer.ensemble=1 with this measure set")

@@ -1,9 +1,9 @@
 """The training loop, one for K ≥ 1 runs: :func:`fit` over each run's :class:`Trainer`.
 
-A ``Trainer`` is one run's training state (model, optimizer, shuffle, record) and what it does
-between steps: book an epoch, evaluate, stop (gen.training.stopping), diverge
-(gen.training.divergence), checkpoint.  :func:`fit` asks a *step* for each epoch: :class:`Alone`
-(the run's own :meth:`Trainer.run_epoch`) or gen.training.lockstep's vmapped step for K runs.
+A ``Trainer`` is one run's training state (model, optimization, shuffle, record) and what it does
+between epochs: book an epoch, evaluate, stop (gen.training.stopping), diverge
+(gen.training.divergence), checkpoint.  :func:`fit` trains each epoch of a run alone with its own
+:meth:`Trainer.train_epoch`, and of K runs with gen.training.lockstep's :class:`Lockstep`.
 
 One epoch is one shuffle (a single gather of the whole training set) followed by contiguous
 slices, so no per-sample Python and no DataLoader sit in the hot path.  Every ``eval_every``
@@ -14,9 +14,10 @@ Speed (``python benchmarks/speed.py``): a step of a small net takes a fraction o
 so the loop itself must add next to nothing: the config is read once (an OmegaConf lookup costs
 microseconds), the per-step losses are kept as tensors and summed once per epoch (no ``.item()``,
 no device sync, no extra kernel), and the plain step skips SAM's closure.  On CPU, training uses
-:func:`cpu_threads` intra-op threads (one by default): small GEMMs barely profit from a second
-thread, and OpenMP threads that spin while another process holds a core make a step 10-40×
-slower — studies run many jobs side by side, so one thread per job is the throughput choice.
+:func:`cpu_threads` intra-op threads (one by default for a run alone): a small run's GEMMs barely
+profit from a second thread, and studies run many jobs side by side, so one thread per job is the
+throughput choice.  A lockstep group's stacked products are large enough to share, so it takes a
+thread per member up to the usable cores.
 """
 import contextlib
 import logging
@@ -36,6 +37,7 @@ from gen.training import checkpoint, divergence, stopping
 from gen.record import COMPLETED, DIVERGED
 from gen.data.bundle import DataBundle
 from gen.training.objective import Objective
+from gen.training.optimizers import Optimization
 from gen.training.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,8 @@ class TrainingRecord:
     seconds: float = 0.0         # training time, evaluations excluded
     samples_seen: int = 0
     split_acc: dict | None = None
-    tracker: Any = None
-    last_tracker_row: dict = field(default_factory=dict)  # the tracker's values for the last epoch
+    trajectory: Any = None  # gen.measures.trajectory's per-step watcher, when a measure needs one
+    last_trajectory_row: dict = field(default_factory=dict)  # its values for the last epoch
     train_size: int = 0
     objective: str = "cross_entropy"  # the loss trained on (gen.training.objective's kind)
 
@@ -73,14 +75,18 @@ class TrainingRecord:
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, data: DataBundle, objective: Objective, optimizer, scheduler,
-                 sam: bool, cfg: DictConfig, generator: torch.Generator, tracker=None,
-                 run_dir: Path | None = None, run_id: str | None = None, augment=None):
+    """One run's training: ``cfg`` is its ``trainer`` config, ``generator`` draws its shuffles (and
+    augmentations); ``trajectory`` watches every step for a trajectory measure; checkpoints and kept
+    weights go to ``run_dir`` (none without one), checked against ``run_id``."""
+
+    def __init__(self, model: nn.Module, data: DataBundle, objective: Objective, optimization: Optimization,
+                 cfg: DictConfig, generator: torch.Generator, *, trajectory=None, run_dir: Path | None = None,
+                 run_id: str | None = None, augment=None):
         self.model, self.data, self.objective = model, data, objective
         self.augment = augment  # gen.data.augment: applied to training batches only, drawn from `generator`
-        self.optimizer, self.scheduler, self.sam = optimizer, scheduler, sam
+        self.optimizer, self.scheduler, self.sam = optimization.optimizer, optimization.scheduler, optimization.sam
         self.cfg, self.generator, self.run_dir, self.run_id = cfg, generator, run_dir, run_id
-        self.record = TrainingRecord(tracker=tracker, train_size=len(data.x_train), objective=objective.kind)
+        self.record = TrainingRecord(trajectory=trajectory, train_size=len(data.x_train), objective=objective.kind)
         self.extra_state: dict = {}                   # saved with every checkpoint as is (e.g. init weights)
         self.epoch_perm: torch.Tensor | None = None   # the current epoch's shuffle, while it runs
         self.batch_index = 0                          # next batch of the current epoch
@@ -102,7 +108,7 @@ class Trainer:
 
     def fit(self) -> TrainingRecord:
         """Train this run alone: :func:`fit` with one member."""
-        fit([self], Alone(self))
+        fit([self])
         return self.record
 
     # ---- one epoch, one evaluation: what fit() asks of each member ---------------------------
@@ -125,8 +131,8 @@ class Trainer:
             with warnings.catch_warnings():  # in lockstep this run's own optimizer never steps, by design
                 warnings.filterwarnings("ignore", message="Detected call of")
                 self.scheduler.step()
-        if record.tracker is not None:
-            record.last_tracker_row = record.tracker.end_epoch()
+        if record.trajectory is not None:
+            record.last_trajectory_row = record.trajectory.end_epoch()
         if finite and record.epoch in self.save_epochs and self.run_dir is not None:  # trainer.save_epochs
             atomic.save_torch(self.run_dir / epoch_weights(record.epoch), self.model.state_dict())
         if not finite:
@@ -165,7 +171,7 @@ class Trainer:
     def out_of_budget(self) -> bool:
         return stopping.out_of_budget(self.record.step, self.max_steps)
 
-    def run_epoch(self) -> bool:
+    def train_epoch(self) -> bool:
         """This run's pass over its training set (what remains of it after a resume); False if a loss
         was NaN/inf.  Stops early at the step budget; raises checkpoint.Interrupted on a stop request."""
         data, record = self.data, self.record
@@ -176,8 +182,8 @@ class Trainer:
         x, y = data.x_train[self.epoch_perm], data.y_train[self.epoch_perm]
         bs = self.batch_size
         losses = []   # detached per-step losses, checked once at the end of the epoch
-        tracker, augment, max_steps = record.tracker, self.augment, self.max_steps  # locals: read every step
-        step = self._step if self.sam or self.mixed_precision or tracker is not None else self._plain_step
+        trajectory, augment, max_steps = record.trajectory, self.augment, self.max_steps  # locals: read every step
+        step = self._step if self.sam or self.mixed_precision or trajectory is not None else self._plain_step
         self.model.train()
         start = time.perf_counter()
         try:
@@ -190,8 +196,8 @@ class Trainer:
                 record.step += 1
                 record.samples_seen += len(xb)
                 self.batch_index += 1
-                if tracker is not None:
-                    tracker.after_step(self.model, self.optimizer.param_groups[0]["lr"], outputs, yb)
+                if trajectory is not None:
+                    trajectory.after_step(self.model, self.optimizer.param_groups[0]["lr"], outputs, yb)
                 if checkpoint.requested():
                     raise checkpoint.Interrupted(f"preempted at epoch {record.epoch + 1}, step {record.step}")
                 if max_steps is not None and record.step >= max_steps:  # stopping.out_of_budget, inlined
@@ -202,7 +208,7 @@ class Trainer:
         return not losses or bool(torch.isfinite(torch.stack(losses).sum()))
 
     def _plain_step(self, xb: torch.Tensor, yb: torch.Tensor):
-        """One fp32 step without SAM or tracker: the same arithmetic as :meth:`_step`, fewer calls."""
+        """One fp32 step without SAM or trajectory: the same arithmetic as :meth:`_step`, fewer calls."""
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.objective.loss(self.model(xb), yb)
         loss.backward()
@@ -242,8 +248,8 @@ class Trainer:
             record.split_acc = {"train_clean": _mean(train_correct[~data.corrupted]),
                                 "train_corrupted": _mean(train_correct[data.corrupted])}
             row.update({f"split_acc.{k}": v for k, v in record.split_acc.items()})
-        if record.tracker is not None and record.epoch > 0:
-            row.update(record.last_tracker_row)
+        if record.trajectory is not None and record.epoch > 0:
+            row.update(record.last_trajectory_row)
         record.history.append(row)
         self._note_interpolation(row)
         if self.on_evaluation is not None:  # once per evaluation, outside the steps: the hot loop is untouched
@@ -271,10 +277,12 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng": checkpoint.rng_states(self.generator),
             "epoch_perm": self.epoch_perm, "batch_index": self.batch_index,
-            "tracker": record.tracker.state_dict() if record.tracker is not None else None,
-            "record": {k: getattr(record, k) for k in ("history", "interpolation", "status", "divergence", "epoch",
-                                                        "step", "seconds", "samples_seen", "split_acc",
-                                                        "last_tracker_row")},
+            # the checkpoint's keys keep the names they had when the trajectory watcher was called a
+            # tracker, so that checkpoints written before resume
+            "tracker": record.trajectory.state_dict() if record.trajectory is not None else None,
+            "record": {**{k: getattr(record, k) for k in ("history", "interpolation", "status", "divergence", "epoch",
+                                                           "step", "seconds", "samples_seen", "split_acc")},
+                       "last_tracker_row": record.last_trajectory_row},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -286,17 +294,18 @@ class Trainer:
         perm = state["epoch_perm"]
         self.epoch_perm = perm.to(self.data.x_train.device) if perm is not None else None
         self.batch_index = state["batch_index"]
-        if self.record.tracker is not None:
-            self.record.tracker.load_state_dict(state["tracker"])
+        if self.record.trajectory is not None:
+            self.record.trajectory.load_state_dict(state["tracker"])
         for key, value in state["record"].items():
-            setattr(self.record, key, value)
+            setattr(self.record, "last_trajectory_row" if key == "last_tracker_row" else key, value)
 
 
-def fit(trainers: list[Trainer], step) -> None:
-    """The training loop of K ≥ 1 runs: ``step`` runs an epoch of every member still training
-    (:class:`Alone` for one run, gen.training.lockstep's vmapped step for several); each member
-    books it, evaluates, stops and diverges by its own rules; every member checkpoints into its own
-    folder (on schedule and when preemption asks), and a relaunch resumes each from there."""
+def fit(trainers: list[Trainer], lockstep=None) -> None:
+    """The training loop of K ≥ 1 runs: each epoch, every member still training runs it (one run by
+    its own :meth:`Trainer.train_epoch`, several by ``lockstep``, gen.training.lockstep's
+    :class:`Lockstep`, which leaves each member's model and optimizer up to date); each member books
+    it, evaluates, stops and diverges by its own rules; every member checkpoints into its own folder
+    (on schedule and when preemption asks), and a relaunch resumes each from there."""
     for trainer in trainers:
         if not trainer.record.history:
             trainer.evaluate_row()  # the reference of gen.training.divergence's bound
@@ -309,11 +318,10 @@ def fit(trainers: list[Trainer], step) -> None:
                   enabled=lead.cfg.progress) as bar:
         while running:
             try:
-                finite = step.run_epoch(running)
+                finite = lockstep.train_epoch(running) if lockstep is not None else [running[0].train_epoch()]
             except checkpoint.Interrupted:
-                _save_checkpoints(trainers, step)
+                _save_checkpoints(trainers)
                 raise
-            step.sync_weights(running)
             going_on = [t for t, ok in zip(running, finite) if t.end_epoch(ok)]
             for trainer in running:
                 if trainer not in going_on:
@@ -322,28 +330,10 @@ def fit(trainers: list[Trainer], step) -> None:
             _report(bar, running or trainers)
             every = lead.cfg.checkpoint_every
             if running and every and running[0].record.epoch % every == 0:
-                _save_checkpoints(trainers, step)
+                _save_checkpoints(trainers)
 
 
-class Alone:
-    """The step of one run trained by itself: its own :meth:`Trainer.run_epoch`."""
-
-    def __init__(self, trainer: Trainer):
-        self.trainer = trainer
-
-    def run_epoch(self, running: list[Trainer]) -> list[bool]:
-        return [self.trainer.run_epoch()]
-
-    def sync_weights(self, trainers: list[Trainer]) -> None:
-        """Nothing to do: the run's model is what its optimizer updates."""
-
-    def sync_optimizers(self, trainers: list[Trainer]) -> None:
-        """Nothing to do: the run's optimizer is the one that steps."""
-
-
-def _save_checkpoints(trainers: list[Trainer], step) -> None:
-    step.sync_weights(trainers)
-    step.sync_optimizers(trainers)
+def _save_checkpoints(trainers: list[Trainer]) -> None:
     for trainer in trainers:
         trainer.save_checkpoint()
 
@@ -357,18 +347,29 @@ def _report(bar: Progress, trainers: list[Trainer]) -> None:
         bar.report(record.epoch, loss=row["train_loss"], acc=row["train_acc"], test=row["test_acc"])
 
 
-def cpu_threads() -> int:
-    """Intra-op threads for CPU training: ``$GEN_CPU_THREADS`` if set (0: leave as is), else 1."""
+def cpu_threads(members: int = 1) -> int:
+    """Intra-op threads for CPU training: ``$GEN_CPU_THREADS`` if set (0: leave as is); else 1 for a
+    run alone, and for a lockstep group of ``members`` runs one per member up to the cores this
+    process may use (its stacked products are large enough to share; gen sets OpenMP's waiting
+    threads to sleep, gen/__init__.py, so a second thread costs little when another process holds a core)."""
     value = os.environ.get(CPU_THREADS_ENV, "").strip()
     if not value:
-        return 1
+        return 1 if members == 1 else min(members, usable_cores())
     if not value.isdigit():
         raise ValueError(f"{CPU_THREADS_ENV}={value!r}: expected a whole number of threads (0: leave as is)")
     return int(value)
 
 
-def set_cpu_threads() -> None:
-    threads = cpu_threads()
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(members: int = 1) -> None:
+    threads = cpu_threads(members)
     if threads and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 

@@ -7,6 +7,9 @@ or ``optimizer.step()`` otherwise; and ``scheduler.step()`` once per epoch.
 A researcher's own optimizer (an option with a ``_target_`` gen does not ship, gen.config.user_options) is
 built the same way: ``target(params, **keys)`` less gen's keys (``name``, ``sam``, ``schedule``: optional).
 """
+from dataclasses import dataclass
+from typing import Any
+
 import hydra.utils
 import torch
 import torch.nn as nn
@@ -17,6 +20,21 @@ from gen.config.instantiate import instantiate
 from gen.config.optimizer import SCHEDULES
 
 GEN_KEYS = ("name", "sam", "schedule")  # gen's own keys of an optimizer option, not the constructor's
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """How a run's weights move: its optimizer, the learning-rate schedule stepped once per epoch
+    (None: a constant rate), and whether the optimizer is SAM (its step re-evaluates the loss)."""
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None
+    sam: bool = False
+
+
+def build_optimization(opt_cfg: DictConfig, model: nn.Module, max_epochs: int) -> Optimization:
+    """The ``optimizer`` group's optimizer over ``model``, its schedule over ``max_epochs``, and SAM or not."""
+    optimizer = build_optimizer(opt_cfg, model)
+    return Optimization(optimizer, build_scheduler(opt_cfg, optimizer, max_epochs), uses_sam(opt_cfg))
 
 
 def build_optimizer(opt_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
