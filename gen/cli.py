@@ -25,13 +25,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import gen.sweeps.local_gpus  # pin_worker: a joblib worker takes its GPU
 from gen.sweeps import resolvers, run_folder
 from gen.config.overrides import check_group_choices, check_override_text
 from gen.config import ConfigError, check_folder_names, validate
 from gen.config.base import misspelt_key_hint, other_options_hint
 
-resolvers.register()  # before Hydra composes; joblib workers import this module too
+resolvers.register()  # before Hydra composes; the parallel launcher's workers import this module too
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -129,7 +128,6 @@ def run_job(cfg: DictConfig) -> float | None:
     from gen.run import train
     from gen.training.checkpoint import Interrupted
 
-    _pin_local_gpu_worker()
     try:
         metrics = train(cfg)
     except ConfigError as error:  # bad input: every later job would fail alike
@@ -156,19 +154,6 @@ def _remove_fresh_run_dir() -> None:
 class BadInput(BaseException):
     """A ConfigError on its way out of a job.  Not an ``Exception``, so Hydra's job runner lets it
     pass without adding its own "Error executing job" report: the user sees one line."""
-
-
-def _pin_local_gpu_worker() -> None:
-    """Under hydra/launcher=local_gpus, give this joblib worker its own GPU before CUDA starts."""
-    try:
-        hydra_cfg = HydraConfig.get()
-    except ValueError:
-        return
-    if hydra_cfg.runtime.choices.get("hydra/launcher") == "local_gpus":
-        gen.sweeps.local_gpus.pin_worker(int(hydra_cfg.launcher.n_jobs))
-
-
-pin_local_gpu_worker = _pin_local_gpu_worker  # gen.measure's jobs too
 
 
 def _in_multirun() -> bool:

@@ -383,13 +383,13 @@ def test_trackers_change_neither_run_ids_nor_sweep_names():
     assert sweep_name(None, ["seed=0,1", ALL]) == sweep_name(None, ["seed=0,1"])
 
 
-# ---- the sweep's progress line (sequential and local_gpus launchers) --------------------------------
+# ---- the sweep's progress line (sequential and parallel launchers) ----------------------------------
 def progress_lines(proc) -> list[str]:
     return [line[line.index("sweep: "):] for line in (proc.stdout + proc.stderr).splitlines()
             if "sweep: " in line and "runs finished" in line]
 
 
-@pytest.mark.parametrize("launcher", ["sequential", "local_gpus"])
+@pytest.mark.parametrize("launcher", ["sequential", "parallel"])
 def test_a_sweep_says_after_each_run_how_far_it_is(launcher, tmp_path):
     from tests.conftest import plant_unwritable_weights
 

@@ -1,10 +1,9 @@
 """Every private name of Hydra and its launcher plugins that gen's launchers use, in one place.
 
 Each has no public equivalent: Hydra exposes no base class for an in-process launcher or a sweeper
-(its basic ones live in ``hydra._internal``); hydra-joblib checks and completes its config in a
-private helper; hydra-submitit names its executor kind in a class attribute; and a failed
-``JobReturn``'s public getter prints a report and raises, where gen needs the exception itself.  The versions they
-were read from are pinned in pyproject.toml (hydra-core 1.3, hydra-joblib-launcher 1.2,
+(its basic ones live in ``hydra._internal``); hydra-submitit names its executor kind in a class
+attribute; and a failed ``JobReturn``'s public getter prints a report and raises, where gen needs the
+exception itself.  The versions they were read from are pinned in pyproject.toml (hydra-core 1.3,
 hydra-submitit-launcher 1.2), and tests/test_hydra_internals.py fails loudly if an upgrade moves or
 changes any of them.
 """
@@ -14,17 +13,9 @@ from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # gen's s
 # (super(BasicSweeper, self)) refuses a subclass of the earlier one.
 from hydra._internal.core_plugins import basic_sweeper
 
-__all__ = ["BasicLauncher", "basic_sweeper", "PINNED", "process_joblib_cfg", "executor_kind", "failure_of"]
+__all__ = ["BasicLauncher", "basic_sweeper", "PINNED", "executor_kind", "failure_of"]
 
-PINNED = {"hydra-core": "1.3", "hydra-joblib-launcher": "1.2", "hydra-submitit-launcher": "1.2"}
-
-
-def process_joblib_cfg(joblib_cfg: dict) -> None:
-    """hydra-joblib's n_jobs/backend checks, in place; imported here, not above: it imports joblib
-    (0.3 s), and Hydra imports every plugin module, so this one, in every launch."""
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg as process
-
-    process(joblib_cfg)
+PINNED = {"hydra-core": "1.3", "hydra-submitit-launcher": "1.2"}
 
 
 def executor_kind(launcher) -> str:

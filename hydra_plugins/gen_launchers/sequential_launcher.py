@@ -1,8 +1,9 @@
-"""``hydra/launcher=sequential`` (gen's default): Hydra's basic launcher, one job after another in
-this process, plus lockstep groups: with ``trainer.ensemble=K`` the runs that can train together
-(gen.sweeps.ensemble.plan) are trained by their first member's job in one vmapped loop (gen.training.lockstep).
+"""``hydra/launcher=sequential``: Hydra's basic launcher, one job after another in this process, plus
+lockstep groups: with ``trainer.ensemble=K`` the runs that can train together (gen.sweeps.ensemble.plan)
+are trained by their first member's job in one vmapped loop (gen.training.lockstep).
 Every job still goes through Hydra's ``run_job`` (its folder, ``.hydra/``, callbacks, return value);
-the other members' jobs find the result their group wrote.
+the other members' jobs find the result their group wrote.  The default launcher, ``parallel``, runs a
+sweep of one unit of work this way too.
 """
 import logging
 from typing import Sequence
@@ -16,13 +17,17 @@ log = logging.getLogger(__name__)
 
 class SequentialLauncher(ComposesEveryJobFirst, BasicLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from gen.sweeps import ensemble  # lazily: Hydra imports every plugin module at startup
-        from gen.sweeps.sweep_progress import SweepProgress
-
         start_sweep(self)
         configs = compose_jobs(self, job_overrides, initial_job_idx)
         log.info(f"Launching {len(configs)} jobs locally")
         members, units = units_of(configs, initial_job_idx)
+        return self.run_here(configs, members, units)
+
+    def run_here(self, configs: list, members: list, units: list[list[int]]) -> list[JobReturn]:
+        """The units one after another in this process, a progress line per finished run."""
+        from gen.sweeps import ensemble  # lazily: Hydra imports every plugin module at startup
+        from gen.sweeps.sweep_progress import SweepProgress
+
         progress = SweepProgress(m.run_dir for m in members)
         folder = {id(config): member.run_dir for config, member in zip(configs, members)}
 
