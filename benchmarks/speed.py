@@ -21,7 +21,7 @@ Sections (all baselines are measured in the same run, on the same data and model
    one torch thread each), ``hydra/launcher=sequential`` (one run at a time on one thread) and
    ``sequential`` with ``GEN_CPU_THREADS`` = every core (one run at a time on all of them); the ratios to
    ``sequential``.  Two sizes: ``tiny`` (digits, 300 images, H = 32, 2 epochs: the sweep is nearly all
-   start-up) and ``small`` (5,000 MNIST-format images, H = 64, 3 epochs, about a second of training each).
+   start-up) and ``small`` (5,000 MNIST-format images, H = 64, 8 epochs: a second or two each on one core).
 4. ``collect``: ``analysis.collect.collect`` over 10,000 generated ``metrics.json`` files.
 5. ``measures``: the ``default`` and ``all`` measure sets on fc H=1024 trained for three epochs (it
    fits the images), as a fraction of one training epoch, with every measure's seconds, on one thread
@@ -340,7 +340,7 @@ def bench_multirun(jobs: int, workdir: Path) -> dict:
 LAUNCHER_RUNS = 10
 LAUNCHER_SWEEPS = {  # the runs of each sweep; every run measures the default set, as a user's would
     "tiny": lambda root: ["model.hidden_units=32", "dataset.train_size=300", "trainer.max_epochs=2"],
-    "small": lambda root: [*mnist_overrides(root, 64), "dataset.train_size=5000", "trainer.max_epochs=3",
+    "small": lambda root: [*mnist_overrides(root, 64), "dataset.train_size=5000", "trainer.max_epochs=8",
                            "measure=default"],
 }
 

@@ -7,11 +7,13 @@ cuts the sweep into units (gen.sweeps.ensemble.units): a lockstep group of ``tra
 one unit, trained on one worker; every other run is a unit of its own.  Each unit goes to the next free
 worker.  A sweep of a single unit, or ``n_jobs=1``, runs in this process, as ``sequential`` does.
 
-Start-up: the workers are forked from a fork server that imported gen's training code (torch, 2-4 s of
-CPU) once, started as the launch begins so that its imports overlap the composing of the jobs' configs;
-each worker lives for the whole sweep and trains unit after unit.  This process imports no torch on a
-CPU machine, so a parallel sweep imports torch once, as a sequential one does.  (A fork of this process
-would need torch here first; a fresh interpreter per worker would import it once per worker.)
+Start-up: a sweep imports gen's training code (torch and torch._dynamo: 3-5 s of CPU) once, as a
+sequential one does, and each worker lives for the whole sweep, training unit after unit.  Without a GPU
+this process imports it and forks the workers (as PyTorch's DataLoader forks its workers: no torch
+operation has run here, so no thread pool is copied half-made).  With GPUs the workers are forked from a
+fork server instead, started as the launch begins (its imports overlap the composing of the jobs'
+configs): this process has asked CUDA for the GPU count, and a fork of it could not use CUDA.  A fresh
+interpreter per worker would import everything once per worker.
 
 The sweep's progress line is logged here for each run as its unit comes back, in the order units finish.
 A job that raises (bad input, a stop request, a failure that could not be recorded; a failed run that
@@ -28,12 +30,12 @@ from typing import Sequence
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, run_job, setup_globals
-from hydra_plugins.gen_launchers.jobs import check_job, compose_jobs, in_job_order, start_sweep, units_of
+from hydra_plugins.gen_launchers.jobs import check_job, compose_jobs, in_job_order, run_unit, start_sweep, units_of
 from hydra_plugins.gen_launchers.sequential_launcher import SequentialLauncher
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
-# What the fork server imports once for every worker: gen's training code, and torch._dynamo, which every
+# What the workers' parent imports once for all of them: gen's training code, and torch._dynamo, which every
 # torch optimizer imports when it is built (2-3 s, the most of a small run's first job)
 PRELOAD = ["gen.cli", "gen.run", "torch._dynamo", __name__]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # gen.training.checkpoint's
@@ -49,7 +51,10 @@ class ParallelLauncher(SequentialLauncher):
 
         if not isinstance(self.n_jobs, int) or isinstance(self.n_jobs, bool) or self.n_jobs < 1:
             raise ConfigError("hydra.launcher.n_jobs", self.n_jobs, "the number of workers: a whole number ≥ 1")
-        if self.n_jobs > 1 and len(job_overrides) > 1:
+        from gen.sweeps import workers as pool
+
+        gpus = bool(pool.visible_gpus())
+        if gpus and self.n_jobs > 1 and len(job_overrides) > 1:
             _start_fork_server()  # its imports overlap the composing below
         start_sweep(self)
         configs = compose_jobs(self, job_overrides, initial_job_idx)
@@ -59,9 +64,10 @@ class ParallelLauncher(SequentialLauncher):
             log.info(f"Launching {len(configs)} jobs locally")
             return self.run_here(configs, members, units)
         log.info(f"Launching {len(configs)} jobs on {workers} workers ({len(units)} tasks)")
-        return self.run_on_workers(configs, members, units, workers)
+        return self.run_on_workers(configs, members, units, workers, _fork_server() if gpus else _fork_here())
 
-    def run_on_workers(self, configs: list, members: list, units: list[list[int]], workers: int) -> list[JobReturn]:
+    def run_on_workers(self, configs: list, members: list, units: list[list[int]], workers: int,
+                       context) -> list[JobReturn]:
         """The units on ``workers`` worker processes, a progress line per finished run."""
         import pickle
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -73,23 +79,36 @@ class ParallelLauncher(SequentialLauncher):
         progress = SweepProgress(m.run_dir for m in members)
         state = Singleton.get_state()
         returns: list = [None] * len(units)
-        with ProcessPoolExecutor(workers, mp_context=_fork_server(), initializer=_start_worker,
-                                 initargs=(workers,)) as executor, _forwarding_stop_signals():
-            # cloudpickle, both ways: the task function may live in __main__ (launch.py), which a worker cannot
-            # import, and a job's return holds Hydra's config classes, which its plugin scan defines twice
-            futures = [executor.submit(_run_unit, cloudpickle.dumps(
-                (k, self.hydra_context, self.task_function, [configs[i] for i in unit], state)))
-                for k, unit in enumerate(units)]
+        # cloudpickle, both ways: the task function may live in __main__ (launch.py), which a fork server's worker
+        # cannot import, and Hydra's state and a job's return hold its config classes, which its plugin scan
+        # defines twice.  What every job shares goes to each worker once, as it starts.
+        sweep = cloudpickle.dumps((self.hydra_context, self.task_function, state, workers))
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(sweep,)) as executor:
+            futures = [executor.submit(_run_unit, k, cloudpickle.dumps([configs[i] for i in unit]))
+                       for k, unit in enumerate(units)]  # the workers start here, before this process forwards signals
             try:
-                for future in as_completed(futures):
-                    k, rets, written = pickle.loads(future.result())
-                    returns[k] = rets
-                    for i, here in zip(units[k], written):
-                        progress.finished(members[i].run_dir, here=here)
+                with _forwarding_stop_signals():
+                    for future in as_completed(futures):
+                        k, rets, written = future.result()
+                        rets = pickle.loads(rets)
+                        returns[k] = rets
+                        for i, here in zip(units[k], written):
+                            progress.finished(members[i].run_dir, here=here)
             except BaseException:
                 executor.shutdown(wait=True, cancel_futures=True)  # no new unit; running ones end as they do
                 raise
         return in_job_order(units, returns)
+
+
+def _fork_here():
+    """Fork the workers from this process, with gen's training code imported first (CPU only)."""
+    import importlib
+    import multiprocessing
+
+    for module in PRELOAD:
+        importlib.import_module(module)
+    return multiprocessing.get_context("fork")
 
 
 def _fork_server():
@@ -127,20 +146,31 @@ def _forwarding_stop_signals():
             signal.signal(sig, handler)
 
 
-def _start_worker(workers: int) -> None:
-    """A worker's first act: a stop signal checkpoints and stops its runs (also one between two units),
-    and it takes its GPU before anything initialises CUDA (gen.sweeps.workers)."""
+_sweep: dict = {}  # in a worker: what every job of its sweep shares (_start_worker)
+
+
+def _start_worker(sweep: bytes) -> None:
+    """A worker's first act: Hydra's state as in the launching process; a stop signal checkpoints and stops
+    its runs (also one between two units); and it takes its GPU before anything initialises CUDA
+    (gen.sweeps.workers)."""
+    import pickle
+
     from gen.sweeps import workers as pool
     from gen.training import checkpoint
 
-    checkpoint.install_signal_handlers()
+    hydra_context, task_function, singleton_state, workers = pickle.loads(sweep)
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    _sweep.update(hydra_context=hydra_context, task_function=task_function)
+    for sig in STOP_SIGNALS:  # not whatever a forked worker inherited from its parent
+        signal.signal(sig, checkpoint.request)
     pool.pin_worker(workers)
 
 
-def _run_unit(payload: bytes) -> bytes:
-    """On a worker: the unit's jobs through Hydra's run_job, the first training a lockstep group; returns
-    (pickled) the unit's index, its JobReturns and whether this worker wrote each run's record (not another
-    launch meanwhile), for the progress line."""
+def _run_unit(index: int, payload: bytes) -> tuple[int, bytes, list[bool]]:
+    """On a worker: the unit's jobs (``payload``: their configs, pickled) through Hydra's run_job, the first
+    training a lockstep group; returns the unit's index, its JobReturns (pickled) and whether this worker
+    wrote each run's record (not another launch meanwhile), for the progress line."""
     import pickle
 
     import cloudpickle
@@ -148,19 +178,18 @@ def _run_unit(payload: bytes) -> bytes:
     from gen import record
     from gen.sweeps import ensemble
 
-    index, hydra_context, task_function, sweep_configs, singleton_state = pickle.loads(payload)
-    setup_globals()
-    Singleton.set_state(singleton_state)
+    sweep_configs = pickle.loads(payload)
+    hydra_context, task_function = _sweep["hydra_context"], _sweep["task_function"]
 
-    def run(config: DictConfig) -> JobReturn:
+    def run(config: DictConfig, task) -> JobReturn:
         check_job(config)  # again: the unit may have waited for hours since the sweep checked its folder
         HydraConfig.instance().set_config(config)
-        ret = run_job(hydra_context=hydra_context, config=config, task_function=task_function,
+        ret = run_job(hydra_context=hydra_context, config=config, task_function=task or task_function,
                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         log.info(f"#{config.hydra.job.num} ran in worker {os.getpid()}")  # in the job's launch.log too
         return ret
 
-    returns = ensemble.run_unit(sweep_configs, run)
-    written = [record.written_here(ensemble.Member.from_sweep_config(c).run_dir) for c in sweep_configs]
-    return cloudpickle.dumps((index, returns, written))
+    returns = run_unit(sweep_configs, run)
+    written = [record.written_here(ensemble.run_dir_of(config)) for config in sweep_configs]
+    return index, cloudpickle.dumps(returns), written
 

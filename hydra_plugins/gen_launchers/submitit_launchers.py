@@ -25,7 +25,7 @@ from typing import Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from hydra_plugins.gen_launchers.hydra_internals import executor_kind, failure_of
-from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, units_of
+from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, run_unit, units_of
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -88,7 +88,7 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
         import submitit
 
         from gen import record
-        from gen.sweeps import ensemble, resolvers
+        from gen.sweeps import resolvers
 
         resolvers.register()  # on the node, before the jobs' configs resolve
 
@@ -100,7 +100,7 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
             with open_dict(config.hydra.job) as job:
                 job.id = submitit.JobEnvironment().job_id
                 job.num = job_num
-        returns = ensemble.run_unit(sweep_configs, lambda config: self._run(config, job_dir_key))
+        returns = run_unit(sweep_configs, lambda config, task: self._run(config, job_dir_key, task))
         for ret in returns:
             run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
             found = record.read(run_dir)
@@ -110,12 +110,12 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
                                 f"(recorded in {run_dir / record.METRICS_FILE})")
         return returns
 
-    def _run(self, sweep_config: DictConfig, job_dir_key: str) -> JobReturn:
+    def _run(self, sweep_config: DictConfig, job_dir_key: str, task) -> JobReturn:
         from gen.training import checkpoint
         from gen.sweeps import preemption
 
         with preemption.deferred_requeue():
-            ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+            ret = run_job(hydra_context=self.hydra_context, task_function=task or self.task_function,
                           config=sweep_config, job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
             if isinstance(failure_of(ret), checkpoint.Interrupted):
