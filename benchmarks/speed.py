@@ -15,9 +15,15 @@ Sections (all baselines are measured in the same run, on the same data and model
    images, trained one after another on our path (one thread each) and in lockstep
    (``trainer.ensemble=8``, on every core and on one), with each one's effective GFLOP/s beside the
    machine's measured float32 matrix-multiply rate (1024×784 @ 784×1024) on the same threads.
-3. ``multirun``: ``python launch.py -m seed=0..19`` of tiny jobs on digits in a subprocess; the
-   per-job overhead is the gap between consecutive jobs' ``metrics.json`` writes minus their training.
-   The digits' split is on disk first, as for every sweep after a user's first (gen.data.digits).
+3. ``multirun``: ``python launch.py -m seed=0..19`` of tiny jobs on digits in a subprocess, one after
+   another (``hydra/launcher=sequential``); the per-job overhead is the gap between consecutive jobs'
+   ``metrics.json`` writes minus their training.  The digits' split is on disk first, as for every sweep
+   after a user's first (gen.data.digits).  Then the launchers: a 10-run sweep (``seed=0..9``) of small
+   runs, start-up included, three ways in a row: the default launcher (``parallel``: one worker per core,
+   one torch thread each), ``hydra/launcher=sequential`` (one run at a time on one thread) and
+   ``sequential`` with ``GEN_CPU_THREADS`` = every core (one run at a time on all of them); the ratios to
+   ``sequential``.  Two sizes: ``tiny`` (digits, 300 images, H = 32, 2 epochs: the sweep is nearly all
+   start-up) and ``small`` (5,000 MNIST-format images, H = 64, 8 epochs: a second or two each on one core).
 4. ``collect``: ``analysis.collect.collect`` over 10,000 generated ``metrics.json`` files.
 5. ``measures``: the ``default`` and ``all`` measure sets on fc H=1024 trained for three epochs (it
    fits the images), as a fraction of one training epoch, with every measure's seconds, on one thread
@@ -364,7 +370,8 @@ def bench_multirun(jobs: int, workdir: Path) -> dict:
     dataset = compose([]).dataset
     digits.split(dataset.test_fraction, dataset.data_seed)  # the first digits run ever pays scikit-learn's import
     sweep = workdir / "sweep"
-    args = [sys.executable, str(REPO / "launch.py"), "-m", f"seed=range(0,{jobs})", "trainer.max_epochs=1",
+    args = [sys.executable, str(REPO / "launch.py"), "-m", "hydra/launcher=sequential", f"seed=range(0,{jobs})",
+            "trainer.max_epochs=1",
             "trainer.progress=false", "model.hidden_units=16", "measure=none", "trainer.save_weights=false",
             "analysis.auto=false", f"hydra.sweep.dir={sweep}"]
     start = time.time()
@@ -388,6 +395,51 @@ def bench_multirun(jobs: int, workdir: Path) -> dict:
           f"{out['per_job_s_after_first']:.3f}s/job of which overhead {out['per_job_overhead_s_after_first']:.3f}s "
           f"(training {out['per_job_train_s']:.3f}s)", flush=True)
     return out, sweep
+
+
+# ---- the launchers: a sweep in parallel against one run at a time -----------------------------------------
+LAUNCHER_RUNS = 10
+LAUNCHER_SWEEPS = {  # the runs of each sweep; every run measures the default set, as a user's would
+    "tiny": lambda root: ["model.hidden_units=32", "dataset.train_size=300", "trainer.max_epochs=2"],
+    "small": lambda root: [*mnist_overrides(root, 64), "dataset.train_size=5000", "trainer.max_epochs=8",
+                           "measure=default"],
+}
+
+
+def bench_launchers(root: Path, workdir: Path) -> dict:
+    """Each sweep of LAUNCHER_SWEEPS under the three launch modes, one after another, wall time from the
+    command to its exit; the ratios to ``sequential`` are taken within this one run."""
+    from gen.data import load_data
+
+    cores = len(os.sched_getaffinity(0))
+    modes = {"parallel": ([], {}), "sequential": (["hydra/launcher=sequential"], {}),
+             f"sequential, {cores} threads": (["hydra/launcher=sequential"], {"GEN_CPU_THREADS": str(cores)})}
+    out = {"runs": LAUNCHER_RUNS, "cores": cores}
+    for size, overrides in LAUNCHER_SWEEPS.items():
+        cfg = compose(overrides(root))
+        load_data(cfg.dataset, cfg.corruption, "cpu")  # the data's disk cache, as after a user's first sweep
+        rows = {}
+        for mode, (launcher, env) in modes.items():
+            sweep = workdir / f"launchers-{size}-{mode.split(',')[0]}-{len(rows)}"
+            args = [sys.executable, str(REPO / "launch.py"), "-m", f"seed=range(0,{LAUNCHER_RUNS})",
+                    *overrides(root), *launcher, "analysis.auto=false", f"hydra.sweep.dir={sweep}"]
+            load = os.getloadavg()[0]
+            start = time.time()
+            with _env(**env):
+                proc = subprocess.run(args, cwd=workdir, capture_output=True, text=True)
+            wall = time.time() - start
+            if proc.returncode != 0:
+                raise RuntimeError(f"{mode} sweep failed: {proc.stderr[-2000:]}")
+            train_s = [json.loads(p.read_text())["timing"]["train_s"] for p in sweep.rglob("metrics.json")]
+            rows[mode] = {"wall_s": wall, "load_avg_before": load, "median_train_s": float(np.median(train_s))}
+        base = rows["sequential"]["wall_s"]
+        for mode, row in rows.items():
+            row["ratio_to_sequential"] = row["wall_s"] / base
+            print(f"  {size:5s} {LAUNCHER_RUNS} runs, {mode:22s} {row['wall_s']:6.1f}s  "
+                  f"{row['ratio_to_sequential']:.2f}× sequential (a run trains {row['median_train_s']:.2f}s; "
+                  f"load average {row['load_avg_before']:.1f} before)", flush=True)
+        out[size] = rows
+    return out
 
 
 # ---- analysis collect --------------------------------------------------------------------------------
@@ -515,6 +567,10 @@ def run_sections(sections, args, results, root, workdir, jobs, runs) -> None:
         print(f"sequential multirun of {jobs} tiny jobs on digits:", flush=True)
         results["multirun"], sweep = bench_multirun(jobs, workdir)
         template = json.loads(next(sweep.rglob("metrics.json")).read_text())
+    if "multirun" in sections:
+        print(f"a {LAUNCHER_RUNS}-run sweep, start-up included: the default launcher (parallel) against one run at "
+              f"a time (sequential), on one thread and on every core:", flush=True)
+        results["multirun"]["launchers"] = bench_launchers(root, workdir)
     if "collect" in sections:
         print("analysis collect:", flush=True)
         results["collect"] = bench_collect(template, runs, workdir)

@@ -25,13 +25,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import gen.sweeps.local_gpus  # pin_worker: a joblib worker takes its GPU
 from gen.sweeps import resolvers, run_folder
 from gen.config.overrides import check_group_choices, check_override_text
 from gen.config import ConfigError, check_folder_names, validate
 from gen.config.base import misspelt_key_hint, other_options_hint
 
-resolvers.register()  # before Hydra composes; joblib workers import this module too
+resolvers.register()  # before Hydra composes; the parallel launcher's workers import this module too
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -120,18 +119,57 @@ def run_job(cfg: DictConfig) -> float | None:
 
     In a multirun a failed run returns None instead of raising: gen.run has recorded it (metrics.json
     with the error, and the log), and the sweep goes on; ``SweepSummary`` reports it at the end."""
+    def train_it() -> dict | None:
+        from gen.run import train
+
+        return train(cfg)
+
+    return _guarded(cfg, train_it)
+
+
+def lockstep_tasks(group: list) -> list[Callable[[DictConfig], float | None]]:
+    """The task functions of a lockstep group's jobs (gen.sweeps.ensemble.Member each), which a launcher
+    runs one after another in one process: the first trains the whole group (gen.run.train_group) and
+    keeps what it trained for each member; each other one hands that back (its job's ``.hydra/`` and
+    callbacks are Hydra's as for any job), or, if the group could not take it (another process holds it,
+    it was finished meanwhile, its checkpoint stands at another step), trains its run alone."""
+    trained: dict[Path, dict] = {}
+
+    def lead(cfg: DictConfig) -> float | None:
+        def train_it() -> dict | None:
+            from gen.run import train_group
+
+            results = train_group(group)
+            trained.update({m.run_dir: r for m, r in zip(group[1:], results[1:]) if r is not None})
+            return results[0]
+
+        return _guarded(cfg, train_it)
+
+    def follow(cfg: DictConfig) -> float | None:
+        run_dir = Path(os.path.abspath(HydraConfig.get().runtime.output_dir))
+        metrics = trained.get(run_dir)
+        if metrics is None:
+            return run_job(cfg)
+        import logging
+
+        logging.getLogger("gen").info("%s: trained in lockstep with %s", run_dir, group[0].run_dir.name)
+        return metrics["final"]["test_acc"]
+
+    return [lead] + [follow] * (len(group) - 1)
+
+
+def _guarded(cfg: DictConfig, train_it: Callable[[], dict | None]) -> float | None:
+    """``train_it()``'s test accuracy (None: another process runs it), its failures as :func:`run_job` says."""
     try:
         validate(cfg)  # before torch and the rest load: a config error answers in about a second
     except ConfigError as error:
         _remove_fresh_run_dir()
         raise BadInput(str(error)) from None
     from gen.record import NotRecorded, was_recorded
-    from gen.run import train
     from gen.training.checkpoint import Interrupted
 
-    _pin_local_gpu_worker()
     try:
-        metrics = train(cfg)
+        metrics = train_it()
     except ConfigError as error:  # bad input: every later job would fail alike
         raise BadInput(str(error)) from None
     except (Interrupted, NotRecorded):  # a stop request; a failure not even recordable (a full disk)
@@ -156,19 +194,6 @@ def _remove_fresh_run_dir() -> None:
 class BadInput(BaseException):
     """A ConfigError on its way out of a job.  Not an ``Exception``, so Hydra's job runner lets it
     pass without adding its own "Error executing job" report: the user sees one line."""
-
-
-def _pin_local_gpu_worker() -> None:
-    """Under hydra/launcher=local_gpus, give this joblib worker its own GPU before CUDA starts."""
-    try:
-        hydra_cfg = HydraConfig.get()
-    except ValueError:
-        return
-    if hydra_cfg.runtime.choices.get("hydra/launcher") == "local_gpus":
-        gen.sweeps.local_gpus.pin_worker(int(hydra_cfg.launcher.n_jobs))
-
-
-pin_local_gpu_worker = _pin_local_gpu_worker  # gen.measure's jobs too
 
 
 def _in_multirun() -> bool:

@@ -9,11 +9,14 @@ a CUDA copy of the same numbers gives the same fingerprint; a one-ulp change of 
 import hashlib
 
 import numpy as np
-import torch
 
 
-def weights_sha256(model: torch.nn.Module) -> str:
-    """The hex SHA-256 of ``model``'s state dict (parameters and buffers), as the module docstring says."""
+def weights_sha256(model) -> str:
+    """The hex SHA-256 of ``model``'s state dict (parameters and buffers), as the module docstring says.
+    torch is imported here, not above: gen.record imports this module and must stay cheap to import (the
+    process that launches a sweep composes every job with it and may never train)."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         values = tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4", copy=False)

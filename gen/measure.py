@@ -7,8 +7,8 @@ The rest are skipped (up to date), and runs that cannot be measured say why in o
 trained with ``trainer.save_weights=false``).
 
 A measurement is a sweep: the runs to measure become the jobs of a Hydra multirun of gen's own config
-(``measure_run=FOLDER`` each), launched by the same launchers as training (``hydra/launcher=sequential``
-by default, ``local_gpus``, ``slurm``, ``submitit_local``, with their ``hydra.launcher.*`` keys).  Each job
+(``measure_run=FOLDER`` each), launched by the same launchers as training (``hydra/launcher=parallel``
+by default, ``sequential``, ``slurm``, ``submitit_local``, with their ``hydra.launcher.*`` keys).  Each job
 takes its run's lock, writes metrics.json atomically and logs to the run's ``measure.log``; Hydra's
 bookkeeping (``multirun.yaml``, ``.submitit/``) goes to ``outputs/measurements/<set>/`` (or
 ``hydra.sweep.dir``), never into the run folders, whose ``.hydra/`` stays as training left it.  At the end
@@ -168,11 +168,9 @@ def measure_job(cfg: DictConfig) -> None:
     """One job of the measurement sweep: measure the run ``cfg.measure_run`` under its lock.  A failure is
     logged (the run's measure.log) and leaves the record as it was; the sweep goes on."""
     from gen import remeasure
-    from gen.cli import pin_local_gpu_worker
     from gen.sweeps import runlock
 
     run_dir = Path(cfg.measure_run)
-    pin_local_gpu_worker()
     lock = runlock.acquire(run_dir)
     if lock is None:
         log.warning("skipping %s: running in another process (%s)", run_dir, runlock.describe_holder(run_dir))

@@ -10,9 +10,10 @@ them under other params) is measured on its saved weights instead (gen.remeasure
 A run that raises records ``status: failed`` and re-raises, so the job exits non-zero; if even that
 record cannot be written, ``record.NotRecorded`` says which file.
 
-A run the launcher made the first of a lockstep group (``trainer.ensemble``, gen.sweeps.ensemble) builds
-every member with the same steps 3-4, trains them together (gen.training.lockstep) and writes each
-member's metrics.json; the other members' jobs then find their result.
+``train_group(group)`` is the same for a lockstep group (``trainer.ensemble``, gen.sweeps.ensemble): its
+first member leads (steps 1-3 are its own), every member is built with steps 3-5, they train together
+(gen.training.lockstep) and each member's metrics.json is written; the launchers call it for the first job of
+a group (gen.cli.lockstep_tasks).  ``train(cfg)`` is a group of one.
 """
 import contextlib
 import logging
@@ -44,49 +45,59 @@ INIT_WEIGHTS, FINAL_WEIGHTS = remeasure.INIT_WEIGHTS, remeasure.FINAL_WEIGHTS
 
 def train(cfg: DictConfig, run_dir: Path | None = None) -> dict | None:
     """Run the job ``cfg`` describes in ``run_dir`` (default: Hydra's output dir) and return its metrics
-    (None where another process is running it)."""
+    (None where another process is running it): a lockstep group of one."""
     run_dir = Path(run_dir or HydraConfig.get().runtime.output_dir)
-    fresh = not (run_dir / record.METRICS_FILE).exists() and not (run_dir / checkpoint.CHECKPOINT_FILE).exists()
+    return train_group([ensemble.Member(cfg, run_dir, tuple(_overrides()), _choice("experiment"))])[0]
+
+
+def train_group(group: list[ensemble.Member]) -> list[dict | None]:
+    """Train the lockstep group ``group`` (gen.sweeps.ensemble.plan), led by its first member, and return
+    each member's metrics, in its order.  None for a member this call did not train — another process holds
+    it, it was finished meanwhile, or its checkpoint stands at another step than the leader's: its own job
+    trains it — and for the leader where another process holds it.  A leader that is skipped (its result
+    exists) or only measured trains no group."""
+    leader = group[0]
+    fresh = not (leader.run_dir / record.METRICS_FILE).exists() and \
+        not (leader.run_dir / checkpoint.CHECKPOINT_FILE).exists()
     try:
-        return _run(cfg, run_dir)
+        return _run(group)
     except ConfigError:  # bad input leaves nothing behind
         if fresh:
-            record.remove_if_fresh(run_dir)
+            record.remove_if_fresh(leader.run_dir)
         raise
 
 
-def _run(cfg: DictConfig, run_dir: Path) -> dict | None:
+def _run(group: list[ensemble.Member]) -> list[dict | None]:
+    cfg, run_dir = group[0].cfg, group[0].run_dir
     validate(cfg)  # the measure set's names and parameters too
     run_folder.check(run_dir, run_id_of(cfg))  # no link, no other run's record: before anything is moved
     run_dir.mkdir(parents=True, exist_ok=True)
-    leader = ensemble.trained_by(run_dir)
-    if leader is not None:  # its result is fresh, not an earlier one being skipped
-        log.info("%s: trained in lockstep with %s", run_dir, leader.name)
-        return record.read(run_dir).metrics
     lock = runlock.acquire(run_dir)
     if lock is None:
         log.warning("skipping %s: running in another process (%s)", run_dir, runlock.describe_holder(run_dir))
-        return None
+        return [None] * len(group)
     try:
-        return _run_locked(cfg, run_dir)
+        return _run_locked(group)
     finally:
         lock.release()
 
 
-def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
+def _run_locked(group: list[ensemble.Member]) -> list[dict | None]:
+    leader = group[0]
+    cfg, run_dir = leader.cfg, leader.run_dir
+    others = [None] * (len(group) - 1)  # not trained by this call: each member's own job sees to it
     previous = _previous_record(cfg, run_dir)
     if previous.is_result and not cfg.rerun:
         if previous.status == record.COMPLETED and remeasure.work(previous.metrics, cfg.measure, code=False):
-            return _measure_trained(cfg, run_dir, previous.metrics)
+            return [_measure_trained(cfg, run_dir, previous.metrics), *others]
         log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous.status)
-        return previous.metrics
+        return [previous.metrics, *others]
     if checkpoint.requested():  # a sweep that was told to stop starts no more runs
         raise checkpoint.Interrupted("stop requested (SIGTERM/SIGUSR) before this run started")
     if cfg.rerun:
         checkpoint.remove(run_dir)
     started = time.perf_counter()
-    alone = ensemble.Member(cfg, run_dir, tuple(_overrides()), _choice("experiment"))
-    with _claim_group(alone) as members:  # this run, or the lockstep group the launcher made it lead
+    with _claim_group(group) as members:  # the leader, and the members it can train now
         if len(members) == 1 and cfg.trainer.ensemble > 1:
             log.warning("trainer.ensemble=%d: %s trains alone (lockstep groups form in multiruns, of runs that "
                         "need training, stand at one step and differ only in %s)", cfg.trainer.ensemble,
@@ -95,27 +106,25 @@ def _run_locked(cfg: DictConfig, run_dir: Path) -> dict:
         try:
             try:
                 results = _execute(members, started, sessions)
-            except ConfigError:
-                raise
             except checkpoint.Interrupted as stop:
                 log.warning("%s; the checkpoint in %s resumes it", stop, ", ".join(str(m.run_dir) for m in members))
                 _close(sessions, "interrupted")
                 raise
             except Exception as error:
-                _record_failure(alone, error, started)
+                if not isinstance(error, ConfigError):  # bad input is no run's failure: nothing is recorded
+                    _record_failure(leader, error, started)
                 raise
             for member, metrics in zip(members, results):
                 record.write(member.run_dir, metrics)
                 checkpoint.remove(member.run_dir)
-            for member in members[1:]:
-                ensemble.mark_trained(member.run_dir, members[0].run_dir)
             for session, metrics in zip(sessions, results):  # metrics.json first: the trackers are its views
                 session.end(metrics)
         finally:
             _close(sessions, "failed")  # nothing for the sessions that ended or closed above
     for metrics in results:
         _log_summary(metrics)
-    return results[0]
+    trained = {member.run_dir: metrics for member, metrics in zip(members, results)}
+    return [trained.get(member.run_dir) for member in group]
 
 
 def _measure_trained(cfg: DictConfig, run_dir: Path, metrics: dict) -> dict:
@@ -166,13 +175,13 @@ def _record_failure(member: ensemble.Member, error: Exception, started: float) -
 
 
 @contextlib.contextmanager
-def _claim_group(alone: ensemble.Member):
-    """``[alone]``, or the lockstep group it leads, less the members another process holds, has
+def _claim_group(group: list[ensemble.Member]):
+    """The group (its leader's folder locked by the caller), less the members another process holds, has
     finished, or whose checkpoint stands at another step than the leader's (those train alone in their
     own job); the members' folders stay locked by this process until the group's records are written."""
-    group = ensemble.claim(alone.run_dir)
-    locks, kept, created = [], group[:1] or [alone], []
-    where = checkpoint.position(alone.run_dir, run_id_of(alone.cfg)) if group else None
+    leader = group[0]
+    locks, kept, created = [], [leader], []
+    where = checkpoint.position(leader.run_dir, run_id_of(leader.cfg)) if len(group) > 1 else None
     try:
         for member in group[1:]:
             if not member.run_dir.exists():

@@ -18,6 +18,17 @@ LAUNCH = REPO / "launch.py"
 
 # Tiny settings that keep any run to a second or two on CPU.
 TINY = ["trainer.max_epochs=2", "trainer.progress=false", "dataset.train_size=200", "model.hidden_units=16"]
+# Multiruns of tests run one job after another unless the test names a launcher: the default (parallel) starts a
+# worker per core, and pytest-xdist already runs a test per core; tests of the launchers name theirs.
+SEQUENTIAL = "hydra/launcher=sequential"
+
+
+def one_at_a_time(args: list[str]) -> list[str]:
+    """``args`` of a multirun with ``hydra/launcher=sequential`` added, unless they choose a launcher."""
+    multirun = "-m" in args or "--multirun" in args
+    if not multirun or any(a.startswith("hydra/launcher=") for a in args):
+        return list(args)
+    return [*args, SEQUENTIAL]
 
 
 def compose_config(overrides: list[str] = (), return_hydra_config: bool = False):
@@ -26,7 +37,9 @@ def compose_config(overrides: list[str] = (), return_hydra_config: bool = False)
 
 
 def launch(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python launch.py ARGS`` in ``cwd`` (runs land in cwd/outputs)."""
+    """Run ``python launch.py ARGS`` in ``cwd`` (runs land in cwd/outputs); a multirun's jobs one at a time
+    unless ARGS choose a launcher (:func:`one_at_a_time`)."""
+    args = one_at_a_time(args)
     full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR") if full_env["HYDRA_FULL_ERROR"] == "0" else None
     return subprocess.run([sys.executable, str(LAUNCH), *args], cwd=cwd, env=full_env, capture_output=True,

@@ -17,7 +17,7 @@ import pytest
 from analysis.collect import collect
 from analysis.testing import make_config, write_run
 from gen import record
-from gen.run import train
+from gen.run import train, train_group
 from gen.sweeps import run_folder, runlock
 from gen.sweeps import status as run_status
 from gen.sweeps.run_id import run_id
@@ -406,14 +406,11 @@ def test_a_resumed_lockstep_group_names_every_peer_it_trained_with(tmp_path, mon
 
     seeds = [[*TINY, "trainer.max_epochs=4", "trainer.ensemble=3", f"seed={s}"] for s in range(3)]
     group = [ensemble.Member(compose_config(v), tmp_path / f"r{i}", tuple(v), None) for i, v in enumerate(seeds)]
-    ensemble.assign([group])
     preempt_after(monkeypatch, 7)
     with pytest.raises(checkpoint.Interrupted):
-        train(group[0].cfg, group[0].run_dir)
+        train_group(group)
     monkeypatch.undo()
-    ensemble.assign([group[:2]])  # the group resumes without r2 (held elsewhere, say)
-    train(group[0].cfg, group[0].run_dir)
-    ensemble.assign([])
+    train_group(group[:2])  # the group resumes without r2 (held elsewhere, say)
     train(group[2].cfg, group[2].run_dir)  # and r2 resumes alone
     notes = {i: [n for n in read_metrics(group[i].run_dir / "metrics.json")["notes"] if "lockstep" in n]
              for i in range(3)}

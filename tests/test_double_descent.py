@@ -177,15 +177,14 @@ def test_a_squared_loss_width_sweep_is_recognised_without_the_preset(tmp_path):
 
 
 def test_lockstep_trains_the_squared_loss_as_each_member_would_alone(tmp_path):
-    from gen.run import train
+    from gen.run import train, train_group
     from gen.sweeps import ensemble
     base = ["trainer.loss=squared", "dataset.train_size=200", "model.hidden_units=16", "trainer.max_epochs=3",
             "trainer.progress=false", "optimizer=momentum", "optimizer.lr=0.05"]
     variants = [base + ["seed=0"], base + ["seed=1", "corruption=labels", "corruption.prob=0.2"]]
     group = [ensemble.Member(compose_config(v + ["trainer.ensemble=2"]), tmp_path / "lockstep" / str(i), tuple(v),
                              None) for i, v in enumerate(variants)]
-    ensemble.assign([group])
-    train(group[0].cfg, group[0].run_dir)
+    train_group(group)
     for i, overrides in enumerate(variants):
         train(compose_config(overrides), tmp_path / "alone" / str(i))
         together, alone = (json.loads((d / "metrics.json").read_text())

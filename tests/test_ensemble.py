@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gen.sweeps import ensemble
-from gen.run import train
+from gen.run import train, train_group
 from gen.config import ConfigError
 from tests.conftest import compose_config, launch, read_metrics
 
@@ -51,8 +51,7 @@ def outcome(run_dir) -> tuple[dict, dict]:
 def test_lockstep_members_equal_their_runs_trained_alone(optimizer, tmp_path):
     variants = [BASE + OPTIMIZERS[optimizer] + extra for extra in members_of(optimizer)]
     group = [member(v + ["trainer.ensemble=4"], tmp_path / "lockstep" / str(i)) for i, v in enumerate(variants)]
-    ensemble.assign([group])
-    train(group[0].cfg, group[0].run_dir)  # trains and writes all four
+    train_group(group)  # trains and writes all four
     ends = []
     for i, overrides in enumerate(variants):
         alone_dir = tmp_path / "alone" / str(i)
@@ -101,9 +100,8 @@ def test_what_lockstep_cannot_reproduce_is_refused_in_one_line_before_any_file(c
     overrides = ["dataset.train_size=100", "trainer.max_epochs=1", "trainer.progress=false", "trainer.ensemble=2",
                  *extra]
     group = [member([*overrides, f"seed={s}"], tmp_path / str(s)) for s in (0, 1)]
-    ensemble.assign([group])
     with pytest.raises(ConfigError, match=f"trainer.ensemble=2: .*{message}"):
-        train(group[0].cfg, group[0].run_dir)
+        train_group(group)
     assert not (tmp_path / "0").exists() and not (tmp_path / "1").exists()
 
 

@@ -24,12 +24,6 @@ def test_the_basic_launcher_is_a_launcher_with_setup_and_launch():
     assert list(inspect.signature(launcher.launch).parameters) == ["self", "job_overrides", "initial_job_idx"]
 
 
-def test_joblib_config_processing_still_turns_numeric_strings_into_numbers():
-    cfg = {"n_jobs": 2, "pre_dispatch": "4", "batch_size": "auto", "max_nbytes": None}
-    hydra_internals.process_joblib_cfg(cfg)
-    assert cfg == {"n_jobs": 2, "pre_dispatch": 4, "batch_size": "auto", "max_nbytes": None}
-
-
 def test_a_failed_job_hands_back_its_exception_without_a_report(capsys):
     from hydra.core.utils import JobReturn, JobStatus
 

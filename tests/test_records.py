@@ -20,7 +20,7 @@ from analysis.collect import collect
 from gen import atomic, record
 from gen.sweeps import ensemble, runlock
 from gen.training import checkpoint
-from gen.run import build_run, train
+from gen.run import build_run, train, train_group
 from gen.sweeps.run_id import run_id
 from tests.conftest import REPO, TINY, compose_config, launch, metrics_files, read_metrics
 
@@ -180,8 +180,7 @@ def test_lockstep_follows_the_same_divergence_rule_per_member(tmp_path):
                 [*TINY, "trainer.max_epochs=6", "optimizer.lr=1e6", "seed=1"]]
     group = [ensemble.Member(compose_config(v + ["trainer.ensemble=2"]), tmp_path / "lockstep" / str(i), tuple(v),
                              None) for i, v in enumerate(variants)]
-    ensemble.assign([group])
-    train(group[0].cfg, group[0].run_dir)
+    train_group(group)
     for i, overrides in enumerate(variants):
         together = read_metrics(group[i].run_dir / "metrics.json")
         alone = train(compose_config(overrides), tmp_path / "alone" / str(i))

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, launch, metrics_files, read_metrics
+from tests.conftest import REPO, SEQUENTIAL, TINY, launch, metrics_files, read_metrics
 
 SWEEP = ["-m", *TINY, "seed=0,1", "analysis.auto=false"]
 
 
 def measure_cmd(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    if not any(a.startswith("hydra/launcher=") for a in args):
+        args = [*args, SEQUENTIAL]  # a measurement sweep's jobs one at a time, as the tests' training sweeps
     return subprocess.run([sys.executable, "-m", "gen.measure", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={**env, "PYTHONPATH": str(REPO)})
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gen.sweeps import status as run_status
-from tests.conftest import LAUNCH, launch, read_metrics
+from tests.conftest import LAUNCH, launch, one_at_a_time, read_metrics
 
 # Each config takes a few seconds, so a kill lands mid-training; each exercises a different state.
 CONFIGS = {
@@ -42,7 +42,7 @@ def comparable(metrics: dict) -> dict:
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(LAUNCH), *args], cwd=cwd, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, str(LAUNCH), *one_at_a_time(args)], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -111,6 +111,28 @@ def test_sigterm_stops_a_sweep_and_the_relaunch_finishes_it(tmp_path):
     assert again.returncode == 0, again.stderr
     assert (again.stdout + again.stderr).count("resuming") == 1
     assert [read_metrics(p)["status"] for p in sweep.glob("*/metrics.json")] == ["completed"] * 2
+
+
+def test_sigterm_reaches_every_worker_of_a_parallel_sweep_and_the_relaunch_finishes_it(tmp_path):
+    """hydra/launcher=parallel: SIGTERM to the launching process reaches both workers; each running run
+    checkpoints and stops, none records a result, the queued run does not start; the relaunch resumes both."""
+    args = ["-m", *CONFIGS["fc_digits"], *COMMON, "seed=1,2,3", "analysis.auto=false", "name=default"]
+    proc = start([*args, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2"], tmp_path)
+    sweep = tmp_path / "outputs" / "sweeps" / "default"
+    while len(list(sweep.glob("*/checkpoint.pt"))) < 2:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0, output
+    assert "error: Interrupted: " in output, output
+    assert not list(sweep.glob("*/metrics.json")), output
+    assert len(list(sweep.glob("*/checkpoint.pt"))) == 2
+
+    again = launch(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (again.stdout + again.stderr).count("resuming") == 2
+    assert [read_metrics(p)["status"] for p in sweep.glob("*/metrics.json")] == ["completed"] * 3
 
 
 def test_a_killed_lockstep_group_resumes_together_to_the_uninterrupted_result(tmp_path):

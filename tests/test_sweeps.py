@@ -7,15 +7,17 @@ real failure of the filesystem, as a full disk or a quota gives.  (A model too l
 now refused before any work: test_records.)
 """
 import json
+import os
 
 import pytest
 
 from analysis.cli import main as analysis_main
-from tests.conftest import TINY, launch, plant_unwritable_weights, read_metrics
+from tests.conftest import SEQUENTIAL, TINY, launch, plant_unwritable_weights, read_metrics
 
 BROKEN = "24"  # the hidden_units of the run whose weights cannot be written
 QUIET = ["analysis.auto=false", "name=default"]  # one known folder (a plain multirun is named after its overrides)
-LAUNCHERS = {"basic": [], "local_gpus": ["hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2"]}
+PARALLEL = ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]  # two workers, whatever the machine's cores
+LAUNCHERS = {"sequential": [SEQUENTIAL], "parallel": PARALLEL}
 
 
 def sweep_runs(root, name="default") -> dict[str, dict]:
@@ -90,22 +92,38 @@ def test_relaunch_skips_results_reruns_the_rest_and_rerun_forces_all(tmp_path):
     assert all(after_forced[run_id] != now[run_id] for run_id in runs)
 
 
-def test_local_gpus_launcher_runs_a_four_job_sweep_on_cpu(tmp_path):
-    proc = launch(["-m", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2", *TINY, "model.hidden_units=8,16",
-                   "seed=0,1", *QUIET], tmp_path)
+def test_the_default_launcher_runs_the_jobs_in_two_worker_processes_at_once(tmp_path):
+    """Without hydra/launcher=..., on a machine of at least two cores (n_jobs: one worker per core), each run
+    names the worker that ran it (its launch.log too): two processes, which live for the whole sweep."""
+    import os
+
+    from tests.conftest import compose_config
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: the default launcher runs the sweep in one worker")
+    hydra = compose_config([], return_hydra_config=True).hydra
+    assert hydra.runtime.choices["hydra/launcher"] == "parallel" and hydra.launcher.n_jobs >= 2
+    # named only because the tests' launch() runs other multiruns one job at a time (tests/conftest.py)
+    proc = launch(["-m", *TINY, "model.hidden_units=8,16", "seed=0,1", "hydra/launcher=parallel", *QUIET], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "joblib: 2 workers, 4 tasks for 4 jobs" in proc.stdout + proc.stderr
+    log = proc.stdout + proc.stderr
+    assert "Launching 4 jobs on 2 workers (4 tasks)" in log
+    pids = {line.rsplit(" ", 1)[1] for line in log.splitlines() if " ran in worker " in line}
+    assert len(pids) == 2, log  # the launching process runs no job: it logs no such line
     runs = sweep_runs(tmp_path)
     assert sorted((hidden_units(m), m["seed"]) for m in runs.values()) == [(8, 0), (8, 1), (16, 0), (16, 1)]
     assert all(m["status"] == "completed" for m in runs.values())
+    for run_id in runs:  # each run's own log names its worker
+        (line,) = [x for x in (tmp_path / "outputs/sweeps/default" / run_id / "launch.log").read_text().splitlines()
+                   if " ran in worker " in x]
+        assert line.rsplit(" ", 1)[1] in pids
 
 
-def test_local_gpus_launcher_trains_a_lockstep_group_as_one_task(tmp_path):
+def test_the_parallel_launcher_trains_a_lockstep_group_as_one_task(tmp_path):
     args = [*TINY, "seed=0,1,2", "corruption=labels", "corruption.prob=0.3", *QUIET]
-    proc = launch(["-m", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2", "trainer.ensemble=2", *args],
-                  tmp_path)
+    proc = launch(["-m", *PARALLEL, "trainer.ensemble=2", *args], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "joblib: 2 workers, 2 tasks for 3 jobs" in proc.stdout + proc.stderr
+    assert "Launching 3 jobs on 2 workers (2 tasks)" in proc.stdout + proc.stderr
     together = sweep_runs(tmp_path)
     assert sum(any("lockstep" in note for note in m["notes"]) for m in together.values()) == 2
     alone = launch(["-m", *args, "name=alone"], tmp_path)
@@ -117,35 +135,58 @@ def test_local_gpus_launcher_trains_a_lockstep_group_as_one_task(tmp_path):
         assert metrics["final"]["train_loss"] == pytest.approx(apart[run_id]["final"]["train_loss"], rel=1e-6)
 
 
-def test_worker_count_is_one_per_core_pair_without_a_gpu(monkeypatch):
+def test_a_sweep_of_one_task_runs_in_the_launching_process(tmp_path):
+    proc = launch(["-m", *PARALLEL, *TINY, "seed=0", *QUIET], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    log = proc.stdout + proc.stderr
+    assert "Launching 1 jobs locally" in log and " ran in worker " not in log
+    assert [m["status"] for m in sweep_runs(tmp_path).values()] == ["completed"]
+
+
+def test_the_worker_count_is_one_per_gpu_else_one_per_core(monkeypatch):
     import os
 
     import torch
 
-    from gen.sweeps import local_gpus
+    from gen.sweeps import workers
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    assert local_gpus.worker_count() == 8
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert workers.worker_count() == 16
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5,7")
-    assert local_gpus.visible_gpus() == ["2", "3", "5", "7"] and local_gpus.worker_count() == 4
+    assert workers.visible_gpus() == ["2", "3", "5", "7"] and workers.worker_count() == 4
+
+
+def test_without_a_gpu_driver_the_worker_count_imports_no_torch():
+    """The launching process of a CPU sweep never needs torch (2-3 s): the worker count does not import it."""
+    import subprocess
+    import sys
+
+    from gen.sweeps.workers import GPU_DRIVER_FILES
+
+    if any(os.path.exists(path) for path in GPU_DRIVER_FILES):
+        pytest.skip("a GPU driver is installed: torch counts the GPUs")
+    code = ("import sys; from gen.sweeps.workers import worker_count; n = worker_count(); "
+            "print(n, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(len(os.sched_getaffinity(0))), "False"]
 
 
 def test_workers_lock_distinct_gpus(monkeypatch, tmp_path):
     """Each pin takes a GPU no other live worker holds; with all taken, a lock attempt would wait."""
     import fcntl
 
-    from gen.sweeps import local_gpus
+    from gen.sweeps import workers
 
-    monkeypatch.setattr(local_gpus, "LOCK_DIR", tmp_path)
-    first, first_lock = local_gpus._lock_a_gpu(["0", "1"])
-    second, second_lock = local_gpus._lock_a_gpu(["0", "1"])
+    monkeypatch.setattr(workers, "LOCK_DIR", tmp_path)
+    first, first_lock = workers._lock_a_gpu(["0", "1"])
+    second, second_lock = workers._lock_a_gpu(["0", "1"])
     assert {first, second} == {"0", "1"}
     with open(tmp_path / "gpu-0.lock", "w") as probe, pytest.raises(BlockingIOError):
         fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
     first_lock.close()
-    assert local_gpus._lock_a_gpu(["0", "1"])[0] == first
+    assert workers._lock_a_gpu(["0", "1"])[0] == first
 
 
 def test_multirun_end_writes_the_analysis_unless_turned_off(tmp_path):

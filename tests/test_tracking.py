@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from gen.config import ConfigError, validate
-from gen.run import train
+from gen.run import train, train_group
 from gen.sweeps import ensemble
 from gen.sweeps.run_id import run_id
 from gen.sweeps.sweep_name import sweep_name
@@ -278,8 +278,7 @@ def test_lockstep_members_each_log_as_their_own_run(tmp_path):
     overrides = [*TINY, "trainer.max_epochs=3", "trainer.ensemble=2", *trackers(tmp_path)]
     group = [ensemble.Member(compose_config([*overrides, f"seed={s}"]), tmp_path / "group" / str(s),
                              (f"seed={s}",), None) for s in (0, 1)]
-    ensemble.assign([group])
-    train(group[0].cfg, group[0].run_dir)  # trains both in lockstep
+    train_group(group)  # trains both in lockstep
     for member in group:
         metrics = read_metrics(member.run_dir / "metrics.json")
         assert any("lockstep" in note for note in metrics["notes"])
@@ -383,13 +382,13 @@ def test_trackers_change_neither_run_ids_nor_sweep_names():
     assert sweep_name(None, ["seed=0,1", ALL]) == sweep_name(None, ["seed=0,1"])
 
 
-# ---- the sweep's progress line (sequential and local_gpus launchers) --------------------------------
+# ---- the sweep's progress line (sequential and parallel launchers) ----------------------------------
 def progress_lines(proc) -> list[str]:
     return [line[line.index("sweep: "):] for line in (proc.stdout + proc.stderr).splitlines()
             if "sweep: " in line and "runs finished" in line]
 
 
-@pytest.mark.parametrize("launcher", ["sequential", "local_gpus"])
+@pytest.mark.parametrize("launcher", ["sequential", "parallel"])
 def test_a_sweep_says_after_each_run_how_far_it_is(launcher, tmp_path):
     from tests.conftest import plant_unwritable_weights
 

@@ -1,11 +1,11 @@
 """Which runs of a sweep train together under ``trainer.ensemble=K`` (gen.training.lockstep trains them).
 
-A launcher (``sequential``, ``slurm``, ``submitit_local``) composes every job of a sweep and asks
-:func:`units` how to cut it: each lockstep group is one unit of work, every other run another.
-:func:`run_unit` runs a unit's jobs in one process, one after another through Hydra: the first
-member's job claims its group (:func:`claim`), trains it and writes every member's metrics.json;
-the other members' jobs (their ``.hydra/`` folder, callbacks) find their result
-(:func:`trained_by`).  This module's state is the hand-over within that process.
+A launcher (``parallel``, ``sequential``, ``slurm``, ``submitit_local``) composes every job of a sweep and
+asks :func:`units` how to cut it: each lockstep group is one unit of work, every other run another.  The
+launcher runs a unit's jobs in one process, one after another through Hydra
+(hydra_plugins/gen_launchers/jobs.run_unit): the first member's job trains the group
+(gen.run.train_group) and writes every member's metrics.json; the other members' jobs (their ``.hydra/``
+folder, callbacks) hand back the result it trained for them (gen.cli.lockstep_tasks).
 
 Runs group when their configs differ at most in ``seed``, ``corruption`` and ``optimizer.lr``:
 then they have one model shape, one data shape and one step count per epoch.  A run that already
@@ -17,7 +17,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 from omegaconf import DictConfig, open_dict, read_write
 
@@ -38,11 +37,17 @@ class Member:
     @classmethod
     def from_sweep_config(cls, sweep_config: DictConfig) -> "Member":
         hydra = sweep_config.hydra
-        run_dir = _absolute(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
+        run_dir = run_dir_of(sweep_config)
         cfg = copy.deepcopy(sweep_config)
         with read_write(cfg), open_dict(cfg):
             del cfg["hydra"]  # as Hydra hands a job its config
         return cls(cfg, run_dir, tuple(hydra.overrides.task), hydra.runtime.choices.get("experiment"))
+
+
+def run_dir_of(sweep_config: DictConfig) -> Path:
+    """A job's run folder, absolute, from its config as a launcher composed it."""
+    hydra = sweep_config.hydra
+    return _absolute(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
 
 
 def plan(members: list[Member]) -> list[list[Member]]:
@@ -76,8 +81,7 @@ def _needs_training(member: Member) -> bool:
 
 def units(members: list[Member]) -> list[list[int]]:
     """The sweep as units of work, as indices into ``members``: every lockstep group of :func:`plan`
-    (where its first member stands) and every other run alone.  A launcher runs a unit in one process
-    with :func:`run_unit`."""
+    (where its first member stands) and every other run alone.  A launcher runs a unit in one process."""
     position = {member.run_dir: i for i, member in enumerate(members)}
     group_of = {member.run_dir: group for group in plan(members) for member in group}
     out, placed = [], set()
@@ -89,41 +93,6 @@ def units(members: list[Member]) -> list[list[int]]:
         placed.update(unit)
         out.append(unit)
     return out
-
-
-def run_unit(sweep_configs: list[DictConfig], run_job: Callable[[DictConfig], Any]) -> list[Any]:
-    """``run_job`` (Hydra's, as a launcher calls it) for each config of a unit, the first one
-    training the whole unit in lockstep when it has more than one run."""
-    assign([[Member.from_sweep_config(c) for c in sweep_configs]] if len(sweep_configs) > 1 else [])
-    try:
-        return [run_job(config) for config in sweep_configs]
-    finally:
-        assign([])
-
-
-# ---- the hand-over from the launcher to the jobs (one process) -----------------------------------
-_groups: dict[Path, list[Member]] = {}   # first member's folder -> the whole group
-_trained: dict[Path, Path] = {}          # folder whose metrics.json a lockstep group wrote -> its leader's
-
-
-def assign(groups: list[list[Member]]) -> None:
-    _groups.clear()
-    _trained.clear()
-    _groups.update({group[0].run_dir: group for group in groups})
-
-
-def claim(run_dir: Path) -> list[Member]:
-    """The group this run leads (itself first), or [] if it trains alone."""
-    return _groups.pop(_absolute(run_dir), [])
-
-
-def mark_trained(run_dir: Path, leader: Path) -> None:
-    _trained[_absolute(run_dir)] = _absolute(leader)
-
-
-def trained_by(run_dir: Path) -> Path | None:
-    """The folder of the run that trained this one in lockstep (and wrote its result), if one did."""
-    return _trained.get(_absolute(run_dir))
 
 
 def _absolute(path) -> Path:

@@ -9,7 +9,7 @@ the benchmark.
   sweeps the models and gives one of them its own learning rate (S2's Inception:
   ``optimizer.lr: ${pick:${model.name},{inception_small:0.1},0.01}``) sweeps ``model=...`` itself, which
   the job lines show and the user can type, instead of an internal config group.
-- ``${local_gpus_workers:}``: hydra/launcher=local_gpus's worker count (gen.sweeps.local_gpus).
+- ``${parallel_workers:}``: hydra/launcher=parallel's worker count (gen.sweeps.workers).
 - ``${gen_help:SECTION}``: a section of ``python launch.py --help`` made from conf/ (gen.config.help).
 """
 from typing import Any
@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def register() -> None:
-    from gen.sweeps.local_gpus import worker_count
+    from gen.sweeps.workers import worker_count
     from gen.sweeps.run_id import run_id
     from gen.sweeps.sweep_name import sweep_name
 
@@ -26,7 +26,7 @@ def register() -> None:
         "run_id": (lambda *, _root_: run_id(_root_), False),
         "sweep_name": (sweep_name, True),
         "pick": (pick, False),
-        "local_gpus_workers": (worker_count, False),
+        "parallel_workers": (worker_count, False),
         "gen_help": (gen_help, False),
     }
     for name, (resolve, cached) in resolvers.items():

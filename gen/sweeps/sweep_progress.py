@@ -1,5 +1,5 @@
 """A sweep's progress, one line per finished run, for the launchers that run the sweep from this process
-(``sequential``, ``local_gpus``):
+(``parallel``, ``sequential``):
 
     sweep: 3/10 runs finished (2 trained, 1 failed, 0 skipped), about 4m10s left
 

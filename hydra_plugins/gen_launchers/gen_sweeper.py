@@ -5,7 +5,7 @@ Before it launches a batch, Hydra's sweeper composes each job's config to find b
 again, in this process, and check it before the first job starts (jobs.compose_jobs).  That second
 pass is the same check and more, so with a gen launcher this sweeper leaves it at that: a
 multirun's first job no longer waits for every config to be composed twice.  With any other
-launcher (Hydra's own basic or joblib ones) it checks the batch as Hydra does.
+launcher (Hydra's own basic one, say) it checks the batch as Hydra does.
 """
 from typing import Sequence
 

@@ -1,12 +1,11 @@
 """Every private name of Hydra, its launcher plugins and submitit that gen uses, in one place.
 
 Each has no public equivalent: Hydra exposes no base class for an in-process launcher or a sweeper
-(its basic ones live in ``hydra._internal``); hydra-joblib checks and completes its config in a
-private helper; hydra-submitit names its executor kind in a class attribute; a failed
-``JobReturn``'s public getter prints a report and raises, where gen needs the exception itself; and
-submitit reads the signal it requeues a job on in a private classmethod.  The versions they were read
-from (``PINNED``) are the ranges pyproject.toml allows, and tests/test_hydra_internals.py fails loudly
-if an upgrade moves or changes any of them.
+(its basic ones live in ``hydra._internal``); hydra-submitit names its executor kind in a class
+attribute; a failed ``JobReturn``'s public getter prints a report and raises, where gen needs the
+exception itself; and submitit reads the signal it requeues a job on in a private classmethod.  The
+versions they were read from (``PINNED``) are the ranges pyproject.toml allows, and
+tests/test_hydra_internals.py fails loudly if an upgrade moves or changes any of them.
 """
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # gen's sequential launcher
 # gen's sweeper extends basic_sweeper.BasicSweeper, read from the module when it is defined: Hydra's plugin
@@ -14,18 +13,9 @@ from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # gen's s
 # (super(BasicSweeper, self)) refuses a subclass of the earlier one.
 from hydra._internal.core_plugins import basic_sweeper
 
-__all__ = ["BasicLauncher", "basic_sweeper", "PINNED", "process_joblib_cfg", "executor_kind", "failure_of",
-           "preemption_signal"]
+__all__ = ["BasicLauncher", "basic_sweeper", "PINNED", "executor_kind", "failure_of", "preemption_signal"]
 
-PINNED = {"hydra-core": "1.3", "hydra-joblib-launcher": "1.2", "hydra-submitit-launcher": "1.2", "submitit": "1.5"}
-
-
-def process_joblib_cfg(joblib_cfg: dict) -> None:
-    """hydra-joblib's n_jobs/backend checks, in place; imported here, not above: it imports joblib
-    (0.3 s), and Hydra imports every plugin module, so this one, in every launch."""
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg as process
-
-    process(joblib_cfg)
+PINNED = {"hydra-core": "1.3", "hydra-submitit-launcher": "1.2", "submitit": "1.5"}
 
 
 def executor_kind(launcher) -> str:

@@ -2,7 +2,7 @@
 is at launch decides, also for jobs that wait in a queue) and cut the sweep into units of work."""
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from hydra.core.utils import configure_log, filter_overrides, setup_globals
 from omegaconf import DictConfig, open_dict
@@ -77,6 +77,19 @@ def units_of(configs: list[DictConfig], initial_job_idx: int) -> tuple[list, lis
         if len(unit) > 1:
             log.info(f"\tlockstep: jobs {', '.join(f'#{initial_job_idx + i}' for i in unit)}")
     return members, units
+
+
+def run_unit(sweep_configs: list[DictConfig], run_job: Callable[[DictConfig, Callable | None], Any]) -> list[Any]:
+    """A unit's jobs, one after another: ``run_job(config, task)`` runs one through Hydra with ``task`` as its
+    task function (None: the launcher's own).  A lockstep group's jobs get gen.cli.lockstep_tasks: the first
+    trains the whole group, the others hand back what it trained for them."""
+    if len(sweep_configs) == 1:
+        return [run_job(sweep_configs[0], None)]
+    from gen.cli import lockstep_tasks
+    from gen.sweeps import ensemble
+
+    tasks = lockstep_tasks([ensemble.Member.from_sweep_config(c) for c in sweep_configs])
+    return [run_job(config, task) for config, task in zip(sweep_configs, tasks)]
 
 
 def in_job_order(units: list[list[int]], unit_returns: list[list]) -> list:

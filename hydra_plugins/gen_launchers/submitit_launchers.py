@@ -6,7 +6,8 @@
 2. A run that fails ends its job with a non-zero exit, so SLURM marks it FAILED (hydra-submitit
    returns the failure as a value and SLURM says COMPLETED); the sweep still collects every job: a
    run that recorded its failure comes back as a finished job without a result (the sweep's summary
-   lists it and the exit status is non-zero), any other failed job as a FAILED JobReturn.
+   lists it and the exit status is non-zero), any other failed job as a FAILED JobReturn.  Which it
+   was is read from each run's metrics.json, not from submitit's error text.
 3. Preemption: the run checkpoints before submitit requeues the job (gen.sweeps.preemption); the
    requeued job gets the same arguments and resumes from checkpoint.pt.
 4. With ``trainer.ensemble=K`` a job is a unit of the sweep (gen.sweeps.ensemble.units): a lockstep group
@@ -25,7 +26,7 @@ from typing import Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from hydra_plugins.gen_launchers.hydra_internals import executor_kind, failure_of, preemption_signal
-from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, units_of
+from hydra_plugins.gen_launchers.jobs import ComposesEveryJobFirst, compose_jobs, in_job_order, run_unit, units_of
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -42,7 +43,6 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit
 
-        from gen import record
         from gen.sweeps import resolvers
 
         resolvers.register()  # the ${run_id:} of the run folders
@@ -65,8 +65,7 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
                 unit_returns.append(job.results()[0])
             except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
                 overrides = [list(configs[i].hydra.overrides.task) for i in unit]  # duplicate jobs are gone
-                unit_returns.append([_finished(o) if record.has_result(members[i].run_dir)
-                                     else _failed_return(job, o, error) for i, o in zip(unit, overrides)])
+                unit_returns.append([_return_of(job, members[i].run_dir, o, error) for i, o in zip(unit, overrides)])
         return in_job_order(units, unit_returns)
 
     def _executor(self):
@@ -89,7 +88,7 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
         import submitit
 
         from gen import record
-        from gen.sweeps import ensemble, resolvers
+        from gen.sweeps import resolvers
 
         resolvers.register()  # on the node, before the jobs' configs resolve
 
@@ -101,7 +100,7 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
             with open_dict(config.hydra.job) as job:
                 job.id = submitit.JobEnvironment().job_id
                 job.num = job_num
-        returns = ensemble.run_unit(sweep_configs, lambda config: self._run(config, job_dir_key))
+        returns = run_unit(sweep_configs, lambda config, task: self._run(config, job_dir_key, task))
         for ret in returns:
             run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
             found = record.read(run_dir)
@@ -111,13 +110,13 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
                                 f"(recorded in {run_dir / record.METRICS_FILE})")
         return returns
 
-    def _run(self, sweep_config: DictConfig, job_dir_key: str) -> JobReturn:
+    def _run(self, sweep_config: DictConfig, job_dir_key: str, task) -> JobReturn:
         from gen.training import checkpoint
         from gen.sweeps import preemption
 
         usr_sig = preemption_signal()
         with preemption.deferred_requeue(usr_sig):
-            ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+            ret = run_job(hydra_context=self.hydra_context, task_function=task or self.task_function,
                           config=sweep_config, job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
             if isinstance(failure_of(ret), checkpoint.Interrupted):
@@ -126,15 +125,31 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
         return ret
 
 
+def _return_of(job, run_dir: Path, overrides: list[str], error: Exception) -> JobReturn:
+    """A run of a job that failed, by what its run folder says: a result (another run of the unit failed) is a
+    finished job; a failure its metrics.json records is said in one line from the record and handed back as a
+    finished job; anything else (the job died before it could record) is a FAILED JobReturn."""
+    from gen import record
+
+    found = record.read(run_dir)
+    if found.is_result:
+        return _finished(overrides)
+    if found.status == record.FAILED:
+        recorded = found.metrics["error"]
+        return _recorded_failure(overrides, f"job {job.job_id} ({' '.join(overrides)}) failed: {recorded.get('type')}: "
+                                            f"{recorded.get('message')} (recorded in {run_dir / record.METRICS_FILE}); "
+                                            f"log: {job.paths.stderr}")
+    return _failed_return(job, overrides, error)
+
+
 def _failed_return(job, overrides: list[str], error: Exception) -> JobReturn:
-    """A FAILED JobReturn whose error is one line: the job, the run's error and where its log is."""
+    """A FAILED JobReturn whose error is one line: the job, the last error line of submitit's report (the
+    job left no record to read it from) and where its log is."""
     lines = [line for line in str(error).splitlines() if line and not line[0].isspace() and not line.startswith("-")]
     cause = next((line for line in reversed(lines) if ":" in line and not line.startswith("You can check")),
                  type(error).__name__)
-    cause = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", cause).removeprefix("RunFailed: ")  # a.b.ValueError: → ValueError:
+    cause = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", cause)  # a.b.ValueError: → ValueError:
     message = f"job {job.job_id} ({' '.join(overrides)}) failed: {cause}; log: {job.paths.stderr}"
-    if "(recorded in " in cause:  # RunFailed: the run's metrics.json says failed
-        return _recorded_failure(overrides, message)
     ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
     ret.return_value = RunFailed(message)
     ret.working_dir = os.getcwd()
