@@ -20,6 +20,13 @@ LAUNCH = REPO / "launch.py"
 TINY = ["trainer.max_epochs=2", "trainer.progress=false", "dataset.train_size=200", "model.hidden_units=16"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first (a stable sort: file order otherwise).  With ``--dist loadgroup`` (pyproject) xdist hands
+    each worker the next test as it finishes one, so the long tests start at once and the short ones fill the
+    gaps; a long test collected last would run alone at the end while the other worker idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def compose_config(overrides: list[str] = (), return_hydra_config: bool = False):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -94,6 +94,7 @@ def test_the_threshold_of_a_known_shape():
     assert interpolation_threshold(200, 0) is None       # regression: no classes
 
 
+@pytest.mark.slow
 def test_a_squared_loss_run_records_its_loss_and_threshold(run_in):
     proc, folder = run_in(["trainer.loss=squared", "trainer.max_epochs=30", "model.hidden_units=16",
                            "optimizer=momentum", "optimizer.lr=0.05",

@@ -98,6 +98,7 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_runs_shrunk(preset, data_root, tmp_path):
     overrides, expected_runs = SHRUNK[preset]

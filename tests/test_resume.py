@@ -32,6 +32,11 @@ CONFIGS = {
 }
 COMMON = ["trainer.checkpoint_every=1", "trainer.progress=false", "seed=7"]
 
+# Real runs killed mid-training: slow.  The kill tests share the module's uninterrupted ``reference`` runs, so
+# they run on one xdist worker (--dist loadgroup) and the references are trained once, not once per worker.
+pytestmark = pytest.mark.slow
+SHARES_REFERENCE = pytest.mark.xdist_group("resume_reference")
+
 
 def comparable(metrics: dict) -> dict:
     """The parts of a record that must not depend on interruptions: all but wall-clock seconds."""
@@ -66,6 +71,7 @@ def reference(tmp_path_factory):
     return results
 
 
+@SHARES_REFERENCE
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_run_resumes_to_the_uninterrupted_result(name, sig, reference, tmp_path):

@@ -38,6 +38,7 @@ def test_single_run_writes_a_complete_record(run_in):
     assert m["weights_sha256"] == weights_sha256(model)
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_then_relaunch_skips_every_completed_run(run_in):
     args = ["-m", *TINY, "model.hidden_units=8,32", "seed=0,1", "name=default"]
     proc, root = run_in(args)

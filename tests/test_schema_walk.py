@@ -117,6 +117,7 @@ def fake_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_every_key_refuses_a_wrong_type_a_bad_range_non_finite_and_empty_values(fake_root, tmp_path):
     holes, tried = [], 0
     for label, overrides in option_configs(fake_root):

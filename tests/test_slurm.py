@@ -15,7 +15,7 @@ import pytest
 
 from conftest import LAUNCH, TINY, launch, metrics_files, plant_unwritable_weights, read_metrics
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 # One CPU and 1 GB per job, so that two jobs run at once on a 2-core machine.
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",

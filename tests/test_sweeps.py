@@ -33,6 +33,7 @@ def hidden_units(metrics: dict) -> int:
     return metrics["config"]["model"]["hidden_units"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_a_failed_job_leaves_the_others_running_and_the_exit_non_zero(launcher, tmp_path):
     plant_unwritable_weights(tmp_path / "outputs" / "sweeps" / "default", [*TINY, f"model.hidden_units={BROKEN}"])
@@ -51,6 +52,7 @@ def test_a_failed_job_leaves_the_others_running_and_the_exit_non_zero(launcher, 
     assert proc.stderr.strip().splitlines()[-1].startswith("error: 1 run(s) of this sweep failed")
 
 
+@pytest.mark.slow
 def test_status_command_counts_runs_and_shows_each_error_line(tmp_path, capsys):
     plant_unwritable_weights(tmp_path / "outputs" / "sweeps" / "default", [*TINY, f"model.hidden_units={BROKEN}"])
     launch(["-m", *TINY, f"model.hidden_units=8,{BROKEN}", *QUIET], tmp_path)
@@ -60,6 +62,7 @@ def test_status_command_counts_runs_and_shows_each_error_line(tmp_path, capsys):
     assert "WriteError: [Errno 21] could not write" in out and "model.pt: Is a directory" in out
 
 
+@pytest.mark.slow
 def test_relaunch_skips_results_reruns_the_rest_and_rerun_forces_all(tmp_path):
     # completed (lr 0.05), diverged (lr 1e30) and failed (unwritable weights) runs, twice over
     for lr in ("0.05", "1e30"):
@@ -90,6 +93,7 @@ def test_relaunch_skips_results_reruns_the_rest_and_rerun_forces_all(tmp_path):
     assert all(after_forced[run_id] != now[run_id] for run_id in runs)
 
 
+@pytest.mark.slow
 def test_local_gpus_launcher_runs_a_four_job_sweep_on_cpu(tmp_path):
     proc = launch(["-m", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2", *TINY, "model.hidden_units=8,16",
                    "seed=0,1", *QUIET], tmp_path)
@@ -100,6 +104,7 @@ def test_local_gpus_launcher_runs_a_four_job_sweep_on_cpu(tmp_path):
     assert all(m["status"] == "completed" for m in runs.values())
 
 
+@pytest.mark.slow
 def test_local_gpus_launcher_trains_a_lockstep_group_as_one_task(tmp_path):
     args = [*TINY, "seed=0,1,2", "corruption=labels", "corruption.prob=0.3", *QUIET]
     proc = launch(["-m", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2", "trainer.ensemble=2", *args],
@@ -148,6 +153,7 @@ def test_workers_lock_distinct_gpus(monkeypatch, tmp_path):
     assert local_gpus._lock_a_gpu(["0", "1"])[0] == first
 
 
+@pytest.mark.slow
 def test_multirun_end_writes_the_analysis_unless_turned_off(tmp_path):
     on = launch(["-m", *TINY, "model.hidden_units=8,16", "name=on"], tmp_path)
     assert on.returncode == 0, on.stderr
@@ -158,6 +164,7 @@ def test_multirun_end_writes_the_analysis_unless_turned_off(tmp_path):
     assert not (tmp_path / "outputs" / "sweeps" / "off" / "analysis").exists()
 
 
+@pytest.mark.slow
 def test_each_plain_multirun_gets_its_own_folder_and_a_relaunch_finds_it(tmp_path):
     widths = ["-m", *TINY, "model.hidden_units=8,16", "analysis.auto=false"]
     seeds = ["-m", *TINY, "seed=0,1", "analysis.auto=false"]
@@ -209,6 +216,7 @@ finally:
 """
 
 
+@pytest.mark.slow
 def test_a_multirun_composes_each_job_config_once(tmp_path):
     """gen's launchers compose and check every job before the first starts, so gen's sweeper does not
     compose them all once more first, as Hydra's basic sweeper does."""

@@ -34,6 +34,7 @@ def user_launch(args, cwd, root, **kwargs):
     return launch([*flags, f"hydra.searchpath=[file://{root / 'conf'}]", *overrides], cwd, env=env, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_sweep_of_a_model_and_dataset_from_outside_the_repository_ranks_the_users_measure(user_root, tmp_path):
     sweep = tmp_path / "zoo"
     proc = user_launch(["-m", "model=lab_net", "dataset=lab_blobs", "corruption=lab_shift", "optimizer=lab_sign",
