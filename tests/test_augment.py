@@ -7,7 +7,7 @@ from gen.data.augment import Augmentation, crop, flip
 from gen.sweeps.run_id import run_id, run_id_of_record
 from gen.config import ConfigError, validate
 from gen.run import build_run
-from tests.conftest import TINY, compose_config, launch, read_metrics
+from tests.helpers import TINY, compose_config, launch, read_metrics
 
 IMAGE = torch.arange(1.0, 10.0).view(1, 1, 3, 3)   # 1 2 3 / 4 5 6 / 7 8 9
 

@@ -21,7 +21,7 @@ from gen.run import train
 from gen.sweeps import run_folder, runlock
 from gen.sweeps import status as run_status
 from gen.sweeps.run_id import run_id
-from tests.conftest import REPO, TINY, compose_config, launch, read_metrics
+from tests.helpers import REPO, TINY, compose_config, launch, read_metrics
 
 QUIET = ["analysis.auto=false", "name=default"]
 

@@ -18,7 +18,7 @@ from gen.record import interpolation_threshold
 from gen.sweeps.run_id import run_id
 from gen.training import divergence
 from gen.training.objective import Objective, objective_for
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

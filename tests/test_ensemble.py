@@ -14,7 +14,7 @@ import torch
 from gen.sweeps import ensemble
 from gen.run import train
 from gen.config import ConfigError
-from tests.conftest import compose_config, launch, read_metrics
+from tests.helpers import compose_config, launch, read_metrics
 
 BASE = ["dataset.train_size=300", "model.hidden_units=16", "trainer.max_epochs=8", "trainer.progress=false",
         "trainer.stop.rule=train_loss", "trainer.stop.threshold=1.0"]

@@ -4,7 +4,7 @@ import torch
 
 from gen.models.expressivity import ZhangExpressivity, fit, interpolate, parameter_count
 from gen.config import ConfigError
-from tests.conftest import launch, read_metrics
+from tests.helpers import launch, read_metrics
 
 
 def built(x: torch.Tensor, outputs: int, directions: int = 16, seed: int = 0) -> ZhangExpressivity:

@@ -9,7 +9,7 @@ from gen.measures import check_set, compute_measures, known_names
 from gen.measures.margin import margins
 from gen.run import train
 from gen.config import ConfigError
-from tests.conftest import CONF, compose_config, measure_context, metrics_files, read_metrics
+from tests.helpers import CONF, compose_config, measure_context, metrics_files, read_metrics
 
 SETS = sorted(path.stem for path in (CONF / "measure").glob("*.yaml"))
 

@@ -3,7 +3,7 @@ table, draws, and ranks the measures as `python -m analysis rank` does."""
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, launch
+from tests.helpers import REPO, launch
 
 nbclient = pytest.importorskip("nbclient", reason="the dev extra: pip install -e '.[dev]'")
 nbformat = pytest.importorskip("nbformat")

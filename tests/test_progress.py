@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from gen.training.progress import LINES_PER_RUN, QUIET_S, Progress
-from tests.conftest import LAUNCH
+from tests.helpers import LAUNCH
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 import torchvision.datasets as tvd
 
 from gen.data import fetch
-from tests.conftest import REPO, metrics_files, read_metrics
+from tests.helpers import REPO, metrics_files, read_metrics
 
 REAL_ROOT = REPO / "data"
 TV_CLASS = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST}

@@ -22,7 +22,7 @@ from gen.sweeps import ensemble, runlock
 from gen.training import checkpoint
 from gen.run import build_run, train
 from gen.sweeps.run_id import run_id
-from tests.conftest import REPO, TINY, compose_config, launch, metrics_files, read_metrics
+from tests.helpers import REPO, TINY, compose_config, launch, metrics_files, read_metrics
 
 QUIET = ["analysis.auto=false"]
 DEFAULT_SWEEP = ["name=default"]  # one known folder (a plain multirun is named after its overrides)

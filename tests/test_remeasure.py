@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, launch, metrics_files, read_metrics
+from tests.helpers import REPO, TINY, launch, metrics_files, read_metrics
 
 SWEEP = ["-m", *TINY, "seed=0,1", "analysis.auto=false"]
 
@@ -113,7 +113,7 @@ def test_a_measure_that_raises_loses_no_other_value(tmp_path, monkeypatch):
     from gen import record, remeasure
     from gen.measures.registry import MEASURES
     from gen.run import train
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     train(compose_config([*TINY, "measure=norms"]), run_dir=tmp_path)
     m = record.read(tmp_path).metrics
@@ -167,7 +167,7 @@ def test_weights_kept_at_chosen_epochs_are_measured_like_the_final_ones(tmp_path
     """trainer.save_epochs=[1]: the weights after epoch 1 of a 2-epoch run are those of a 1-epoch run (same seed,
     constant lr), so their measures, at training and added afterwards, equal that run's final measures."""
     from gen.sweeps.run_id import run_id
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     short = [a for a in TINY if not a.startswith("trainer.max_epochs")] + ["trainer.max_epochs=1"]
     assert run_id(compose_config([*TINY, "trainer.save_epochs=[1]"])) == run_id(compose_config(TINY))
@@ -196,7 +196,7 @@ def test_weights_kept_at_chosen_epochs_are_measured_like_the_final_ones(tmp_path
 
 def test_lockstep_groups_runs_of_one_training_whatever_their_measures_but_not_a_tracked_one():
     from gen.sweeps.ensemble import shape_key
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     key = lambda *more: shape_key(compose_config([*TINY, "trainer.ensemble=4", *more]))
     assert key("measure=default") == key("measure=norms", "seed=3") == key("measure.params.margin_percentile=5")

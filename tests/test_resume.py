@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gen.sweeps import status as run_status
-from tests.conftest import LAUNCH, launch, read_metrics
+from tests.helpers import LAUNCH, launch, read_metrics
 
 # Each config takes a few seconds, so a kill lands mid-training; each exercises a different state.
 CONFIGS = {

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf, open_dict
 
 from gen.run import train
 from gen.config import GROUPS, ConfigError
-from tests.conftest import CONF, compose_config, launch, metrics_files
+from tests.helpers import CONF, compose_config, launch, metrics_files
 
 HUGE = 10**15
 SIZES = ("model.", "dataset.num_train", "dataset.num_test", "dataset.dim", "dataset.resize", "dataset.crop",

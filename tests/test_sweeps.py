@@ -2,7 +2,7 @@
 relaunching skips results and reruns the rest, the status command and the analysis callback.
 
 A job fails for real here: the run with ``model.hidden_units=24`` finds a folder where its ``model.pt``
-must go (tests.conftest.plant_unwritable_weights), so it trains and then cannot write its weights — a
+must go (tests.helpers.plant_unwritable_weights), so it trains and then cannot write its weights — a
 real failure of the filesystem, as a full disk or a quota gives.  (A model too large for memory is
 now refused before any work: test_records.)
 """
@@ -11,7 +11,7 @@ import json
 import pytest
 
 from analysis.cli import main as analysis_main
-from tests.conftest import TINY, launch, plant_unwritable_weights, read_metrics
+from tests.helpers import TINY, launch, plant_unwritable_weights, read_metrics
 
 BROKEN = "24"  # the hidden_units of the run whose weights cannot be written
 QUIET = ["analysis.auto=false", "name=default"]  # one known folder (a plain multirun is named after its overrides)
@@ -223,7 +223,7 @@ def test_a_multirun_composes_each_job_config_once(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import LAUNCH
+    from tests.helpers import LAUNCH
 
     proc = subprocess.run([sys.executable, "-c", COUNT_COMPOSES, str(LAUNCH), "-m", *TINY, "seed=0,1", *QUIET],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -241,7 +241,7 @@ def test_every_launcher_of_conf_composes_every_job_first():
     from omegaconf import OmegaConf
 
     from hydra_plugins.gen_launchers.gen_sweeper import GenSweeper
-    from tests.conftest import CONF
+    from tests.helpers import CONF
 
     for path in sorted((CONF / "hydra" / "launcher").glob("*.yaml")):
         launcher = hydra.utils.get_class(OmegaConf.load(path)._target_)

@@ -18,7 +18,7 @@ from gen.sweeps.run_id import run_id
 from gen.sweeps.sweep_name import sweep_name
 from gen.training import loop
 from tests import wandb_records
-from tests.conftest import LAUNCH, REPO, TINY, compose_config, launch, read_metrics
+from tests.helpers import LAUNCH, REPO, TINY, compose_config, launch, read_metrics
 
 ALL = "logger=[tensorboard,mlflow,wandb,csv]"
 
@@ -396,7 +396,7 @@ def progress_lines(proc) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["sequential", "local_gpus"])
 def test_a_sweep_says_after_each_run_how_far_it_is(launcher, tmp_path):
-    from tests.conftest import plant_unwritable_weights
+    from tests.helpers import plant_unwritable_weights
 
     args = ["-m", *TINY, "seed=0,1,2", "name=p", "analysis.auto=false", f"hydra/launcher={launcher}"]
     plant_unwritable_weights(tmp_path / "outputs/sweeps/p", [*TINY, "seed=2"])  # seed 2 fails

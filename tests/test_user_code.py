@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from gen.config import ConfigError
 from gen.config.overrides import check_group_choices
-from tests.conftest import REPO, compose_config, launch, measure_context, relu_mlp
+from tests.helpers import REPO, compose_config, launch, measure_context, relu_mlp
 from tests.user_package import write_user_package
 
 
