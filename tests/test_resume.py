@@ -5,6 +5,7 @@ checkpoint exists it is killed (SIGKILL: no chance to react; SIGTERM: what sched
 must checkpoint and stop).  Relaunching the same command must resume and end with exactly the
 metrics.json of an uninterrupted run with the same seed (wall-clock seconds aside).
 """
+import fcntl
 import os
 import signal
 import subprocess
@@ -32,10 +33,7 @@ CONFIGS = {
 }
 COMMON = ["trainer.checkpoint_every=1", "trainer.progress=false", "seed=7"]
 
-# Real runs killed mid-training: slow.  The kill tests share the module's uninterrupted ``reference`` runs, so
-# they run on one xdist worker (--dist loadgroup) and the references are trained once, not once per worker.
-pytestmark = pytest.mark.slow
-SHARES_REFERENCE = pytest.mark.xdist_group("resume_reference")
+pytestmark = pytest.mark.slow  # real runs killed mid-training
 
 
 def comparable(metrics: dict) -> dict:
@@ -59,19 +57,33 @@ def wait_for(path: Path, proc: subprocess.Popen) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
+class References(dict):
+    """Uninterrupted runs by config name, each trained on first use and once per test session: pytest-xdist's
+    workers share them through a folder beside their own temporary folders, one lock per config (a test needs
+    only its own config's run, so no worker waits for all three)."""
+
+    def __init__(self, root: Path):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name: str) -> dict:
+        folder = self.root / f"resume_reference_{name}"
+        with open(self.root / f"resume_reference_{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / "run" / "metrics.json").exists():
+                folder.mkdir(exist_ok=True)
+                proc = launch(CONFIGS[name] + COMMON + [f"hydra.run.dir={folder / 'run'}"], cwd=folder)
+                assert proc.returncode == 0, proc.stderr
+        self[name] = read_metrics(folder / "run" / "metrics.json")
+        return self[name]
+
+
+@pytest.fixture(scope="session")
 def reference(tmp_path_factory):
-    """Uninterrupted runs of every config, keyed by name."""
-    results = {}
-    for name, args in CONFIGS.items():
-        folder = tmp_path_factory.mktemp(f"reference_{name}")
-        proc = launch(args + COMMON + [f"hydra.run.dir={folder / 'run'}"], cwd=folder)
-        assert proc.returncode == 0, proc.stderr
-        results[name] = read_metrics(folder / "run" / "metrics.json")
-    return results
+    base = tmp_path_factory.getbasetemp()
+    return References(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)  # this session's folder
 
 
-@SHARES_REFERENCE
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_run_resumes_to_the_uninterrupted_result(name, sig, reference, tmp_path):
