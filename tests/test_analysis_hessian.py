@@ -7,7 +7,7 @@ import pytest
 from analysis.cli import main
 from analysis.hessian import DENSITY_FILE, NODES_FILE
 from gen.run import FINAL_WEIGHTS, train
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ from gen.data.augment import Augmentation, crop, flip
 from gen.sweeps.run_id import run_id, run_id_of_record
 from gen.config import ConfigError, validate
 from gen.run import build_run
-from tests.conftest import TINY, compose_config, launch, read_metrics
+from tests.helpers import TINY, compose_config, launch, read_metrics
 
 IMAGE = torch.arange(1.0, 10.0).view(1, 1, 3, 3)   # 1 2 3 / 4 5 6 / 7 8 9
 
@@ -66,6 +66,7 @@ def test_training_augments_batches_and_leaves_the_data_evaluation_sees_untouched
     assert torch.equal(setup.data.x_train, before)
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_the_same_metrics_and_augmentation_changes_them(tmp_path):
     augmented = ["augment=crop_flip", "augment.padding=2"]
     histories = []
@@ -77,6 +78,7 @@ def test_same_config_and_seed_give_the_same_metrics_and_augmentation_changes_the
     assert histories[0] == histories[1] != histories[2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["synthetic", "sinusoid"])
 def test_augmenting_inputs_that_are_not_images_is_one_line_exit_2_and_nothing_written(dataset, tmp_path):
     run_dir = tmp_path / "run"

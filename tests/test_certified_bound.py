@@ -11,7 +11,7 @@ from gen.config import ConfigError, validate
 from gen.data import load_data
 from gen.measures import certified_bound as cb
 from gen.sweeps.run_id import IDENTITY_CHANGES, run_id
-from tests.conftest import CONF, compose_config, measure_context, measure_value, relu_mlp
+from tests.helpers import CONF, compose_config, measure_context, measure_value, relu_mlp
 
 
 # ---- kl and its inverse ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import pytest
 
 from gen import measures
 from gen.config import ConfigError, validate
-from tests.conftest import CONF, compose_config
+from tests.helpers import CONF, compose_config
 
 GROUPS = ["model", "dataset", "corruption", "augment", "optimizer", "measure", "trainer", "experiment"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import compose_config
+from tests.helpers import compose_config
 from gen.data.corruption import corrupt
 from gen.data import load_data
 from gen.data.bundle import DataBundle

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gen.run import build_run
-from tests.conftest import compose_config, launch, read_metrics
+from tests.helpers import compose_config, launch, read_metrics
 from tests.test_resume import comparable, start
 
 pytestmark = [pytest.mark.cuda,

@@ -13,7 +13,7 @@ from PIL import Image
 from torchvision.datasets.utils import check_integrity
 
 import fake_datasets as fake
-from conftest import compose_config, launch, metrics_files, shape_of
+from tests.helpers import compose_config, launch, metrics_files, shape_of
 from gen.data import cache, load_data, sinusoid, vision
 from gen.data.subset import stratified_indices
 from gen.data.transforms import center_crop, channel_stats, resize
@@ -103,7 +103,7 @@ def test_a_run_whose_digits_split_is_on_disk_does_not_import_scikit_learn(tmp_pa
     import subprocess
     import sys
 
-    from conftest import REPO
+    from tests.helpers import REPO
 
     code = ("import sys; from gen.data import digits; digits.split(0.25, 0); "
             "print('sklearn' in sys.modules)")
@@ -401,10 +401,10 @@ def test_a_run_whose_vision_set_is_cached_does_not_import_torchvision(tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from tests.helpers import REPO
 
     fake.write_mnist(tmp_path / "data")
-    code = ("import sys; from conftest import compose_config; from gen.data import load_data; "
+    code = ("import sys; from helpers import compose_config; from gen.data import load_data; "
             f"cfg = compose_config(['dataset=mnist', 'dataset.root={tmp_path / 'data'}']); "
             "load_data(cfg.dataset, cfg.corruption, 'cpu'); print('torchvision' in sys.modules)")
     env = {**os.environ, "GEN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO / "tests")}

@@ -21,7 +21,7 @@ from gen.run import train, train_group
 from gen.sweeps import run_folder, runlock
 from gen.sweeps import status as run_status
 from gen.sweeps.run_id import run_id
-from tests.conftest import REPO, TINY, compose_config, launch, read_metrics
+from tests.helpers import REPO, TINY, compose_config, launch, read_metrics
 
 QUIET = ["analysis.auto=false", "name=default"]
 
@@ -267,6 +267,7 @@ def test_a_record_with_a_number_of_the_wrong_type_is_invalid(block, key, value, 
     collection.runs.to_parquet(sweep / "runs.parquet")  # the table's columns have one type each
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fifo", "deep"])
 def test_a_relaunch_moves_a_hostile_record_aside_and_counts_the_run_trained(kind, tmp_path):
     args = ["-m", *TINY, "seed=0,1", *QUIET]

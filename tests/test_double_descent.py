@@ -18,7 +18,7 @@ from gen.record import interpolation_threshold
 from gen.sweeps.run_id import run_id
 from gen.training import divergence
 from gen.training.objective import Objective, objective_for
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -94,6 +94,7 @@ def test_the_threshold_of_a_known_shape():
     assert interpolation_threshold(200, 0) is None       # regression: no classes
 
 
+@pytest.mark.slow
 def test_a_squared_loss_run_records_its_loss_and_threshold(run_in):
     proc, folder = run_in(["trainer.loss=squared", "trainer.max_epochs=30", "model.hidden_units=16",
                            "optimizer=momentum", "optimizer.lr=0.05",

@@ -14,7 +14,7 @@ import torch
 from gen.sweeps import ensemble
 from gen.run import train, train_group
 from gen.config import ConfigError
-from tests.conftest import compose_config, launch, read_metrics
+from tests.helpers import compose_config, launch, read_metrics
 
 BASE = ["dataset.train_size=300", "model.hidden_units=16", "trainer.max_epochs=8", "trainer.progress=false",
         "trainer.stop.rule=train_loss", "trainer.stop.threshold=1.0"]
@@ -105,6 +105,7 @@ def test_what_lockstep_cannot_reproduce_is_refused_in_one_line_before_any_file(c
     assert not (tmp_path / "0").exists() and not (tmp_path / "1").exists()
 
 
+@pytest.mark.slow
 def test_a_lockstep_multirun_records_every_run_and_a_relaunch_skips_them(tmp_path):
     args = ["-m", "trainer.max_epochs=2", "trainer.progress=false", "dataset.train_size=200",
             "model.hidden_units=16", "seed=0,1,2", "trainer.ensemble=2", "analysis.auto=false", "name=default"]

@@ -4,7 +4,7 @@ import torch
 
 from gen.models.expressivity import ZhangExpressivity, fit, interpolate, parameter_count
 from gen.config import ConfigError
-from tests.conftest import launch, read_metrics
+from tests.helpers import launch, read_metrics
 
 
 def built(x: torch.Tensor, outputs: int, directions: int = 16, seed: int = 0) -> ZhangExpressivity:
@@ -67,6 +67,7 @@ def test_duplicate_inputs_with_one_label_share_a_unit_and_with_two_labels_are_re
         fit(built(x, 10), x, labels)
 
 
+@pytest.mark.slow
 def test_a_run_builds_it_evaluates_and_records_it_like_any_run(tmp_path):
     args = ["model=zhang_expressivity", "corruption=random_labels", "trainer.max_epochs=0", "trainer.progress=false",
             "measure=norms", f"hydra.run.dir={tmp_path / 'run'}"]
@@ -84,6 +85,7 @@ def test_a_run_builds_it_evaluates_and_records_it_like_any_run(tmp_path):
     assert read_metrics(tmp_path / "again" / "metrics.json")["final"] == metrics["final"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, message", [
     ("trainer.max_epochs=5", "trainer.max_epochs=5: model=zhang_expressivity is built in closed form"),
     ("trainer.precision=bf16", "trainer.precision=bf16: model=zhang_expressivity computes in float64")])

@@ -3,7 +3,7 @@ the two commands; nothing internal.  Generated from conf/ (gen/config/help.py), 
 import pytest
 
 from gen.config import help
-from tests.conftest import CONF, launch
+from tests.helpers import CONF, launch
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from gen.measures.conventions import CONVENTIONS, MEANINGS, settings
 from gen.measures.pacbayes import noise_std, random_search
 from gen.sweeps.run_id import legacy_run_id, run_id
 from gen.config.measure import CONVENTION_NAMES
-from tests.conftest import compose_config, measure_context, measure_value as value, metrics_files, relu_mlp as mlp
+from tests.helpers import compose_config, measure_context, measure_value as value, metrics_files, relu_mlp as mlp
 from tests.test_measures_flatness import fit_blob_classifier, monte_carlo_accuracy_drop
 from tests.test_measures_norms import conv_norms, self_labelled, small_conv_net
 

@@ -10,7 +10,7 @@ import torch.nn as nn
 from gen.measures.hessian import (hessian_vector_product, lanczos_tridiagonal, smoothed_density,
                                   spectral_density_nodes)
 from gen.training.objective import Objective
-from tests.conftest import measure_context, measure_value
+from tests.helpers import measure_context, measure_value
 from tests.test_measures_flatness import exact_hessian
 
 

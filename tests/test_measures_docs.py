@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from gen.measures.conventions import CONVENTIONS
 from gen.measures.reference import block, conventions_table, reference_values
 from gen.measures.registry import MEASURES
-from tests.conftest import CONF, REPO
+from tests.helpers import CONF, REPO
 
 PAGE = (REPO / "docs" / "measures.md").read_text()
 SET_LETTERS = {"d": "default", "n": "norms", "s": "sharpness", "t": "trajectory", "N": "neyshabur2017",

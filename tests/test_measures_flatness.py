@@ -17,7 +17,7 @@ from gen.measures.pacbayes import bisect, mean_drop, random_search, worst_case_s
 from gen.measures.registry import NotApplicable
 from gen.measures.sharpness import ascend
 from gen.training.objective import Objective
-from tests.conftest import measure_context, measure_value as value, relu_mlp as relu_net
+from tests.helpers import measure_context, measure_value as value, relu_mlp as relu_net
 
 
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from gen.measures import compute_measures, heavy_tail
 from gen.models.fc import FullyConnected
-from tests.conftest import measure_context, measure_value, relu_mlp
+from tests.helpers import measure_context, measure_value, relu_mlp
 
 TOLERANCE = 1e-9
 METRICS = ["alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "log_alpha_norm", "stable_rank",

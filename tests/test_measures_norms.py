@@ -15,7 +15,7 @@ from gen.measures.layers import fft_conv_spectral_norm
 from gen.measures.margin import margins
 from gen.measures.path_norms import path_sum
 from gen.measures.registry import NotApplicable
-from tests.conftest import measure_context, measure_value as value, relu_mlp as mlp
+from tests.helpers import measure_context, measure_value as value, relu_mlp as mlp
 
 
 

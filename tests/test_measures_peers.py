@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from gen.measures.margin import margins
-from tests.conftest import measure_context, measure_value as value, relu_mlp as mlp
+from tests.helpers import measure_context, measure_value as value, relu_mlp as mlp
 from tests.test_measures_norms import brute_force_path_sum, conv_norms, self_labelled, weights
 
 

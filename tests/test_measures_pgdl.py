@@ -8,7 +8,7 @@ from scipy import stats
 from sklearn.metrics import davies_bouldin_score
 
 from gen.measures import compute_measures, pgdl
-from tests.conftest import measure_context, measure_value
+from tests.helpers import measure_context, measure_value
 
 PGDL = ["davies_bouldin", "mixup_accuracy", "db_mixup", "mixup_margin", "augment_margin"]
 

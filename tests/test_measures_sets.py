@@ -9,7 +9,7 @@ from gen.measures import check_set, compute_measures, known_names
 from gen.measures.margin import margins
 from gen.run import train
 from gen.config import ConfigError
-from tests.conftest import CONF, compose_config, measure_context, metrics_files, read_metrics
+from tests.helpers import CONF, compose_config, measure_context, metrics_files, read_metrics
 
 SETS = sorted(path.stem for path in (CONF / "measure").glob("*.yaml"))
 
@@ -49,7 +49,8 @@ def test_check_set_names_the_unknown_measure_and_its_position():
     assert "measure.names[1]" in str(error.value) and "nonsense" in str(error.value)
 
 
-@pytest.mark.parametrize("model", list(TINY_MODELS))
+@pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m == "inception_small" else m  # ~20 s
+                                   for m in TINY_MODELS])
 def test_the_all_set_runs_on_every_architecture_and_explains_every_null(model, tmp_path):
     cfg = compose_config([f"model={model}", "measure=all", "trainer.max_epochs=1", "trainer.progress=false",
                           "dataset.train_size=40", "trainer.save_weights=false", *TINY_MODELS[model], *FAST])

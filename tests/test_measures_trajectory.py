@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from gen.measures.registry import MEASURES, NotApplicable
 from gen.measures.trajectory import BiasTracker, make_tracker
 from gen.training.objective import Objective
-from tests.conftest import CONF, measure_context
+from tests.helpers import CONF, measure_context
 
 
 def value(ctx, name: str) -> float:

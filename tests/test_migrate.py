@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from gen import record
-from tests.conftest import REPO, TINY, launch, read_metrics
+from tests.helpers import REPO, TINY, launch, read_metrics
 
 FIXTURE = REPO / "tests" / "fixtures" / "gen_0_5_0_sweep"
 

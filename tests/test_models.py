@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 from gen.data.bundle import DataBundle
 from gen.models import build_model
 from gen.models.steady import InputBias
-from gen.config import ConfigError, validate
-from tests.conftest import CONF, compose_config, shape_of
+from gen.config import GROUPS, ConfigError, validate
+from tests.helpers import CONF, compose_config, shape_of
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 IMAGE_SHAPES = [(1, 28, 28), (3, 32, 32), (3, 28, 28), (1, 8, 8)]  # MNIST, CIFAR, CIFAR cropped (S2), digits
@@ -172,7 +172,9 @@ def test_resnet18_without_batch_norm():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_yaml_validates(name):
-    validate(compose_config([f"model={name}"]))
+    cfg = compose_config([f"model={name}"])
+    validate(cfg)  # raises ConfigError on any key or value its schema refuses
+    assert cfg.model.name == name and name in GROUPS["model"]  # checked against its own schema, not as user code
 
 
 @pytest.mark.parametrize("override, message", [

@@ -3,7 +3,7 @@ table, draws, and ranks the measures as `python -m analysis rank` does."""
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, launch
+from tests.helpers import REPO, launch
 
 nbclient = pytest.importorskip("nbclient", reason="the dev extra: pip install -e '.[dev]'")
 nbformat = pytest.importorskip("nbformat")
@@ -12,6 +12,7 @@ pytest.importorskip("ipykernel")
 NOTEBOOK = REPO / "examples" / "explore_sweep.ipynb"
 
 
+@pytest.mark.slow
 def test_the_example_notebook_explores_a_sweep(tmp_path, monkeypatch):
     sweep = tmp_path / "tiny"
     proc = launch(["-m", "model.hidden_units=4,32", "seed=0,1", "trainer.max_epochs=2", "trainer.progress=false",

@@ -11,7 +11,7 @@ from gen.training.optimizers import build_optimizer, build_scheduler, uses_sam
 from gen.config import ConfigError, validate
 from gen.config.base import check_node
 from gen.config.trainer import TrainerConfig
-from tests.conftest import CONF, compose_config
+from tests.helpers import CONF, compose_config
 
 OPTIMIZERS = options("optimizer")
 

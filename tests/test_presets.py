@@ -16,7 +16,7 @@ import pytest
 
 from gen.config import validate
 from tests import fake_datasets
-from tests.conftest import CONF, LAUNCH, REPO, compose_config, launch, read_metrics
+from tests.helpers import CONF, LAUNCH, REPO, compose_config, launch, read_metrics
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
@@ -98,6 +98,7 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_runs_shrunk(preset, data_root, tmp_path):
     overrides, expected_runs = SHRUNK[preset]
@@ -118,7 +119,7 @@ def test_preset_runs_shrunk(preset, data_root, tmp_path):
 
 @pytest.mark.parametrize("preset", ["zhang_randomization", "zhang_label_noise"])
 def test_s2_presets_sweep_the_models_with_zhangs_learning_rates(preset):
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     assert compose_config([f"experiment={preset}"]).optimizer.lr == 0.1  # the Inception, the default
     for model in ("mlp1", "mlp3", "alexnet_small"):
@@ -132,7 +133,7 @@ def test_s2_run_ids_are_those_of_the_earlier_s2_model_group():
     """Ids computed with the old experiment/s2_model@_global_=MODEL composition (0.3.0): the presets'
     existing run folders are still found."""
     from gen.sweeps.run_id import legacy_run_id as run_id  # the rule of those ids (gen.migrate renames them)
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     before = {("zhang_randomization", "mlp1", "corruption=random_labels"): "00acead99207",
               ("zhang_randomization", "inception_small", "corruption=random_labels"): "a5e174a325b3",

@@ -3,10 +3,13 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from gen.training.progress import LINES_PER_RUN, QUIET_S, Progress
-from tests.conftest import LAUNCH
+from tests.helpers import LAUNCH
 
 
+@pytest.mark.slow
 def test_a_run_logged_to_a_file_writes_a_few_plain_lines_and_no_bar(tmp_path):
     log_file = tmp_path / "log.txt"
     with log_file.open("w") as out:  # a file, as `python launch.py ... > log 2>&1` gives

@@ -13,7 +13,7 @@ import pytest
 import torchvision.datasets as tvd
 
 from gen.data import fetch
-from tests.conftest import REPO, metrics_files, read_metrics
+from tests.helpers import REPO, metrics_files, read_metrics
 
 REAL_ROOT = REPO / "data"
 TV_CLASS = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST}
@@ -54,6 +54,7 @@ def test_a_second_fetch_leaves_the_files_untouched():
     assert {p: p.stat().st_mtime_ns for p in REAL_ROOT.rglob("*-ubyte")} == before
 
 
+@pytest.mark.slow
 def test_fc_on_real_mnist_reaches_the_test_error_of_a_real_mlp(run_in):
     _require("mnist")
     proc, root = run_in(["dataset=mnist", f"dataset.root={REAL_ROOT}", "dataset.train_size=10000",
@@ -66,6 +67,7 @@ def test_fc_on_real_mnist_reaches_the_test_error_of_a_real_mlp(run_in):
     assert final["train_error"] < final["test_error"] + 0.05
 
 
+@pytest.mark.slow
 def test_fashion_mnist_through_the_dataset_group(run_in):
     _require("fashion_mnist")
     proc, root = run_in(["dataset=fashion_mnist", f"dataset.root={REAL_ROOT}", "dataset.train_size=5000",
@@ -88,6 +90,7 @@ def copied_mnist(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_a_truncated_file_is_named_with_the_command_that_fixes_it(copied_mnist, run_in):
     damaged = copied_mnist / "MNIST" / "raw" / fetch.IMAGES_TRAIN
     with open(damaged, "r+b") as stream:
@@ -100,6 +103,7 @@ def test_a_truncated_file_is_named_with_the_command_that_fixes_it(copied_mnist, 
     assert not fetch.in_place(copied_mnist, "mnist")
 
 
+@pytest.mark.slow
 def test_a_missing_file_is_named_with_the_command_that_fixes_it(copied_mnist, run_in):
     missing = copied_mnist / "MNIST" / "raw" / fetch.LABELS_TEST
     missing.unlink()

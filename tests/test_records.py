@@ -22,7 +22,7 @@ from gen.sweeps import ensemble, runlock
 from gen.training import checkpoint
 from gen.run import build_run, train, train_group
 from gen.sweeps.run_id import run_id
-from tests.conftest import REPO, TINY, compose_config, launch, metrics_files, read_metrics
+from tests.helpers import REPO, TINY, compose_config, launch, metrics_files, read_metrics
 
 QUIET = ["analysis.auto=false"]
 DEFAULT_SWEEP = ["name=default"]  # one known folder (a plain multirun is named after its overrides)
@@ -50,6 +50,7 @@ class Planted:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_a_planted_pickle_never_runs_and_the_run_starts_from_scratch(tmp_path):
     first = launch(TINY, tmp_path)
     assert first.returncode == 0, first.stderr
@@ -139,6 +140,7 @@ def test_adashift_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
 
 
 # ---- 2. an exploding run is diverged -----------------------------------------------------------
+@pytest.mark.slow
 def test_an_exploding_learning_rate_is_diverged_and_never_a_result(tmp_path):
     proc = launch(["-m", *TINY, "trainer.max_epochs=10", "optimizer.lr=0.05,1e6", *QUIET, *DEFAULT_SWEEP], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -195,6 +197,7 @@ def test_lockstep_follows_the_same_divergence_rule_per_member(tmp_path):
 
 
 # ---- 3. a record is checked before it is believed -------------------------------------------------
+@pytest.mark.slow
 def test_a_hollow_record_is_invalid_everywhere_and_the_relaunch_trains_it(tmp_path):
     args = ["-m", *TINY, "model.hidden_units=8,16", *QUIET, *DEFAULT_SWEEP]
     assert launch(args, tmp_path).returncode == 0
@@ -249,6 +252,7 @@ def test_the_writer_refuses_an_invalid_record(tmp_path):
 
 
 # ---- 4. two launches of one sweep ---------------------------------------------------------------
+@pytest.mark.slow
 def test_two_concurrent_launches_train_every_run_once(tmp_path):
     args = ["-m", *TINY, "trainer.max_epochs=15", "model.hidden_units=8,16,24,32", "seed=0,1", *QUIET]
     env = {**os.environ}
@@ -266,6 +270,7 @@ def test_two_concurrent_launches_train_every_run_once(tmp_path):
     assert not list((tmp_path / "outputs").rglob("*.tmp")) and not list((tmp_path / "outputs").rglob("run.lock"))
 
 
+@pytest.mark.slow
 def test_a_run_held_by_a_live_process_is_skipped_and_counted_apart(tmp_path):
     sweep = tmp_path / "outputs" / "sweeps" / "default"
     held_id = run_id(compose_config([*TINY, "seed=1"]))
@@ -340,6 +345,7 @@ def test_a_name_that_is_not_a_plain_folder_name_is_one_config_error(name, why, t
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c"]  # nothing written anywhere
 
 
+@pytest.mark.slow
 def test_hydra_sweep_dir_still_chooses_the_folder(tmp_path):
     proc = launch(["-m", *TINY, "name=my.sweep-1", f"hydra.sweep.dir={tmp_path / 'chosen'}", *QUIET], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -391,6 +397,7 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", str(disk)], check=True)
 
 
+@pytest.mark.slow
 def test_a_run_on_a_full_tmpfs_exits_non_zero_naming_the_file(tiny_disk, tmp_path):
     proc = launch([*TINY, "model.hidden_units=256", f"hydra.run.dir={tiny_disk}/run"], tmp_path)
     assert proc.returncode == 1
@@ -400,6 +407,7 @@ def test_a_run_on_a_full_tmpfs_exits_non_zero_naming_the_file(tiny_disk, tmp_pat
     assert not [n for n in left if n.endswith(".tmp")] and "model.pt" not in left
 
 
+@pytest.mark.slow
 def test_metrics_json_has_the_mode_of_the_other_files(tmp_path):
     proc = launch(TINY, tmp_path)
     assert proc.returncode == 0, proc.stderr

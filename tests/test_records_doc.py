@@ -2,7 +2,7 @@
 import re
 
 from gen import record
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PAGE = (REPO / "docs" / "records.md").read_text()
 

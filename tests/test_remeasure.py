@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SEQUENTIAL, TINY, launch, metrics_files, read_metrics
+from tests.helpers import REPO, SEQUENTIAL, TINY, launch, metrics_files, read_metrics
 
 SWEEP = ["-m", *TINY, "seed=0,1", "analysis.auto=false"]
 
@@ -35,6 +35,7 @@ def by_seed(root: Path) -> dict[int, Path]:
     return {read_metrics(p)["seed"]: p.parent for p in metrics_files(root)}
 
 
+@pytest.mark.slow
 def test_measures_added_to_a_trained_sweep_train_nothing_and_equal_training_with_them(tmp_path):
     proc = launch([*SWEEP, "name=zoo"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -64,6 +65,7 @@ def test_measures_added_to_a_trained_sweep_train_nothing_and_equal_training_with
     assert relaunch.returncode == 0 and (relaunch.stderr + relaunch.stdout).count("skipping") == 2, relaunch.stderr
 
 
+@pytest.mark.slow
 def test_a_relaunch_with_other_params_measures_again_and_says_what_it_replaced(tmp_path):
     from gen import record
 
@@ -86,6 +88,7 @@ def test_a_relaunch_with_other_params_measures_again_and_says_what_it_replaced(t
     assert record.read(path.parent).status == "completed"
 
 
+@pytest.mark.slow
 def test_a_run_saved_without_weights_says_in_one_line_it_cannot_be_measured_again(tmp_path):
     proc = launch([*TINY, "trainer.save_weights=false"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -97,6 +100,7 @@ def test_a_run_saved_without_weights_says_in_one_line_it_cannot_be_measured_agai
     assert path.read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,key", [(["measure=nonexistent"], "measure"), (["model=mlp"], "model"),
                                       (["optimizer.lr=0.1"], "optimizer.lr"), ([], "PATH"),
                                       (["no/such/folder"], "PATH"), (["measure_run=x"], "measure_run")])
@@ -110,7 +114,7 @@ def test_a_measure_that_raises_loses_no_other_value(tmp_path, monkeypatch):
     from gen import record, remeasure
     from gen.measures.registry import MEASURES
     from gen.run import train
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     train(compose_config([*TINY, "measure=norms"]), run_dir=tmp_path)
     m = record.read(tmp_path).metrics
@@ -129,6 +133,7 @@ def test_a_measure_that_raises_loses_no_other_value(tmp_path, monkeypatch):
         assert "reason" in after.metrics["measured"]["l2"]
 
 
+@pytest.mark.slow
 def test_measures_added_afterwards_reach_the_trackers_the_run_logged_to(tmp_path):
     from tests.test_tracking import mlflow_runs, tensorboard_of
 
@@ -147,6 +152,7 @@ def test_measures_added_afterwards_reach_the_trackers_the_run_logged_to(tmp_path
     assert client.get_run(run.info.run_id).data.metrics["measures.frobenius_product"] == pytest.approx(m["measures"]["frobenius_product"])
 
 
+@pytest.mark.slow
 def test_analysis_ranks_measures_added_afterwards_beside_the_old(tmp_path):
     proc = launch([*SWEEP, "name=zoo", "model.hidden_units=8,16"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -157,11 +163,12 @@ def test_analysis_ranks_measures_added_afterwards_beside_the_old(tmp_path):
     assert {"margin", "l2_path", "spectral_product"} <= measures
 
 
+@pytest.mark.slow
 def test_weights_kept_at_chosen_epochs_are_measured_like_the_final_ones(tmp_path):
     """trainer.save_epochs=[1]: the weights after epoch 1 of a 2-epoch run are those of a 1-epoch run (same seed,
     constant lr), so their measures, at training and added afterwards, equal that run's final measures."""
     from gen.sweeps.run_id import run_id
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     short = [a for a in TINY if not a.startswith("trainer.max_epochs")] + ["trainer.max_epochs=1"]
     assert run_id(compose_config([*TINY, "trainer.save_epochs=[1]"])) == run_id(compose_config(TINY))
@@ -190,13 +197,14 @@ def test_weights_kept_at_chosen_epochs_are_measured_like_the_final_ones(tmp_path
 
 def test_lockstep_groups_runs_of_one_training_whatever_their_measures_but_not_a_tracked_one():
     from gen.sweeps.ensemble import shape_key
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     key = lambda *more: shape_key(compose_config([*TINY, "trainer.ensemble=4", *more]))
     assert key("measure=default") == key("measure=norms", "seed=3") == key("measure.params.margin_percentile=5")
     assert key("measure=trajectory") != key("measure=default")  # its tracker watches training
 
 
+@pytest.mark.slow
 def test_a_measure_from_a_package_outside_the_repository_is_added_afterwards(tmp_path):
     """A researcher's measure (a package and a config folder outside the repository) computed on a trained
     sweep by python -m gen.measure: no training, the value of a run trained with it, its code identity recorded."""

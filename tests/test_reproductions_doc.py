@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 DOCS = REPO / "docs"
 PAGE = (DOCS / "reproductions.md").read_text()

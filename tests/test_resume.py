@@ -5,6 +5,7 @@ checkpoint exists it is killed (SIGKILL: no chance to react; SIGTERM: what sched
 must checkpoint and stop).  Relaunching the same command must resume and end with exactly the
 metrics.json of an uninterrupted run with the same seed (wall-clock seconds aside).
 """
+import fcntl
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gen.sweeps import status as run_status
-from tests.conftest import LAUNCH, launch, one_at_a_time, read_metrics
+from tests.helpers import LAUNCH, launch, one_at_a_time, read_metrics
 
 # Each config takes a few seconds, so a kill lands mid-training; each exercises a different state.
 CONFIGS = {
@@ -31,6 +32,8 @@ CONFIGS = {
                         "measure=trajectory"],
 }
 COMMON = ["trainer.checkpoint_every=1", "trainer.progress=false", "seed=7"]
+
+pytestmark = pytest.mark.slow  # real runs killed mid-training
 
 
 def comparable(metrics: dict) -> dict:
@@ -54,16 +57,31 @@ def wait_for(path: Path, proc: subprocess.Popen) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
+class References(dict):
+    """Uninterrupted runs by config name, each trained on first use and once per test session: pytest-xdist's
+    workers share them through a folder beside their own temporary folders, one lock per config (a test needs
+    only its own config's run, so no worker waits for all three)."""
+
+    def __init__(self, root: Path):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name: str) -> dict:
+        folder = self.root / f"resume_reference_{name}"
+        with open(self.root / f"resume_reference_{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / "run" / "metrics.json").exists():
+                folder.mkdir(exist_ok=True)
+                proc = launch(CONFIGS[name] + COMMON + [f"hydra.run.dir={folder / 'run'}"], cwd=folder)
+                assert proc.returncode == 0, proc.stderr
+        self[name] = read_metrics(folder / "run" / "metrics.json")
+        return self[name]
+
+
+@pytest.fixture(scope="session")
 def reference(tmp_path_factory):
-    """Uninterrupted runs of every config, keyed by name."""
-    results = {}
-    for name, args in CONFIGS.items():
-        folder = tmp_path_factory.mktemp(f"reference_{name}")
-        proc = launch(args + COMMON + [f"hydra.run.dir={folder / 'run'}"], cwd=folder)
-        assert proc.returncode == 0, proc.stderr
-        results[name] = read_metrics(folder / "run" / "metrics.json")
-    return results
+    base = tmp_path_factory.getbasetemp()
+    return References(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)  # this session's folder
 
 
 @pytest.mark.parametrize("name", CONFIGS)

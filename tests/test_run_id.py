@@ -4,7 +4,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from gen.sweeps.run_id import IDENTITY_CHANGES, OMIT, GroupOption, legacy_run_id, run_id, run_id_of_record, without
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 ADDED = [c for c in IDENTITY_CHANGES if not c.path.endswith("._target_")]  # the others are classes that moved
 

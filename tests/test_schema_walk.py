@@ -18,7 +18,7 @@ from omegaconf import OmegaConf, open_dict
 
 from gen.run import train
 from gen.config import GROUPS, ConfigError
-from tests.conftest import CONF, compose_config, launch, metrics_files
+from tests.helpers import CONF, compose_config, launch, metrics_files
 
 HUGE = 10**15
 SIZES = ("model.", "dataset.num_train", "dataset.num_test", "dataset.dim", "dataset.resize", "dataset.crop",
@@ -117,6 +117,7 @@ def fake_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_every_key_refuses_a_wrong_type_a_bad_range_non_finite_and_empty_values(fake_root, tmp_path):
     holes, tried = [], 0
     for label, overrides in option_configs(fake_root):

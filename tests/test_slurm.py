@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LAUNCH, TINY, launch, metrics_files, plant_unwritable_weights, read_metrics
+from tests.helpers import LAUNCH, TINY, launch, metrics_files, plant_unwritable_weights, read_metrics
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 # One CPU and 1 GB per job, so that two jobs run at once on a 2-core machine.
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
          "hydra.launcher.timeout_min=10"]
-BROKEN = "24"  # the hidden_units of the run whose model.pt cannot be written (conftest.plant_unwritable_weights)
+BROKEN = "24"  # the hidden_units of the run whose model.pt cannot be written (tests.helpers.plant_unwritable_weights)
 WAIT_S = 240               # the most a test waits for a job to reach a state before it fails
 
 

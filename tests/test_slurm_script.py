@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
 PID_FILES = ["munged.pid", "mariadb-run/mariadb.pid", "slurmdbd.pid", "slurmctld.pid", "slurmd.pid"]

@@ -14,7 +14,7 @@ from gen.models import build_model
 from gen.training.objective import objective_for
 from gen.training.optimizers import build_optimization
 from gen.training.loop import Trainer
-from tests.conftest import TINY, compose_config, shape_of
+from tests.helpers import TINY, compose_config, shape_of
 from tests.fake_datasets import write_mnist
 
 

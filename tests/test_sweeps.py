@@ -2,7 +2,7 @@
 relaunching skips results and reruns the rest, the status command and the analysis callback.
 
 A job fails for real here: the run with ``model.hidden_units=24`` finds a folder where its ``model.pt``
-must go (tests.conftest.plant_unwritable_weights), so it trains and then cannot write its weights — a
+must go (tests.helpers.plant_unwritable_weights), so it trains and then cannot write its weights — a
 real failure of the filesystem, as a full disk or a quota gives.  (A model too large for memory is
 now refused before any work: test_records.)
 """
@@ -12,7 +12,7 @@ import os
 import pytest
 
 from analysis.cli import main as analysis_main
-from tests.conftest import SEQUENTIAL, TINY, launch, plant_unwritable_weights, read_metrics
+from tests.helpers import SEQUENTIAL, TINY, launch, plant_unwritable_weights, read_metrics
 
 BROKEN = "24"  # the hidden_units of the run whose weights cannot be written
 QUIET = ["analysis.auto=false", "name=default"]  # one known folder (a plain multirun is named after its overrides)
@@ -35,6 +35,7 @@ def hidden_units(metrics: dict) -> int:
     return metrics["config"]["model"]["hidden_units"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_a_failed_job_leaves_the_others_running_and_the_exit_non_zero(launcher, tmp_path):
     plant_unwritable_weights(tmp_path / "outputs" / "sweeps" / "default", [*TINY, f"model.hidden_units={BROKEN}"])
@@ -53,6 +54,7 @@ def test_a_failed_job_leaves_the_others_running_and_the_exit_non_zero(launcher, 
     assert proc.stderr.strip().splitlines()[-1].startswith("error: 1 run(s) of this sweep failed")
 
 
+@pytest.mark.slow
 def test_status_command_counts_runs_and_shows_each_error_line(tmp_path, capsys):
     plant_unwritable_weights(tmp_path / "outputs" / "sweeps" / "default", [*TINY, f"model.hidden_units={BROKEN}"])
     launch(["-m", *TINY, f"model.hidden_units=8,{BROKEN}", *QUIET], tmp_path)
@@ -62,6 +64,7 @@ def test_status_command_counts_runs_and_shows_each_error_line(tmp_path, capsys):
     assert "WriteError: [Errno 21] could not write" in out and "model.pt: Is a directory" in out
 
 
+@pytest.mark.slow
 def test_relaunch_skips_results_reruns_the_rest_and_rerun_forces_all(tmp_path):
     # completed (lr 0.05), diverged (lr 1e30) and failed (unwritable weights) runs, twice over
     for lr in ("0.05", "1e30"):
@@ -92,18 +95,19 @@ def test_relaunch_skips_results_reruns_the_rest_and_rerun_forces_all(tmp_path):
     assert all(after_forced[run_id] != now[run_id] for run_id in runs)
 
 
+@pytest.mark.slow
 def test_the_default_launcher_runs_the_jobs_in_two_worker_processes_at_once(tmp_path):
     """Without hydra/launcher=..., on a machine of at least two cores (n_jobs: one worker per core), each run
     names the worker that ran it (its launch.log too): two processes, which live for the whole sweep."""
     import os
 
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one core: the default launcher runs the sweep in one worker")
     hydra = compose_config([], return_hydra_config=True).hydra
     assert hydra.runtime.choices["hydra/launcher"] == "parallel" and hydra.launcher.n_jobs >= 2
-    # named only because the tests' launch() runs other multiruns one job at a time (tests/conftest.py)
+    # named only because the tests' launch() runs other multiruns one job at a time (tests/helpers.py)
     proc = launch(["-m", *TINY, "model.hidden_units=8,16", "seed=0,1", "hydra/launcher=parallel", *QUIET], tmp_path)
     assert proc.returncode == 0, proc.stderr
     log = proc.stdout + proc.stderr
@@ -119,6 +123,7 @@ def test_the_default_launcher_runs_the_jobs_in_two_worker_processes_at_once(tmp_
         assert line.rsplit(" ", 1)[1] in pids
 
 
+@pytest.mark.slow
 def test_the_parallel_launcher_trains_a_lockstep_group_as_one_task(tmp_path):
     args = [*TINY, "seed=0,1,2", "corruption=labels", "corruption.prob=0.3", *QUIET]
     proc = launch(["-m", *PARALLEL, "trainer.ensemble=2", *args], tmp_path)
@@ -189,6 +194,7 @@ def test_workers_lock_distinct_gpus(monkeypatch, tmp_path):
     assert workers._lock_a_gpu(["0", "1"])[0] == first
 
 
+@pytest.mark.slow
 def test_multirun_end_writes_the_analysis_unless_turned_off(tmp_path):
     on = launch(["-m", *TINY, "model.hidden_units=8,16", "name=on"], tmp_path)
     assert on.returncode == 0, on.stderr
@@ -199,6 +205,7 @@ def test_multirun_end_writes_the_analysis_unless_turned_off(tmp_path):
     assert not (tmp_path / "outputs" / "sweeps" / "off" / "analysis").exists()
 
 
+@pytest.mark.slow
 def test_each_plain_multirun_gets_its_own_folder_and_a_relaunch_finds_it(tmp_path):
     widths = ["-m", *TINY, "model.hidden_units=8,16", "analysis.auto=false"]
     seeds = ["-m", *TINY, "seed=0,1", "analysis.auto=false"]
@@ -250,13 +257,14 @@ finally:
 """
 
 
+@pytest.mark.slow
 def test_a_multirun_composes_each_job_config_once(tmp_path):
     """gen's launchers compose and check every job before the first starts, so gen's sweeper does not
     compose them all once more first, as Hydra's basic sweeper does."""
     import subprocess
     import sys
 
-    from tests.conftest import LAUNCH
+    from tests.helpers import LAUNCH
 
     proc = subprocess.run([sys.executable, "-c", COUNT_COMPOSES, str(LAUNCH), "-m", *TINY, "seed=0,1", *QUIET],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -274,7 +282,7 @@ def test_every_launcher_of_conf_composes_every_job_first():
     from omegaconf import OmegaConf
 
     from hydra_plugins.gen_launchers.gen_sweeper import GenSweeper
-    from tests.conftest import CONF
+    from tests.helpers import CONF
 
     for path in sorted((CONF / "hydra" / "launcher").glob("*.yaml")):
         launcher = hydra.utils.get_class(OmegaConf.load(path)._target_)

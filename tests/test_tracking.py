@@ -18,7 +18,7 @@ from gen.sweeps.run_id import run_id
 from gen.sweeps.sweep_name import sweep_name
 from gen.training import loop
 from tests import wandb_records
-from tests.conftest import LAUNCH, REPO, TINY, compose_config, launch, read_metrics
+from tests.helpers import LAUNCH, REPO, TINY, compose_config, launch, read_metrics
 
 ALL = "logger=[tensorboard,mlflow,wandb,csv]"
 
@@ -145,6 +145,7 @@ def comet_metrics(messages: list[dict], key: str) -> list[tuple[int, float]]:
             if m["type"] == "metric_msg" and m["payload"]["metric"]["metricName"] == key]
 
 
+@pytest.mark.slow
 def test_comet_keeps_each_run_offline_as_one_experiment_read_back_with_comets_reader(tmp_path):
     skip_without_comet()
     from gen.tracking.comet import experiment_key
@@ -199,6 +200,7 @@ def test_a_resumed_run_continues_its_comet_experiment_in_an_archive_of_its_own(t
 
 
 # ---- the three ways runs reach trackers ------------------------------------------------------------
+@pytest.mark.slow
 def test_a_two_run_sweep_in_every_tracker(tmp_path):
     proc = launch(["-m", *TINY, "trainer.max_epochs=3", "seed=0,1", *trackers(tmp_path), "name=pair",
                    "analysis.auto=false"], tmp_path)
@@ -211,6 +213,7 @@ def test_a_two_run_sweep_in_every_tracker(tmp_path):
     assert len(mlflow_runs(tmp_path, "pair")) == 2
 
 
+@pytest.mark.slow
 def test_a_resumed_run_continues_its_tracker_runs_without_repeating_a_step(tmp_path, monkeypatch):
     overrides = [*TINY, "trainer.max_epochs=6", "trainer.checkpoint_every=2", *trackers(tmp_path)]
     run_dir = tmp_path / "resumed" / "run"
@@ -235,6 +238,7 @@ def test_a_resumed_run_continues_its_tracker_runs_without_repeating_a_step(tmp_p
     assert len(mlflow_runs(tmp_path, "resumed")) == 1  # the MLflow run found by its tag and continued
 
 
+@pytest.mark.slow
 def test_a_run_stopped_by_sigterm_resumes_into_the_same_tracker_runs(tmp_path):
     """Real processes, a real signal: the interrupted attempt closes its tracker runs (MLflow: KILLED), the
     relaunch continues them (MLflow found by its tag, wandb by its id, TensorBoard purged past the last
@@ -388,9 +392,10 @@ def progress_lines(proc) -> list[str]:
             if "sweep: " in line and "runs finished" in line]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["sequential", "parallel"])
 def test_a_sweep_says_after_each_run_how_far_it_is(launcher, tmp_path):
-    from tests.conftest import plant_unwritable_weights
+    from tests.helpers import plant_unwritable_weights
 
     args = ["-m", *TINY, "seed=0,1,2", "name=p", "analysis.auto=false", f"hydra/launcher={launcher}"]
     plant_unwritable_weights(tmp_path / "outputs/sweeps/p", [*TINY, "seed=2"])  # seed 2 fails

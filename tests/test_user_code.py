@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from gen.config import ConfigError
 from gen.config.overrides import check_group_choices
-from tests.conftest import REPO, compose_config, launch, measure_context, relu_mlp
+from tests.helpers import REPO, compose_config, launch, measure_context, relu_mlp
 from tests.user_package import write_user_package
 
 
@@ -33,6 +33,7 @@ def user_launch(args, cwd, root, **kwargs):
     return launch([*flags, f"hydra.searchpath=[file://{root / 'conf'}]", *overrides], cwd, env=env, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_sweep_of_a_model_and_dataset_from_outside_the_repository_ranks_the_users_measure(user_root, tmp_path):
     sweep = tmp_path / "zoo"
     proc = user_launch(["-m", "model=lab_net", "dataset=lab_blobs", "corruption=lab_shift", "optimizer=lab_sign",

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn as nn
-from scipy import optimize
 
 from gen.measures.layers import WeightLayer
 from gen.measures.registry import NotApplicable, measure
@@ -163,6 +162,8 @@ def mp_softrank(values: np.ndarray, aspect_ratio: float) -> float:
         return float(np.sum((model - density) ** 2))
 
     s = math.sqrt(top) / (1 + 1 / math.sqrt(q))
+    from scipy import optimize  # here, not at the top: scipy.optimize costs every launch ~0.8 s of import
+
     sigma = float(np.asarray(optimize.brute(residual, (slice(0.05 * s, 2.0 * s, 0.01 * s),)))[0])
     return (sigma * (1 + 1 / math.sqrt(q))) ** 2 / top
 

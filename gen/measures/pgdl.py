@@ -26,7 +26,6 @@ code returns it.
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import stats
 
 from gen.measures.margin import margins
 from gen.measures.registry import NotApplicable, measure
@@ -169,6 +168,8 @@ def normalized_margins(ctx, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     finally:
         hook.remove()
     h = torch.cat(hidden).double()
+    from scipy import stats  # here, not at the top: scipy.stats costs every launch ~0.8 s of import
+
     spread = stats.trim_mean(h.var(dim=0, unbiased=False).cpu().numpy(), proportiontocut=TRIM) ** 0.5
     return (torch.cat(distances).double().cpu().numpy()) / (spread + EPSILON)
 
