@@ -255,7 +255,8 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
         samples = members * len(alone[0].data.x_train)
         flop = 6 * sum(p.numel() for p in alone[0].model.parameters()) * samples
 
-        def lockstep_epoch(threads: int) -> float:
+        def lockstep_epoch(threads: int, together=together, members_together=members_together,
+                           samples=samples) -> float:  # bound now: the loop rebinds these names
             with _threads(threads):
                 sync()
                 start = time.perf_counter()
@@ -266,7 +267,7 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
                 trainer.epoch_perm = None
             return samples / seconds
 
-        def alone_epochs() -> float:
+        def alone_epochs(alone=alone, samples=samples) -> float:
             with _threads(alone_threads):
                 return samples / sum(time_ours(trainer, sync) for trainer in alone)
 
@@ -286,7 +287,8 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
         row.update(lockstep_over_alone=row["lockstep_samples_per_s"] / row["alone_samples_per_s"],
                    flop_per_epoch=flop, load_avg=loads)
         text = (f"  fc H={hidden:<5} {members} runs one after another {row['alone_samples_per_s']:>8,.0f}/s  "
-                f"in lockstep {row['lockstep_samples_per_s']:>8,.0f}/s  lockstep/alone {row['lockstep_over_alone']:.2f}")
+                f"in lockstep {row['lockstep_samples_per_s']:>8,.0f}/s  "
+                f"lockstep/alone {row['lockstep_over_alone']:.2f}")
         if rates["lockstep_1_thread"]:
             row["lockstep_1_thread_over_alone"] = row["lockstep_1_thread_samples_per_s"] / row["alone_samples_per_s"]
             text += f" (on one thread {row['lockstep_1_thread_over_alone']:.2f})"
