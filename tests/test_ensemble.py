@@ -135,8 +135,7 @@ def test_a_model_that_is_not_a_chain_of_linear_layers_takes_the_vmapped_step_and
     variants = [base + ["seed=0"], base + ["seed=1", "optimizer.lr=0.03"]]
     assert chain_of(build_run(compose_config(variants[0])).trainer.model) is None
     group = [member(v + ["trainer.ensemble=2"], tmp_path / "lockstep" / str(i)) for i, v in enumerate(variants)]
-    ensemble.assign([group])
-    train(group[0].cfg, group[0].run_dir)
+    train_group(group)
     for i, overrides in enumerate(variants):
         train(compose_config(overrides), tmp_path / "alone" / str(i))
         (together, weights_together), (alone, weights_alone) = outcome(group[i].run_dir), outcome(tmp_path / "alone" / str(i))
@@ -160,19 +159,16 @@ def test_a_lockstep_group_stopped_mid_epoch_resumes_to_its_uninterrupted_result(
         return [member(v + ["trainer.ensemble=2"], tmp_path / folder / str(i)) for i, v in enumerate(variants)]
 
     reference = group_in("reference")
-    ensemble.assign([reference])
-    train(reference[0].cfg, reference[0].run_dir)
+    train_group(reference)
 
     stopped = group_in("stopped")
     calls = iter(range(10 ** 6))
     monkeypatch.setattr(checkpoint, "requested", lambda: next(calls) == 7)  # asked before training, then per step
-    ensemble.assign([stopped])
     with pytest.raises(checkpoint.Interrupted, match="preempted at epoch 2, step 7 "):
-        train(stopped[0].cfg, stopped[0].run_dir)
+        train_group(stopped)
     assert all((m.run_dir / "checkpoint.pt").exists() and not (m.run_dir / "metrics.json").exists() for m in stopped)
     monkeypatch.setattr(checkpoint, "requested", lambda: False)
-    ensemble.assign([stopped])
-    train(stopped[0].cfg, stopped[0].run_dir)
+    train_group(stopped)
     for done, again in zip(reference, stopped):
         (expected, weights_expected), (resumed, weights_resumed) = outcome(done.run_dir), outcome(again.run_dir)
         assert column(resumed, "train_loss") == column(expected, "train_loss")
