@@ -49,6 +49,17 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
+def sigterm_once_checkpointed(args: list[str], cwd: Path, sweep: Path, checkpoints: int):
+    """Start the sweep ``args``, send SIGTERM once ``checkpoints`` of its runs have checkpointed; the process
+    and its output."""
+    proc = start(args, cwd)
+    while len(list(sweep.glob("*/checkpoint.pt"))) < checkpoints:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGTERM)
+    return proc, proc.communicate(timeout=120)[0]
+
+
 def wait_for(path: Path, proc: subprocess.Popen) -> None:
     """Poll until ``path`` exists (the run is training); fail if the process ends first."""
     while not path.exists():
@@ -114,13 +125,8 @@ def test_sigterm_stops_a_sweep_and_the_relaunch_finishes_it(tmp_path):
     """SIGTERM to a local sweep: the running job checkpoints, no further job starts, exit non-zero;
     the relaunch resumes that job and runs the rest."""
     args = ["-m", *CONFIGS["fc_digits"], *COMMON, "seed=1,2", "analysis.auto=false", "name=default"]
-    proc = start(args, tmp_path)
     sweep = tmp_path / "outputs" / "sweeps" / "default"
-    while not list(sweep.glob("*/checkpoint.pt")):
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGTERM)
-    output = proc.communicate(timeout=120)[0]
+    proc, output = sigterm_once_checkpointed(args, tmp_path, sweep, checkpoints=1)
     assert proc.returncode != 0, output
     assert not list(sweep.glob("*/metrics.json")), output
     assert len(list(sweep.glob("*/checkpoint.pt"))) == 1
@@ -135,13 +141,9 @@ def test_sigterm_reaches_every_worker_of_a_parallel_sweep_and_the_relaunch_finis
     """hydra/launcher=parallel: SIGTERM to the launching process reaches both workers; each running run
     checkpoints and stops, none records a result, the queued run does not start; the relaunch resumes both."""
     args = ["-m", *CONFIGS["fc_digits"], *COMMON, "seed=1,2,3", "analysis.auto=false", "name=default"]
-    proc = start([*args, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2"], tmp_path)
     sweep = tmp_path / "outputs" / "sweeps" / "default"
-    while len(list(sweep.glob("*/checkpoint.pt"))) < 2:
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGTERM)
-    output = proc.communicate(timeout=120)[0]
+    proc, output = sigterm_once_checkpointed([*args, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2"], tmp_path,
+                                             sweep, checkpoints=2)
     assert proc.returncode != 0, output
     assert "error: Interrupted: " in output, output
     assert not list(sweep.glob("*/metrics.json")), output

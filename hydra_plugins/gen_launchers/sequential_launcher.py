@@ -1,6 +1,6 @@
 """``hydra/launcher=sequential``: Hydra's basic launcher, one job after another in this process, plus
 lockstep groups: with ``trainer.ensemble=K`` the runs that can train together (gen.sweeps.ensemble.plan)
-are trained by their first member's job in one vmapped loop (gen.training.lockstep).
+are trained by their first member's job in one loop (gen.training.lockstep).
 Every job still goes through Hydra's ``run_job`` (its folder, ``.hydra/``, callbacks, return value);
 the other members' jobs find the result their group wrote.  The default launcher, ``parallel``, runs a
 sweep of one unit of work this way too.
