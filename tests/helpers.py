@@ -7,12 +7,12 @@ parametrize lists and module constants).
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
 from gen.sweeps import resolvers
+from tests.launch_client import run_python
 
 resolvers.register()
 
@@ -41,13 +41,12 @@ def compose_config(overrides: list[str] = (), return_hydra_config: bool = False)
 
 
 def launch(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python launch.py ARGS`` in ``cwd`` (runs land in cwd/outputs); a multirun's jobs one at a time
-    unless ARGS choose a launcher (:func:`one_at_a_time`)."""
+    """Run ``python launch.py ARGS`` in ``cwd`` (runs land in cwd/outputs), forked from this worker's fork server
+    (tests/launch_client.py); a multirun's jobs one at a time unless ARGS choose a launcher (:func:`one_at_a_time`)."""
     args = one_at_a_time(args)
     full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR") if full_env["HYDRA_FULL_ERROR"] == "0" else None
-    return subprocess.run([sys.executable, str(LAUNCH), *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return run_python([LAUNCH, *args], cwd, full_env, timeout)
 
 
 def plant_unwritable_weights(sweep_dir: Path, overrides: list[str]) -> str:
@@ -58,6 +57,15 @@ def plant_unwritable_weights(sweep_dir: Path, overrides: list[str]) -> str:
     rid = run_id(compose_config(overrides))
     (Path(sweep_dir) / rid / "model.pt").mkdir(parents=True)
     return rid
+
+
+def comparable(metrics: dict) -> dict:
+    """What two runs of one config must share however they were launched, interrupted or resumed: the record
+    without wall-clock seconds."""
+    no_seconds = lambda row: row and {k: v for k, v in row.items() if k != "seconds"}
+    return {"status": metrics["status"], "final": metrics["final"], "measures": metrics["measures"],
+            "history": [no_seconds(row) for row in metrics["history"]],
+            "interpolation": no_seconds(metrics["interpolation"]), "split_acc": metrics.get("split_acc")}
 
 
 def metrics_files(root: Path) -> list[Path]:

@@ -9,18 +9,17 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from gen import record
 from tests.helpers import REPO, TINY, launch, read_metrics
+from tests.launch_client import run_python
 
 FIXTURE = REPO / "tests" / "fixtures" / "gen_0_5_0_sweep"
 
 
 def migrate(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gen.migrate", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return run_python(["-m", "gen.migrate", *args], cwd, {**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
 
 
 def digests(folder: Path) -> dict[str, str]:

@@ -23,6 +23,7 @@ from gen.training import checkpoint
 from gen.run import build_run, train, train_group
 from gen.sweeps.run_id import run_id
 from tests.helpers import REPO, TINY, compose_config, launch, metrics_files, read_metrics
+from tests.launch_client import start_python
 
 QUIET = ["analysis.auto=false"]
 DEFAULT_SWEEP = ["name=default"]  # one known folder (a plain multirun is named after its overrides)
@@ -257,8 +258,7 @@ def test_two_concurrent_launches_train_every_run_once(tmp_path):
     args = ["-m", *TINY, "trainer.max_epochs=15", "model.hidden_units=8,16,24,32", "seed=0,1", *QUIET]
     env = {**os.environ}
     env.pop("HYDRA_FULL_ERROR", None)
-    procs = [subprocess.Popen([sys.executable, str(REPO / "launch.py"), *args], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [start_python([REPO / "launch.py", *args], tmp_path, env) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     logs = [out + err for out, err in outputs]
     assert [p.returncode for p in procs] == [0, 0], logs

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, SEQUENTIAL, TINY, launch, metrics_files, read_metrics
+from tests.launch_client import run_python
 
 SWEEP = ["-m", *TINY, "seed=0,1", "analysis.auto=false"]
 
@@ -18,8 +19,7 @@ def measure_cmd(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     if not any(a.startswith("hydra/launcher=") for a in args):
         args = [*args, SEQUENTIAL]  # a measurement sweep's jobs one at a time, as the tests' training sweeps
-    return subprocess.run([sys.executable, "-m", "gen.measure", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**env, "PYTHONPATH": str(REPO)})
+    return run_python(["-m", "gen.measure", *args], cwd, {**env, "PYTHONPATH": str(REPO)}, timeout=300)
 
 
 def snapshot(run_dir: Path) -> dict:
@@ -217,8 +217,8 @@ def test_a_measure_from_a_package_outside_the_repository_is_added_afterwards(tmp
     zoo = by_seed(tmp_path / "outputs" / "sweeps" / "zoo")
     before = {seed: snapshot(run) for seed, run in zoo.items()}
 
-    proc = subprocess.run([sys.executable, "-m", "gen.measure", "outputs/sweeps/zoo", search, "measure=lab"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+    proc = run_python(["-m", "gen.measure", "outputs/sweeps/zoo", search, "measure=lab"], tmp_path,
+                      {**os.environ, **env}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     reference = launch([*SWEEP, "name=reference", search, "measure=lab"], tmp_path, env=env)
     assert reference.returncode == 0, reference.stderr

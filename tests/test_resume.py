@@ -8,15 +8,14 @@ metrics.json of an uninterrupted run with the same seed (wall-clock seconds asid
 import fcntl
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from gen.sweeps import status as run_status
-from tests.helpers import LAUNCH, launch, one_at_a_time, read_metrics
+from tests.helpers import LAUNCH, comparable, launch, one_at_a_time, read_metrics
+from tests.launch_client import start_python
 
 # Each config takes a few seconds, so a kill lands mid-training; each exercises a different state.
 CONFIGS = {
@@ -36,17 +35,8 @@ COMMON = ["trainer.checkpoint_every=1", "trainer.progress=false", "seed=7"]
 pytestmark = pytest.mark.slow  # real runs killed mid-training
 
 
-def comparable(metrics: dict) -> dict:
-    """The parts of a record that must not depend on interruptions: all but wall-clock seconds."""
-    no_seconds = lambda row: {k: v for k, v in row.items() if k != "seconds"}
-    return {"status": metrics["status"], "final": metrics["final"], "measures": metrics["measures"],
-            "history": [no_seconds(row) for row in metrics["history"]],
-            "interpolation": no_seconds(metrics["interpolation"]), "split_acc": metrics.get("split_acc")}
-
-
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(LAUNCH), *one_at_a_time(args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def start(args: list[str], cwd: Path):
+    return start_python([LAUNCH, *one_at_a_time(args)], cwd, merge_stderr=True)
 
 
 def sigterm_once_checkpointed(args: list[str], cwd: Path, sweep: Path, checkpoints: int):
@@ -60,7 +50,7 @@ def sigterm_once_checkpointed(args: list[str], cwd: Path, sweep: Path, checkpoin
     return proc, proc.communicate(timeout=120)[0]
 
 
-def wait_for(path: Path, proc: subprocess.Popen) -> None:
+def wait_for(path: Path, proc) -> None:
     """Poll until ``path`` exists (the run is training); fail if the process ends first."""
     while not path.exists():
         if proc.poll() is not None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import LAUNCH, TINY, launch, metrics_files, plant_unwritable_weights, read_metrics
+from tests.helpers import LAUNCH, TINY, comparable, launch, metrics_files, plant_unwritable_weights, read_metrics
+from tests.launch_client import start_python
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -93,7 +94,7 @@ def queued(name: str) -> list[str]:
     return out.stdout.splitlines()
 
 
-def wait_until(condition, what: str, proc: subprocess.Popen):
+def wait_until(condition, what: str, proc):
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         value = condition()
@@ -107,18 +108,8 @@ def wait_until(condition, what: str, proc: subprocess.Popen):
     pytest.fail(f"gave up waiting for {what} after {WAIT_S} s")
 
 
-def start_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(LAUNCH), "-m", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def comparable(metrics: dict) -> dict:
-    """What two runs of one config must share: history, final metrics and measures, without timings."""
-    def drop_time(row: dict | None) -> dict | None:
-        return row and {k: v for k, v in row.items() if k != "seconds"}
-    return {"final": metrics["final"], "measures": metrics["measures"],
-            "history": [drop_time(row) for row in metrics["history"]],
-            "interpolation": drop_time(metrics["interpolation"])}
+def start_sweep(args: list[str], cwd: Path):
+    return start_python([LAUNCH, "-m", *args], cwd)
 
 
 def test_sweep_runs_every_job_as_a_slurm_job(tmp_path):
