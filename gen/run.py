@@ -349,7 +349,7 @@ def build_run(cfg: DictConfig, run_dir: Path | None = None, data: DataBundle | N
     objective = objective_for(data, _num_outputs(model, data), cfg.trainer.loss)
     optimization = build_optimization(cfg.optimizer, model, cfg.trainer.max_epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
-    trajectory = measures.trajectory.make_tracker(cfg.measure, model, cfg.trainer.loss)
+    trajectory = measures.trajectory.watch_trajectory(cfg.measure, model, cfg.trainer.loss)
     trainer = Trainer(model, data, objective, optimization, cfg.trainer, generator, trajectory=trajectory,
                       run_dir=run_dir, run_id=run_id_of(cfg), augment=build_augmentation(cfg.augment, data, generator))
     return RunSetup(cfg, run_dir, device, data, data_seconds, model, init_state, trainer)

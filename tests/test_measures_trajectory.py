@@ -1,6 +1,6 @@
 """S5's trajectory measures on an SGD run worked out by hand, the local Lipschitz estimate against
 ‖W_2 S W_1‖ from the activation pattern, J's optimisation measures on a known history, and the
-tracker's absence when no trajectory measure is configured."""
+watch's absence when no trajectory measure is configured."""
 import math
 from types import SimpleNamespace
 
@@ -10,7 +10,7 @@ import torch.nn as nn
 from omegaconf import OmegaConf
 
 from gen.measures.registry import MEASURES, NotApplicable
-from gen.measures.trajectory import BiasTracker, make_tracker
+from gen.measures.trajectory import BiasWatch, watch_trajectory
 from gen.training.objective import Objective
 from tests.helpers import CONF, measure_context
 
@@ -29,15 +29,15 @@ def hand_net() -> nn.Sequential:
     return model
 
 
-def sgd_step(model, optimiser, tracker, x, y, lr):
-    """One step as the training loop takes it: loss ½(ŷ − y)², SGD, then the tracker."""
+def sgd_step(model, optimiser, watch, x, y, lr):
+    """One step as the training loop takes it: loss ½(ŷ − y)², SGD, then the watch."""
     for group in optimiser.param_groups:
         group["lr"] = lr
     optimiser.zero_grad()
     outputs = model(x)
     Objective("mse").loss(outputs, y).backward()
     optimiser.step()
-    tracker.after_step(model, lr, outputs.detach(), y)
+    watch.after_step(model, lr, outputs.detach(), y)
 
 
 # Worked by hand for x = (1, 0), y = 0, with learning rates 0.1, 0.05 (epoch 1) and 0.05 (epoch 2).
@@ -59,20 +59,20 @@ def test_trajectory_measures_of_a_two_step_sgd_run_equal_the_values_worked_out_b
     model = hand_net()
     init = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0]])
-    tracker = make_tracker({"names": ["bias_trajectory", "bias_variance"]}, model)
-    assert tracker.name == "0.bias"
+    watch = watch_trajectory({"names": ["bias_trajectory", "bias_variance"]}, model)
+    assert watch.name == "0.bias"
     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
-    sgd_step(model, optimiser, tracker, x, y, 0.1)
-    sgd_step(model, optimiser, tracker, x, y, 0.05)
+    sgd_step(model, optimiser, watch, x, y, 0.1)
+    sgd_step(model, optimiser, watch, x, y, 0.05)
     assert model[0].bias.tolist() == pytest.approx([0.6876, 1.152], rel=1e-5)
-    row = tracker.end_epoch()
+    row = watch.end_epoch()
     assert row["bias_trajectory_epoch"] == pytest.approx(EPOCH1_LENGTH, rel=1e-6)
     assert row["bias_variance_epoch"] == pytest.approx(EPOCH1_VARIANCE, rel=1e-5)
-    ctx = measure_context(model, x, y, init_state=init, record=SimpleNamespace(trajectory=tracker, train_size=1))
+    ctx = measure_context(model, x, y, init_state=init, record=SimpleNamespace(trajectory=watch, train_size=1))
     assert value(ctx, "bias_distance_init") == pytest.approx(DISTANCE_AFTER_EPOCH1, rel=1e-6)
 
-    sgd_step(model, optimiser, tracker, x, y, 0.05)
-    assert tracker.end_epoch()["bias_variance_epoch"] == pytest.approx(0.0, abs=1e-9)
+    sgd_step(model, optimiser, watch, x, y, 0.05)
+    assert watch.end_epoch()["bias_variance_epoch"] == pytest.approx(0.0, abs=1e-9)
     assert value(ctx, "bias_trajectory") == pytest.approx(EPOCH1_LENGTH + EPOCH2_LENGTH, rel=1e-5)
     assert value(ctx, "bias_variance") == pytest.approx(EPOCH1_VARIANCE / 2, rel=1e-5)
 
@@ -80,16 +80,16 @@ def test_trajectory_measures_of_a_two_step_sgd_run_equal_the_values_worked_out_b
 def test_a_resumed_tracker_continues_exactly_where_it_stopped():
     x, y = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0]])
     model = hand_net()
-    tracker = BiasTracker(model)
+    watch = BiasWatch(model)
     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
-    sgd_step(model, optimiser, tracker, x, y, 0.1)
-    resumed = BiasTracker(hand_net())
-    resumed.load_state_dict(tracker.state_dict())
+    sgd_step(model, optimiser, watch, x, y, 0.1)
+    resumed = BiasWatch(hand_net())
+    resumed.load_state_dict(watch.state_dict())
     sgd_step(model, optimiser, resumed, x, y, 0.05)
     assert resumed.end_epoch()["bias_trajectory_epoch"] == pytest.approx(EPOCH1_LENGTH, rel=1e-6)
 
 
-def test_trajectory_measures_without_a_tracker_are_null_with_a_reason():
+def test_trajectory_measures_without_a_watch_are_null_with_a_reason():
     model = hand_net()
     ctx = measure_context(model, torch.ones(3, 2), torch.zeros(3, 1), record=SimpleNamespace(trajectory=None))
     with pytest.raises(NotApplicable, match="per-step tracking"):
@@ -99,15 +99,15 @@ def test_trajectory_measures_without_a_tracker_are_null_with_a_reason():
 @pytest.mark.parametrize("measure_set", ["none", "default", "norms", "sharpness", "neyshabur2017", "jiang2020"])
 def test_no_tracker_and_so_no_cost_when_no_trajectory_measure_is_configured(measure_set):
     cfg = OmegaConf.load(CONF / "measure" / f"{measure_set}.yaml")
-    assert make_tracker(cfg, hand_net()) is None
+    assert watch_trajectory(cfg, hand_net()) is None
 
 
 def test_a_tracker_exactly_when_a_trajectory_measure_is_configured():
     for measure_set in ("trajectory", "all"):
         cfg = OmegaConf.load(CONF / "measure" / f"{measure_set}.yaml")
-        assert isinstance(make_tracker(cfg, hand_net()), BiasTracker)
-    assert make_tracker(None, hand_net()) is None
-    assert make_tracker({"names": ["bias_distance_init", "lipschitz"]}, hand_net()) is None  # computed at the end
+        assert isinstance(watch_trajectory(cfg, hand_net()), BiasWatch)
+    assert watch_trajectory(None, hand_net()) is None
+    assert watch_trajectory({"names": ["bias_distance_init", "lipschitz"]}, hand_net()) is None  # computed at the end
 
 
 @pytest.mark.parametrize("inputs, outputs", [(2, 2), (4, 2), (2, 5)], ids=["square", "wide", "tall"])

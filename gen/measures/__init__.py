@@ -1,8 +1,8 @@
 """Complexity measures of a trained network: the registry, the set check and the computation.
 
 A measure set (``conf/measure/*.yaml``) lists measure ``names`` and their shared ``params``.
-``check_set`` rejects an unknown name or a bad parameter before any work; ``make_tracker``
-(in ``trajectory``) gives the training loop a per-step tracker only when a trajectory measure is
+``check_set`` rejects an unknown name or a bad parameter before any work; ``watch_trajectory``
+(in ``trajectory``) gives the training loop a per-step watch only when a trajectory measure is
 listed; ``compute_measures`` evaluates the set on the trained network, each measure timed and
 each null explained in ``notes``.  One module per family:
 

@@ -47,7 +47,7 @@ class Measure:
     name: str
     compute: Callable  # (MeasureContext) -> float
     size_adjust: str | None = None   # "log" | "sqrt" | None
-    needs_trajectory: bool = False   # needs per-step tracking inside the training loop (built-ins only)
+    needs_trajectory: bool = False   # needs the training loop to watch every step (built-ins only)
 
     @property
     def module(self) -> str:

@@ -4,7 +4,7 @@ The first-layer bias is the ``bias`` of the first module (in registration order)
 trainable one: S5's input bias (``model.input_bias.bias``), else the first Linear/Conv bias.
 
 Tracked per optimizer step inside the training loop, only when a trajectory measure is configured
-(``make_tracker`` returns None otherwise, so training pays nothing):
+(``watch_trajectory`` returns None otherwise, so training pays nothing):
 - trajectory length of an epoch: Σ_t ‖b_t − b_{t−1}‖ / (η_{t−1}·ε_{t−1}), with η the learning rate
   of the step and ε the batch's mean prediction error ‖ŷ − y‖ before it (ŷ the model's output
   after its link: identity for regression, sigmoid for one logit, softmax with y one-hot); steps
@@ -37,14 +37,14 @@ def first_layer_bias(model: nn.Module) -> str | None:
     return None
 
 
-def make_tracker(measure_cfg: DictConfig | dict | None, model: nn.Module,
-                 loss: str = "cross_entropy") -> "BiasTracker | None":
-    """A tracker when the set lists a measure that needs one; None (zero cost) otherwise.
+def watch_trajectory(measure_cfg: DictConfig | dict | None, model: nn.Module,
+                     loss: str = "cross_entropy") -> "BiasWatch | None":
+    """A watch on the bias when the set lists a measure that needs one; None (zero cost) otherwise.
     ``loss``: ``trainer.loss`` (a squared-loss classifier's link is the identity, not the softmax)."""
     names = list((measure_cfg or {}).get("names") or [])
     if not any(MEASURES[n].needs_trajectory for n in names if n in MEASURES):
         return None
-    return BiasTracker(model, identity_link=loss == "squared")
+    return BiasWatch(model, identity_link=loss == "squared")
 
 
 def prediction_error(outputs: torch.Tensor, targets: torch.Tensor, identity_link: bool = False) -> torch.Tensor:
@@ -63,7 +63,7 @@ def prediction_error(outputs: torch.Tensor, targets: torch.Tensor, identity_link
     return residual.flatten(1).norm(dim=1).mean()
 
 
-class BiasTracker:
+class BiasWatch:
     """Per-step bookkeeping of the first-layer bias; every sum stays on the device (no sync per step)."""
 
     _STATE = ("name", "epoch_lengths", "epoch_variances", "steps", "previous", "anchor", "length", "sum_b",
@@ -131,25 +131,25 @@ class BiasTracker:
 
 
 # ---- the measures ------------------------------------------------------------------------------
-def _tracker(ctx) -> BiasTracker:
-    tracker = getattr(ctx.record, "trajectory", None)
-    if tracker is None:
+def _watch(ctx) -> BiasWatch:
+    watch = getattr(ctx.record, "trajectory", None)
+    if watch is None:
         raise NotApplicable("needs per-step tracking during training (list it in measure.names before training)")
-    if tracker.name is None:
+    if watch.name is None:
         raise NotApplicable("the network has no trainable first-layer bias")
-    if not tracker.epoch_lengths:
+    if not watch.epoch_lengths:
         raise NotApplicable("no finished epoch was tracked")
-    return tracker
+    return watch
 
 
 @measure("bias_trajectory", needs_trajectory=True)
 def bias_trajectory(ctx) -> float:
-    return sum(_tracker(ctx).epoch_lengths)
+    return sum(_watch(ctx).epoch_lengths)
 
 
 @measure("bias_variance", needs_trajectory=True)
 def bias_variance(ctx) -> float:
-    variances = _tracker(ctx).epoch_variances
+    variances = _watch(ctx).epoch_variances
     return sum(variances) / len(variances)
 
 
