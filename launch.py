@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from gen.cli import run_job, run_with_clear_errors
+from gen.cli import exit_without_teardown, run_job, run_with_clear_errors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -18,4 +18,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_with_clear_errors(main, sys.argv[1:]))
+    exit_without_teardown(run_with_clear_errors(main, sys.argv[1:]))

@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
@@ -63,6 +63,24 @@ def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         _remove_unused_sweep_dirs()
     return 0
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End the process with ``code`` as a normal exit would — other threads joined, output flushed, the atexit
+    handlers run (logging's, the trackers' own) — but without the interpreter tearing down every module it
+    imported: with torch loaded that took 0.5-0.9 s of every launch here (measured from the last atexit handler to
+    the exit), and nothing of a launch is left to it (records are written and closed before).
+    ``atexit._run_exitfuncs`` is CPython's own exit path for those handlers (undocumented, present since 2.x)."""
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def _remove_unused_sweep_dirs() -> None:

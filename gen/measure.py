@@ -206,6 +206,7 @@ def _analyse(sweeps: list[Path]) -> None:
 
 
 if __name__ == "__main__":
+    from gen.cli import exit_without_teardown
     from gen.measure import main as _main  # by its module name: a job's function pickles by reference
 
-    sys.exit(_main(sys.argv[1:]))
+    exit_without_teardown(_main(sys.argv[1:]))
