@@ -51,7 +51,6 @@ def failed(run_dir: Path, reason: str) -> RunOutcome:
     return RunOutcome(FAILED, run_dir, reason)
 
 
-
 class SweepFailed(Exception):
     """Raised by gen's sweeper in the launching process when a run of the sweep failed: every run's outcome,
     for ``launch.py`` (gen.cli) to say how many failed and exit non-zero."""
