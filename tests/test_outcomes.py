@@ -61,13 +61,20 @@ def run_of(hidden_units: str, lr: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_every_launcher_returns_each_runs_outcome(launcher, tmp_path):
-    sweep = tmp_path / "sweep"
+    outcomes = four_runs(tmp_path / "sweep", LAUNCHERS[launcher])
+    if launcher == "submitit_local":  # read back from the record in this process: the job and its log named
+        assert outcomes["failed"]["reason"].startswith("job ") and "; log: " in outcomes["failed"]["reason"]
+
+
+def four_runs(sweep: Path, launcher: list[str]) -> dict[str, dict]:
+    """A sweep of a completed, a diverged, a failed and a skipped run on ``launcher``: each one's outcome,
+    checked against what its folder holds (tests/test_slurm.py runs it on SLURM)."""
     plant_unwritable_weights(sweep, [*TINY, f"model.hidden_units={BROKEN}", "optimizer.lr=0.05"])
     held = sweep / run_of(BROKEN, "1e30")
     held.mkdir(parents=True)
     lock = runlock.acquire(held)
     try:
-        outcomes = sweep_outcomes(sweep, [*TINY, *GRID, *QUIET, *LAUNCHERS[launcher]])
+        outcomes = sweep_outcomes(sweep, [*TINY, *GRID, *QUIET, *launcher])
     finally:
         lock.release()
 
@@ -81,8 +88,7 @@ def test_every_launcher_returns_each_runs_outcome(launcher, tmp_path):
     assert f"could not write {sweep / failed['run']}/model.pt: Is a directory" in failed["reason"]
     assert skipped["status"] == "skipped" and skipped["reason"].startswith("running in another process (pid ")
     assert not (held / record.METRICS_FILE).exists()
-    if launcher == "submitit_local":  # read back from the record in this process: the job and its log named
-        assert failed["reason"].startswith("job ") and "; log: " in failed["reason"]
+    return {"completed": completed, "diverged": diverged, "failed": failed, "skipped": skipped}
 
 
 @pytest.mark.slow
