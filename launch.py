@@ -10,11 +10,12 @@ import hydra
 from omegaconf import DictConfig
 
 from gen.cli import exit_without_teardown, run_job, run_with_clear_errors
+from gen.outcome import RunOutcome
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
-    return run_job(cfg)  # in a multirun a failed run is recorded and the sweep goes on (gen/cli.py)
+def main(cfg: DictConfig) -> RunOutcome:
+    return run_job(cfg)  # the run's outcome, which gen's sweeper reads; a failed run of a multirun is one (gen/cli.py)
 
 
 if __name__ == "__main__":

@@ -4,16 +4,16 @@ Hydra prints multi-line reports for composition errors; we let them reach us (by
 HYDRA_FULL_ERROR for the duration of the call) and print one line instead.  A user who sets
 HYDRA_FULL_ERROR=1 still gets the full traceback.
 
-In a multirun a job whose run fails does not stop the sweep: the run records ``status: failed``
-in its metrics.json (gen.run) and the job returns normally, so every launcher goes on with the
-other jobs.  ``SweepSummary``, a Hydra callback in the main process, then lists the runs that
-failed in this sweep and the exit status is non-zero.  Bad input and preemption still stop the
+Every job returns its run's outcome (gen.outcome).  In a multirun a job whose run fails does not stop
+the sweep: the run records ``status: failed`` in its metrics.json (gen.run) and the job returns its
+``failed`` outcome, so every launcher goes on with the other jobs.  gen's sweeper, in the launching
+process, receives every outcome, lists the runs that failed in this sweep and raises
+``outcome.SweepFailed``: the exit status is non-zero.  Bad input and preemption still stop the
 sweep: every job would fail the same way; so does a failure that cannot even be recorded (a full disk).
 A run that another process holds (gen.sweeps.runlock) is skipped; the summary counts those apart.
 """
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -25,9 +25,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gen.outcome import RunOutcome, SweepFailed
 from gen.sweeps import resolvers, run_folder
 from gen.config.overrides import check_group_choices, check_override_text
-from gen.config import ConfigError, check_folder_names, validate
+from gen.config import ConfigError, validate
 from gen.config.base import misspelt_key_hint, other_options_hint
 
 resolvers.register()  # before Hydra composes; the parallel launcher's workers import this module too
@@ -39,15 +40,13 @@ EXIT_FAILED = 1
 def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    _sweep_failures.clear()
-    _sweep_dirs.clear()
     try:
         check_override_text(argv)
         check_group_choices(argv)
         main()
-        if _sweep_failures:
-            return _fail(f"error: {len(_sweep_failures)} run(s) of this sweep failed (listed above); "
-                         f"relaunching the same command runs them again", EXIT_FAILED)
+    except SweepFailed as failed:  # gen's sweeper: the runs that failed are listed above
+        return _fail(f"error: {len(failed.failures)} run(s) of this sweep failed (listed above); "
+                     f"relaunching the same command runs them again", EXIT_FAILED)
     except (ConfigError, BadInput, run_folder.Refused) as error:
         return _fail(f"error: {error}", EXIT_BAD_INPUT)
     except (HydraException, OmegaConfBaseException) as error:
@@ -61,7 +60,6 @@ def run_with_clear_errors(main: Callable[[], object], argv: list[str]) -> int:
     finally:
         if not wants_traceback:
             os.environ.pop("HYDRA_FULL_ERROR", None)
-        _remove_unused_sweep_dirs()
     return 0
 
 
@@ -81,33 +79,6 @@ def exit_without_teardown(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code)
-
-
-def _remove_unused_sweep_dirs() -> None:
-    """A sweep that stopped before any run began leaves a folder with only Hydra's multirun.yaml (and
-    the submitit launchers' empty .submitit/): remove it, so no folder looks like a sweep that ran."""
-    for sweep_dir in _sweep_dirs:
-        try:
-            entries = {e.name: e for e in sweep_dir.iterdir()}
-        except OSError:
-            continue
-        submitit = entries.pop(".submitit", None)
-        if set(entries) != {"multirun.yaml"} or (submitit is not None and any(Path(submitit).rglob("*.pkl"))):
-            continue
-        shutil.rmtree(sweep_dir, ignore_errors=True)
-        _remove_empty_parents(sweep_dir.parent)
-
-
-def _remove_empty_parents(folder: Path) -> None:
-    """The folders Hydra made on the way (outputs/sweeps/), if now empty; never the working directory or above."""
-    here = Path.cwd().resolve()
-    folder = folder.resolve()
-    while folder != here and here in folder.parents:
-        try:
-            folder.rmdir()  # only succeeds on an empty folder
-        except OSError:
-            return
-        folder = folder.parent
 
 
 def composition_message(error: BaseException) -> str:
@@ -132,71 +103,63 @@ def _fail(line: str, code: int) -> int:
 
 
 # ---- jobs and sweeps ---------------------------------------------------------------------------
-def run_job(cfg: DictConfig) -> float | None:
-    """The task function's body: train one run and return its test accuracy.
+def run_job(cfg: DictConfig) -> RunOutcome:
+    """The task function's body: train one run and return its outcome (gen.outcome), which Hydra's
+    JobReturn carries back to gen's sweeper.
 
-    In a multirun a failed run returns None instead of raising: gen.run has recorded it (metrics.json
-    with the error, and the log), and the sweep goes on; ``SweepSummary`` reports it at the end."""
-    def train_it() -> dict | None:
+    In a multirun a run whose failure gen.run recorded (metrics.json with the error, and the log) returns
+    its ``failed`` outcome instead of raising, and the sweep goes on; a single run raises it."""
+    def train_it(keep_going: bool) -> RunOutcome:
         from gen.run import train
 
-        return train(cfg)
+        return train(cfg, keep_going=keep_going)
 
     return _guarded(cfg, train_it)
 
 
-def lockstep_tasks(group: list) -> list[Callable[[DictConfig], float | None]]:
+def lockstep_tasks(group: list) -> list[Callable[[DictConfig], RunOutcome]]:
     """The task functions of a lockstep group's jobs (gen.sweeps.ensemble.Member each), which a launcher
     runs one after another in one process: the first trains the whole group (gen.run.train_group) and
-    keeps what it trained for each member; each other one hands that back (its job's ``.hydra/`` and
+    keeps each member's outcome; each other one hands that back (its job's ``.hydra/`` and
     callbacks are Hydra's as for any job), or, if the group could not take it (another process holds it,
     it was finished meanwhile, its checkpoint stands at another step), trains its run alone."""
-    trained: dict[Path, dict] = {}
+    trained: dict[Path, RunOutcome] = {}
 
-    def lead(cfg: DictConfig) -> float | None:
-        def train_it() -> dict | None:
+    def lead(cfg: DictConfig) -> RunOutcome:
+        def train_it(keep_going: bool) -> RunOutcome:
             from gen.run import train_group
 
-            results = train_group(group)
-            trained.update({m.run_dir: r for m, r in zip(group[1:], results[1:]) if r is not None})
-            return results[0]
+            outcomes = train_group(group, keep_going)
+            trained.update({m.run_dir: o for m, o in zip(group[1:], outcomes[1:]) if o is not None})
+            return outcomes[0]
 
         return _guarded(cfg, train_it)
 
-    def follow(cfg: DictConfig) -> float | None:
+    def follow(cfg: DictConfig) -> RunOutcome:
         run_dir = Path(os.path.abspath(HydraConfig.get().runtime.output_dir))
-        metrics = trained.get(run_dir)
-        if metrics is None:
+        outcome = trained.get(run_dir)
+        if outcome is None:
             return run_job(cfg)
         import logging
 
         logging.getLogger("gen").info("%s: trained in lockstep with %s", run_dir, group[0].run_dir.name)
-        return metrics["final"]["test_acc"]
+        return outcome
 
     return [lead] + [follow] * (len(group) - 1)
 
 
-def _guarded(cfg: DictConfig, train_it: Callable[[], dict | None]) -> float | None:
-    """``train_it()``'s test accuracy (None: another process runs it), its failures as :func:`run_job` says."""
+def _guarded(cfg: DictConfig, train_it: Callable[[bool], RunOutcome]) -> RunOutcome:
+    """``train_it(keep_going)``'s outcome, ``keep_going`` in a multirun (a recorded failure is returned, not
+    raised); bad input leaves as :class:`BadInput`, whatever else it raises goes on up."""
     try:
         validate(cfg)  # before torch and the rest load: a config error answers in about a second
     except ConfigError as error:
         _remove_fresh_run_dir()
         raise BadInput(str(error)) from None
-    from gen.record import NotRecorded, was_recorded
-    from gen.training.checkpoint import Interrupted
-
     try:
-        metrics = train_it()
+        return train_it(_in_multirun())
     except ConfigError as error:  # bad input: every later job would fail alike
         raise BadInput(str(error)) from None
-    except (Interrupted, NotRecorded):  # a stop request; a failure not even recordable (a full disk)
-        raise
-    except Exception as error:  # only a failure its metrics.json records lets the sweep go on
-        if not _in_multirun() or not was_recorded(error):
-            raise
-        return None
-    return None if metrics is None else metrics["final"]["test_acc"]  # None: another process runs it
 
 
 def _remove_fresh_run_dir() -> None:
@@ -219,10 +182,6 @@ def _in_multirun() -> bool:
         return HydraConfig.get().mode == RunMode.MULTIRUN
     except ValueError:  # not under Hydra
         return False
-
-
-_sweep_failures: list[str] = []  # set in the main process by SweepSummary, read by run_with_clear_errors
-_sweep_dirs: list[Path] = []     # the sweep folder of this launch (SweepSummary), removed if left unused
 
 
 class RunFolderGuard(Callback):
@@ -253,57 +212,3 @@ def job_config(config: DictConfig) -> DictConfig:
     with read_write(job), open_dict(job):
         del job["hydra"]
     return job
-
-
-class SweepSummary(Callback):
-    """After a multirun, print the state of the sweep folder and every run that failed in this sweep
-    (its error line, log and metrics.json); a failure makes ``launch.py`` exit non-zero.
-
-    "In this sweep": a failed metrics.json written since the multirun started, so older failures
-    that this sweep did not relaunch are listed but do not change the exit status.  Scanning the
-    folder (not the jobs' return values) works with every launcher."""
-
-    def __init__(self) -> None:
-        self._before: dict[Path, int] = {}
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:  # before Hydra's sweeper creates the sweep folder from them
-            check_folder_names(config)
-        except ConfigError as error:
-            raise BadInput(str(error)) from None  # not an Exception: Hydra's callback runner lets it through
-        sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
-        self._before = _record_stamps(sweep_dir)
-        _sweep_dirs.append(sweep_dir)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from gen.sweeps import status
-
-        sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
-        folders = status.scan([sweep_dir]) if sweep_dir.is_dir() else []
-        failed = [f for f in folders if f.status in status.FAILURES
-                  and _stamp(f.path / status.METRICS_FILE) != self._before.get(f.path)]
-        elsewhere = [f for f in folders if f.status == "running" and f.held]
-        print(status.describe(folders, [sweep_dir]), file=sys.stderr)
-        for folder in failed:
-            print(f"failed in this sweep: {folder.path / status.METRICS_FILE}", file=sys.stderr)
-        if elsewhere:  # not failures: their own process records them
-            print(f"{len(elsewhere)} run(s) of this sweep are running in another process (not failures; "
-                  f"relaunch once it ends to check them)", file=sys.stderr)
-        _sweep_failures.extend(str(f.path) for f in failed)
-
-    def __getstate__(self) -> dict:
-        return {"_before": {}}  # launchers ship callbacks to every job: leave the snapshot home
-
-
-def _record_stamps(sweep_dir: Path) -> dict[Path, int]:
-    """metrics.json modification times of the run folders below ``sweep_dir`` (cheap: no parsing)."""
-    if not sweep_dir.is_dir():
-        return {}
-    return {path.parent: _stamp(path) for path in sweep_dir.rglob("metrics.json")}
-
-
-def _stamp(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None

@@ -152,7 +152,7 @@ def hydra_argv(runs: list[Path], overrides: list[str], measure_cfg) -> list[str]
     given = {o.split("=", 1)[0] for o in overrides}
     argv = ["-m", *overrides, f"measure_run={','.join(map(str, runs))}", "hydra.job.name=measure",
             "hydra.output_subdir=null", "hydra.sweep.subdir=${measure_run}",
-            "~hydra.callbacks.sweep_summary", "~hydra.callbacks.analysis"]
+            "hydra.sweeper.summary=false", "~hydra.callbacks.analysis"]
     if "hydra.sweep.dir" not in given:
         argv.append(f"hydra.sweep.dir={sweep_dir}")
     return argv

@@ -174,15 +174,6 @@ class NotRecorded(Exception):
     meet the same, so the sweep stops here."""
 
 
-def mark_recorded(error: BaseException) -> None:
-    """Note on ``error`` that the run's metrics.json records it (a sweep may then go on past it)."""
-    error.gen_recorded = True  # type: ignore[attr-defined]
-
-
-def was_recorded(error: BaseException) -> bool:
-    return getattr(error, "gen_recorded", False)
-
-
 # ---- reading ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Record:

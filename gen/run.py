@@ -7,8 +7,9 @@ fails the check is moved aside and the run trains again); 4. load data as tensor
 6. train (gen.training.divergence says when it exploded); 7. compute measures; 8. write metrics.json
 atomically as the last act.  A completed run whose record lacks measures the config asks for (or holds
 them under other params) is measured on its saved weights instead (gen.remeasure): never trained again.
-A run that raises records ``status: failed`` and re-raises, so the job exits non-zero; if even that
-record cannot be written, ``record.NotRecorded`` says which file.
+Each returns the run's outcome (gen.outcome).  A run that raises records ``status: failed`` and re-raises, so
+the job exits non-zero; with ``keep_going`` (a multirun) it returns the ``failed`` outcome instead, and the
+sweep goes on.  If even that record cannot be written, ``record.NotRecorded`` says which file.
 
 ``train_group(group)`` is the same for a lockstep group (``trainer.ensemble``, gen.sweeps.ensemble): its
 first member leads (steps 1-3 are its own), every member is built with steps 3-5, they train together
@@ -26,7 +27,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gen import atomic, measures, record, remeasure, tracking
+from gen import atomic, measures, outcome, record, remeasure, tracking
 from gen.sweeps import ensemble, run_folder, runlock
 from gen.training import checkpoint, memory
 from gen.data import DataBundle, load_data
@@ -43,55 +44,59 @@ log = logging.getLogger("gen")
 INIT_WEIGHTS, FINAL_WEIGHTS = remeasure.INIT_WEIGHTS, remeasure.FINAL_WEIGHTS
 
 
-def train(cfg: DictConfig, run_dir: Path | None = None) -> dict | None:
-    """Run the job ``cfg`` describes in ``run_dir`` (default: Hydra's output dir) and return its metrics
-    (None where another process is running it): a lockstep group of one."""
+def train(cfg: DictConfig, run_dir: Path | None = None, keep_going: bool = False) -> outcome.RunOutcome:
+    """Run the job ``cfg`` describes in ``run_dir`` (default: Hydra's output dir) and return its outcome:
+    a lockstep group of one (``keep_going``: as for :func:`train_group`)."""
     run_dir = Path(run_dir or HydraConfig.get().runtime.output_dir)
-    return train_group([ensemble.Member(cfg, run_dir, tuple(_overrides()), _choice("experiment"))])[0]
+    member = ensemble.Member(cfg, run_dir, tuple(_overrides()), _choice("experiment"))
+    return train_group([member], keep_going)[0]
 
 
-def train_group(group: list[ensemble.Member]) -> list[dict | None]:
+def train_group(group: list[ensemble.Member], keep_going: bool = False) -> list[outcome.RunOutcome | None]:
     """Train the lockstep group ``group`` (gen.sweeps.ensemble.plan), led by its first member, and return
-    each member's metrics, in its order.  None for a member this call did not train — another process holds
-    it, it was finished meanwhile, or its checkpoint stands at another step than the leader's: its own job
-    trains it — and for the leader where another process holds it.  A leader that is skipped (its result
-    exists) or only measured trains no group."""
+    each member's outcome, in its order.  The leader always has one (``skipped`` where another process holds
+    it or its result exists); None for a member this call did not train — another process holds it, it was
+    finished meanwhile, its checkpoint stands at another step than the leader's, or the group failed: its own
+    job trains it.  A failure the leader's metrics.json records is raised, or with ``keep_going`` returned
+    as its ``failed`` outcome.  A leader that is skipped (its result exists) or only measured trains no group."""
     leader = group[0]
     fresh = not (leader.run_dir / record.METRICS_FILE).exists() and \
         not (leader.run_dir / checkpoint.CHECKPOINT_FILE).exists()
     try:
-        return _run(group)
+        return _run(group, keep_going)
     except ConfigError:  # bad input leaves nothing behind
         if fresh:
             record.remove_if_fresh(leader.run_dir)
         raise
 
 
-def _run(group: list[ensemble.Member]) -> list[dict | None]:
+def _run(group: list[ensemble.Member], keep_going: bool) -> list[outcome.RunOutcome | None]:
     cfg, run_dir = group[0].cfg, group[0].run_dir
     validate(cfg)  # the measure set's names and parameters too
     run_folder.check(run_dir, run_id_of(cfg))  # no link, no other run's record: before anything is moved
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = runlock.acquire(run_dir)
     if lock is None:
-        log.warning("skipping %s: running in another process (%s)", run_dir, runlock.describe_holder(run_dir))
-        return [None] * len(group)
+        held = f"running in another process ({runlock.describe_holder(run_dir)})"
+        log.warning("skipping %s: %s", run_dir, held)
+        return [outcome.skipped(run_dir, held), *[None] * (len(group) - 1)]
     try:
-        return _run_locked(group)
+        return _run_locked(group, keep_going)
     finally:
         lock.release()
 
 
-def _run_locked(group: list[ensemble.Member]) -> list[dict | None]:
+def _run_locked(group: list[ensemble.Member], keep_going: bool) -> list[outcome.RunOutcome | None]:
     leader = group[0]
     cfg, run_dir = leader.cfg, leader.run_dir
     others = [None] * (len(group) - 1)  # not trained by this call: each member's own job sees to it
     previous = _previous_record(cfg, run_dir)
     if previous.is_result and not cfg.rerun:
         if previous.status == record.COMPLETED and remeasure.work(previous.metrics, cfg.measure, code=False):
-            return [_measure_trained(cfg, run_dir, previous.metrics), *others]
+            metrics = _measure_trained(cfg, run_dir, previous.metrics)
+            return [outcome.skipped(run_dir, "already completed; measured on its saved weights", metrics), *others]
         log.info("skipping %s: already %s (rerun=true runs it again)", run_dir, previous.status)
-        return [previous.metrics, *others]
+        return [outcome.skipped(run_dir, f"already {previous.status}", previous.metrics), *others]
     if checkpoint.requested():  # a sweep that was told to stop starts no more runs
         raise checkpoint.Interrupted("stop requested (SIGTERM/SIGUSR) before this run started")
     if cfg.rerun:
@@ -111,9 +116,12 @@ def _run_locked(group: list[ensemble.Member]) -> list[dict | None]:
                 _close(sessions, "interrupted")
                 raise
             except Exception as error:
-                if not isinstance(error, ConfigError):  # bad input is no run's failure: nothing is recorded
-                    _record_failure(leader, error, started)
-                raise
+                if isinstance(error, ConfigError):  # bad input is no run's failure: nothing is recorded
+                    raise
+                failure = _record_failure(leader, error, started)
+                if not keep_going:
+                    raise
+                return [failure, *others]
             for member, metrics in zip(members, results):
                 record.write(member.run_dir, metrics)
                 checkpoint.remove(member.run_dir)
@@ -123,7 +131,7 @@ def _run_locked(group: list[ensemble.Member]) -> list[dict | None]:
             _close(sessions, "failed")  # nothing for the sessions that ended or closed above
     for metrics in results:
         _log_summary(metrics)
-    trained = {member.run_dir: metrics for member, metrics in zip(members, results)}
+    trained = {member.run_dir: outcome.of_record(member.run_dir, metrics) for member, metrics in zip(members, results)}
     return [trained.get(member.run_dir) for member in group]
 
 
@@ -163,15 +171,17 @@ def _refuse_unmigrated(cfg: DictConfig, run_dir: Path, previous: record.Record) 
         raise ConfigError("run folder", run_dir, record.legacy_reason(run_dir))
 
 
-def _record_failure(member: ensemble.Member, error: Exception, started: float) -> None:
-    """metrics.json says failed, with the error; if even that cannot be written, the write error says why."""
+def _record_failure(member: ensemble.Member, error: Exception, started: float) -> outcome.RunOutcome:
+    """metrics.json says failed, with the error, and the outcome says what it records; if even that cannot be
+    written, the write error says why."""
     head = record.header(member.cfg, record.FAILED, member.overrides, member.experiment)
+    failed = record.failed(head, error, time.perf_counter() - started)
     try:
-        record.write(member.run_dir, record.failed(head, error, time.perf_counter() - started))
+        record.write(member.run_dir, failed)
     except OSError as write_error:
         raise record.NotRecorded(f"{write_error} (the run failed: {type(error).__name__}: {error})") from error
-    record.mark_recorded(error)
     log.error("run failed: %s: %s (recorded in %s)", type(error).__name__, error, member.run_dir / record.METRICS_FILE)
+    return outcome.of_record(member.run_dir, failed)
 
 
 @contextlib.contextmanager

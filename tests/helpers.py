@@ -116,3 +116,10 @@ def shape_of(data) -> tuple[tuple[int, ...], int, str, int]:
     """What gen.run builds a model from (gen.models.build_model): a dataset's input shape, output count,
     name (for error lines) and training-set size (the width of a model with a unit per sample)."""
     return tuple(data.input_shape), data.num_outputs, f"dataset {data.name}", len(data.x_train)
+
+
+def train_and_read(cfg, run_dir: Path) -> dict:
+    """``gen.run.train(cfg, run_dir)``, then the record it wrote (train returns the run's outcome, not its record)."""
+    from gen.run import train
+
+    return read_metrics(Path(train(cfg, run_dir).run_dir) / "metrics.json")

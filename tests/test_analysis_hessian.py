@@ -6,8 +6,8 @@ import pytest
 
 from analysis.cli import main
 from analysis.hessian import DENSITY_FILE, NODES_FILE
-from gen.run import FINAL_WEIGHTS, train
-from tests.helpers import compose_config
+from gen.run import FINAL_WEIGHTS
+from tests.helpers import compose_config, train_and_read
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -18,7 +18,7 @@ def trained_run(tmp_path_factory):
     cfg = compose_config(["model.hidden_units=6", "dataset.train_size=60", "trainer.max_epochs=3",
                           "trainer.progress=false", "measure.names=[hessian_top_eig]",
                           "measure.params.power_tolerance=1e-9", "measure.params.power_iterations=300"])
-    metrics = train(cfg, run_dir=run_dir)
+    metrics = train_and_read(cfg, run_dir)
     assert metrics["status"] == "completed"
     return run_dir, metrics
 

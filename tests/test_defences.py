@@ -21,7 +21,7 @@ from gen.run import train, train_group
 from gen.sweeps import run_folder, runlock
 from gen.sweeps import status as run_status
 from gen.sweeps.run_id import run_id
-from tests.helpers import REPO, TINY, compose_config, launch, read_metrics
+from tests.helpers import REPO, TINY, compose_config, launch, read_metrics, train_and_read
 
 QUIET = ["analysis.auto=false", "name=default"]
 
@@ -427,7 +427,7 @@ def test_a_fifo_as_checkpoint_is_moved_aside_and_the_run_trains(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     os.mkfifo(run_dir / "checkpoint.pt")  # torch.load would wait for a writer forever
-    metrics = train(compose_config(TINY), run_dir)
+    metrics = train_and_read(compose_config(TINY), run_dir)
     assert metrics["status"] == "completed"
     assert stat.S_ISFIFO((run_dir / "checkpoint.pt.corrupt").lstat().st_mode)
 

@@ -51,6 +51,16 @@ def test_the_basic_sweeper_checks_a_batch_by_composing_each_job():
     assert "self.validate_batch_is_legal(batch)" in inspect.getsource(sweeper.sweep)  # what gen's sweeper skips
 
 
+def test_a_multirun_ends_its_callbacks_only_when_the_sweep_returns():
+    """gen's sweeper raises when a run failed, so it ends the callbacks itself (hydra_internals.end_multirun)."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.hydra import Hydra
+
+    source = inspect.getsource(Hydra.multirun)
+    assert source.index("sweeper.sweep(") < source.index("callbacks.on_multirun_end(config=cfg")
+    assert list(inspect.signature(Callbacks.on_multirun_end).parameters) == ["self", "config", "kwargs"]
+
+
 def test_submitits_preemption_signal_is_usr2_unless_configured(monkeypatch):
     import signal
 

@@ -7,9 +7,8 @@ from omegaconf import OmegaConf
 
 from gen.measures import check_set, compute_measures, known_names
 from gen.measures.margin import margins
-from gen.run import train
 from gen.config import ConfigError
-from tests.helpers import CONF, compose_config, measure_context, metrics_files, read_metrics
+from tests.helpers import CONF, compose_config, measure_context, metrics_files, read_metrics, train_and_read
 
 SETS = sorted(path.stem for path in (CONF / "measure").glob("*.yaml"))
 
@@ -54,7 +53,7 @@ def test_check_set_names_the_unknown_measure_and_its_position():
 def test_the_all_set_runs_on_every_architecture_and_explains_every_null(model, tmp_path):
     cfg = compose_config([f"model={model}", "measure=all", "trainer.max_epochs=1", "trainer.progress=false",
                           "dataset.train_size=40", "trainer.save_weights=false", *TINY_MODELS[model], *FAST])
-    metrics = train(cfg, run_dir=tmp_path)
+    metrics = train_and_read(cfg, tmp_path)
     assert metrics["status"] == "completed"
     assert list(metrics["measures"]) == list(cfg.measure.names)
     reasons = {note.split(":", 1)[0]: note for note in metrics["notes"]}

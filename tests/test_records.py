@@ -22,7 +22,7 @@ from gen.sweeps import ensemble, runlock
 from gen.training import checkpoint
 from gen.run import build_run, train, train_group
 from gen.sweeps.run_id import run_id
-from tests.helpers import REPO, TINY, compose_config, launch, metrics_files, read_metrics
+from tests.helpers import REPO, TINY, compose_config, launch, metrics_files, read_metrics, train_and_read
 from tests.launch_client import start_python
 
 QUIET = ["analysis.auto=false"]
@@ -108,12 +108,12 @@ def test_an_unusable_checkpoint_is_moved_aside_with_one_warning(kind, tmp_path, 
     run_dir.mkdir()
     (run_dir / "checkpoint.pt").write_bytes(planted)
     cfg = compose_config(TINY)
-    metrics = train(cfg, run_dir)
+    metrics = train_and_read(cfg, run_dir)
     assert metrics["status"] == "completed"
     assert (run_dir / "checkpoint.pt.corrupt").read_bytes() == planted
     warnings = [r.getMessage() for r in caplog.records if "checkpoint.pt" in r.getMessage()]
     assert len(warnings) == 1 and str(run_dir / "checkpoint.pt") in warnings[0], warnings
-    assert comparable(metrics) == comparable(train(cfg, tmp_path / "fresh"))
+    assert comparable(metrics) == comparable(train_and_read(cfg, tmp_path / "fresh"))
 
 
 def test_a_good_checkpoint_still_resumes_weights_only(tmp_path, monkeypatch, caplog):
@@ -123,10 +123,10 @@ def test_a_good_checkpoint_still_resumes_weights_only(tmp_path, monkeypatch, cap
     loads = []
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(k.get("weights_only")) or real_load(*a, **k))
-    metrics = train(compose_config(TINY), run_dir)
+    metrics = train_and_read(compose_config(TINY), run_dir)
     assert loads and set(loads) == {True} and not (run_dir / "checkpoint.pt.corrupt").exists()
     assert f"resuming {run_dir} at epoch 2, step " in caplog.text  # one epoch done: the second next
-    assert comparable(metrics) == comparable(train(compose_config(TINY), tmp_path / "fresh"))
+    assert comparable(metrics) == comparable(train_and_read(compose_config(TINY), tmp_path / "fresh"))
 
 
 def test_adashift_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
@@ -137,7 +137,7 @@ def test_adashift_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     restored = checkpoint.from_plain(state["optimizer"])
     queues = [s["grad_queue"] for s in restored["state"].values()]
     assert queues and all(q.maxlen == 10 and len(q) > 0 for q in queues)
-    assert planted and train(compose_config(overrides), tmp_path / "run")["status"] == "completed"
+    assert planted and train_and_read(compose_config(overrides), tmp_path / "run")["status"] == "completed"
 
 
 # ---- 2. an exploding run is diverged -----------------------------------------------------------
@@ -159,22 +159,23 @@ def test_an_exploding_learning_rate_is_diverged_and_never_a_result(tmp_path):
 
 
 def test_a_run_that_ends_above_the_bound_is_diverged(tmp_path):
-    metrics = train(compose_config([*TINY, "optimizer.lr=1e6"]), tmp_path)  # 2 epochs: fewer than patience
+    metrics = train_and_read(compose_config([*TINY, "optimizer.lr=1e6"]), tmp_path)  # 2 epochs: fewer than patience
     assert metrics["status"] == "diverged"
     assert metrics["divergence"]["rule"] == "loss_above_bound" and metrics["divergence"]["epoch"] == 2
 
 
 def test_non_finite_loss_and_weights_are_named(tmp_path):
-    metrics = train(compose_config([*TINY, "optimizer.lr=1e30"]), tmp_path / "a")
+    metrics = train_and_read(compose_config([*TINY, "optimizer.lr=1e30"]), tmp_path / "a")
     assert metrics["status"] == "diverged"
     assert metrics["divergence"]["rule"] in ("non_finite_loss", "non_finite_parameters")
 
 
 def test_the_divergence_keys_are_config_keys(tmp_path):
-    impatient = train(compose_config([*TINY, "trainer.max_epochs=10", "optimizer.lr=1e6",
-                                      "trainer.divergence.patience=1"]), tmp_path / "impatient")
+    impatient = train_and_read(compose_config([*TINY, "trainer.max_epochs=10", "optimizer.lr=1e6",
+                                               "trainer.divergence.patience=1"]), tmp_path / "impatient")
     assert impatient["divergence"]["evaluations_above"] == 1 and impatient["final"]["epochs"] == 1
-    lax = train(compose_config([*TINY, "optimizer.lr=1e6", "trainer.divergence.loss_factor=1e12"]), tmp_path / "lax")
+    lax = train_and_read(compose_config([*TINY, "optimizer.lr=1e6", "trainer.divergence.loss_factor=1e12"]),
+                         tmp_path / "lax")
     assert lax["status"] == "completed"
 
 
@@ -186,7 +187,7 @@ def test_lockstep_follows_the_same_divergence_rule_per_member(tmp_path):
     train_group(group)
     for i, overrides in enumerate(variants):
         together = read_metrics(group[i].run_dir / "metrics.json")
-        alone = train(compose_config(overrides), tmp_path / "alone" / str(i))
+        alone = train_and_read(compose_config(overrides), tmp_path / "alone" / str(i))
         assert any("lockstep" in note for note in together["notes"])
         assert together["status"] == alone["status"]
         if alone["status"] == "diverged":  # where and why; an exploded loss's digits are float noise
@@ -226,7 +227,7 @@ def test_a_hollow_record_is_invalid_everywhere_and_the_relaunch_trains_it(tmp_pa
 def test_a_record_that_is_not_its_own_is_refused(tmp_path):
     cfg = compose_config(TINY)
     home = tmp_path / run_id(cfg)
-    good = train(cfg, home)
+    good = train_and_read(cfg, home)
     assert record.read(home, run_id(cfg)).status == "completed"
     elsewhere = tmp_path / ("0" * 12)  # another run's folder
     elsewhere.mkdir()
@@ -384,7 +385,7 @@ def test_a_full_disk_leaves_no_record_and_no_half_file_and_the_error_names_it(tm
         train(compose_config(TINY), run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == ["init.pt"]  # no record, no temp file, no lock
     monkeypatch.undo()
-    assert train(compose_config(TINY), run_dir)["status"] == "completed"  # space again: it trains
+    assert train_and_read(compose_config(TINY), run_dir)["status"] == "completed"  # space again: it trains
 
 
 @pytest.fixture

@@ -51,13 +51,12 @@ def test_multirun_sweeps_then_relaunch_skips_every_completed_run(run_in):
 
 
 def test_same_config_and_seed_give_identical_results(tmp_path):
-    from gen.run import train
-    from tests.helpers import compose_config
+    from tests.helpers import compose_config, train_and_read
 
     results = []
     for i in range(2):
         cfg = compose_config(TINY + ["seed=5", "rerun=true"])
-        results.append(train(cfg, run_dir=tmp_path / str(i)))
+        results.append(train_and_read(cfg, tmp_path / str(i)))
     a, b = results
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
     assert a["final"] == b["final"]

@@ -178,6 +178,13 @@ def test_a_failed_run_fails_its_job_and_the_others_go_on(tmp_path):
     assert failed_dir in status.stdout + status.stderr
 
 
+def test_each_runs_outcome_comes_back_from_its_job_a_failed_one_read_from_its_record(tmp_path):
+    from tests.test_outcomes import four_runs
+
+    failed = four_runs(tmp_path / "sweep", SLURM)["failed"]  # completed, diverged, failed, skipped: checked there
+    assert failed["reason"].startswith("job ") and "; log: " in failed["reason"]
+
+
 def test_a_preempted_job_checkpoints_requeues_and_ends_like_an_uninterrupted_run(tmp_path):
     name = f"gen-preempt-{uuid.uuid4().hex[:8]}"
     run = ["trainer.max_epochs=1500", "trainer.checkpoint_every=1", "trainer.progress=false",

@@ -18,7 +18,7 @@ from gen.sweeps.run_id import run_id
 from gen.sweeps.sweep_name import sweep_name
 from gen.training import loop
 from tests import wandb_records
-from tests.helpers import LAUNCH, REPO, TINY, compose_config, launch, read_metrics
+from tests.helpers import LAUNCH, REPO, TINY, compose_config, launch, read_metrics, train_and_read
 
 ALL = "logger=[tensorboard,mlflow,wandb,csv]"
 
@@ -318,8 +318,8 @@ def test_a_tracker_that_raises_warns_once_and_the_run_and_its_record_go_on(tmp_p
 
 def test_a_bad_tracking_uri_is_a_warning_not_a_failure(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="gen"):
-        metrics = train(compose_config([*TINY, "logger=mlflow", "logger.mlflow.tracking_uri=nosuch://x"]),
-                        tmp_path / "run")
+        metrics = train_and_read(compose_config([*TINY, "logger=mlflow", "logger.mlflow.tracking_uri=nosuch://x"]),
+                                 tmp_path / "run")
     assert metrics["status"] == "completed"
     assert any(r.getMessage().startswith("logger=mlflow failed at start") for r in caplog.records)
 

@@ -138,7 +138,7 @@ def _classify(path: Path, names: set[str], now: float) -> RunFolder:
             return RunFolder(path, "running", metrics, "failed before; a relaunch is training now", log)
         return RunFolder(path, record.FAILED, metrics, error_line(metrics), log)
     if status == record.DIVERGED:
-        return RunFolder(path, record.DIVERGED, metrics, _diverged_reason(metrics), log)
+        return RunFolder(path, record.DIVERGED, metrics, diverged_reason(metrics), log)
     return RunFolder(path, record.COMPLETED, metrics, log=log)
 
 
@@ -165,7 +165,7 @@ def error_line(metrics: dict) -> str:
     return line if error else "failed (no error recorded)"
 
 
-def _diverged_reason(metrics: dict) -> str:
+def diverged_reason(metrics: dict) -> str:
     found = metrics["divergence"]
     return f"training diverged: {found['rule']} at epoch {found.get('epoch')}"
 

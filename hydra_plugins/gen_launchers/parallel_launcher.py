@@ -16,9 +16,10 @@ process has asked CUDA for the GPU count, so a fork of it could not use CUDA.  A
 worker would import everything once per worker.
 
 The sweep's progress line is logged here for each run as its unit comes back, in the order units finish.
-A job that raises (bad input, a stop request, a failure that could not be recorded; a failed run that
-recorded its failure returns normally, gen.cli) comes back as Hydra's failed JobReturn, as with
-``sequential``, and the sweeper raises it.  SIGTERM/SIGUSR1/SIGUSR2 to this process reach every worker:
+Each job's JobReturn comes back pickled, its return value the run's outcome (gen.outcome; a failed run that
+recorded its failure returns its ``failed`` outcome, gen.cli) for gen's sweeper.  A job that raises (bad
+input, a stop request, a failure that could not be recorded) comes back as Hydra's failed JobReturn, as
+with ``sequential``, and the sweeper raises it.  SIGTERM/SIGUSR1/SIGUSR2 to this process reach every worker:
 each running run checkpoints and stops, and every unit still queued stops before it starts.
 """
 import contextlib

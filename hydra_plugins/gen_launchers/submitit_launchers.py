@@ -4,10 +4,11 @@
    config on the node when it starts, from whatever conf/ holds then, so editing conf/ while jobs
    wait in the queue would change them.
 2. A run that fails ends its job with a non-zero exit, so SLURM marks it FAILED (hydra-submitit
-   returns the failure as a value and SLURM says COMPLETED); the sweep still collects every job: a
-   run that recorded its failure comes back as a finished job without a result (the sweep's summary
-   lists it and the exit status is non-zero), any other failed job as a FAILED JobReturn.  Which it
-   was is read from each run's metrics.json, not from submitit's error text.
+   returns the failure as a value and SLURM says COMPLETED); the sweep still collects every job's
+   outcome (gen.outcome), as the local launchers do: a job that ended well hands back its runs'
+   outcomes, and for a FAILED job this process reads each run's outcome from its metrics.json (a
+   job that died before its run recorded anything is a ``failed`` outcome that says so and names
+   the job's log), never from submitit's error text.
 3. Preemption: the run checkpoints before submitit requeues the job (gen.sweeps.preemption); the
    requeued job gets the same arguments and resumes from checkpoint.pt.
 4. With ``trainer.ensemble=K`` a job is a unit of the sweep (gen.sweeps.ensemble.units): a lockstep group
@@ -18,8 +19,6 @@ Hydra imports every module of hydra_plugins at startup, so gen (and torch) are i
 import copy
 import logging
 import os
-import re
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -63,9 +62,9 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
         for job, unit in zip(jobs, units):
             try:
                 unit_returns.append(job.results()[0])
-            except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
+            except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError):
                 overrides = [list(configs[i].hydra.overrides.task) for i in unit]  # duplicate jobs are gone
-                unit_returns.append([_return_of(job, members[i].run_dir, o, error) for i, o in zip(unit, overrides)])
+                unit_returns.append([_return_of(job, members[i].run_dir, o) for i, o in zip(unit, overrides)])
         return in_job_order(units, unit_returns)
 
     def _executor(self):
@@ -87,7 +86,8 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
         """One unit of the sweep (a run, or a lockstep group) on the node."""
         import submitit
 
-        from gen import record
+        from gen.outcome import RunOutcome
+        from gen.record import METRICS_FILE
         from gen.sweeps import resolvers
 
         resolvers.register()  # on the node, before the jobs' configs resolve
@@ -101,13 +101,10 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
                 job.id = submitit.JobEnvironment().job_id
                 job.num = job_num
         returns = run_unit(sweep_configs, lambda config, task: self._run(config, job_dir_key, task))
-        for ret in returns:
-            run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
-            found = record.read(run_dir)
-            if found.status == record.FAILED:  # gen records the failure and returns normally
-                error = found.metrics["error"]
-                raise RunFailed(f"run failed: {error.get('type')}: {error.get('message')} "
-                                f"(recorded in {run_dir / record.METRICS_FILE})")
+        for ret in returns:  # each a finished job: a training job returns its run's outcome (gen.cli.run_job)
+            done = ret.return_value
+            if isinstance(done, RunOutcome) and done.failed:  # recorded in its metrics.json: read back at home
+                raise RunFailed(f"run failed: {done.reason} (recorded in {done.run_dir / METRICS_FILE})")
         return returns
 
     def _run(self, sweep_config: DictConfig, job_dir_key: str, task) -> JobReturn:
@@ -125,49 +122,25 @@ class FrozenConfigMixin(ComposesEveryJobFirst):
         return ret
 
 
-def _return_of(job, run_dir: Path, overrides: list[str], error: Exception) -> JobReturn:
-    """A run of a job that failed, by what its run folder says: a result (another run of the unit failed) is a
-    finished job; a failure its metrics.json records is said in one line from the record and handed back as a
-    finished job; anything else (the job died before it could record) is a FAILED JobReturn."""
-    from gen import record
+def _return_of(job, run_dir: Path, overrides: list[str]) -> JobReturn:
+    """A run of a job that failed, as a finished job whose return value is the run's outcome, read from its
+    record: its result (another run of the unit failed), the failure it recorded, or, where it left no
+    valid record (the job died first), a failed outcome that says so; each failure names the job's log."""
+    from gen import outcome, record
 
     found = record.read(run_dir)
+    job_line = f"job {job.job_id} ({' '.join(overrides)})"
     if found.is_result:
-        return _finished(overrides)
-    if found.status == record.FAILED:
-        recorded = found.metrics["error"]
-        return _recorded_failure(overrides, f"job {job.job_id} ({' '.join(overrides)}) failed: {recorded.get('type')}: "
-                                            f"{recorded.get('message')} (recorded in {run_dir / record.METRICS_FILE}); "
-                                            f"log: {job.paths.stderr}")
-    return _failed_return(job, overrides, error)
-
-
-def _failed_return(job, overrides: list[str], error: Exception) -> JobReturn:
-    """A FAILED JobReturn whose error is one line: the job, the last error line of submitit's report (the
-    job left no record to read it from) and where its log is."""
-    lines = [line for line in str(error).splitlines() if line and not line[0].isspace() and not line.startswith("-")]
-    cause = next((line for line in reversed(lines) if ":" in line and not line.startswith("You can check")),
-                 type(error).__name__)
-    cause = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", cause)  # a.b.ValueError: → ValueError:
-    message = f"job {job.job_id} ({' '.join(overrides)}) failed: {cause}; log: {job.paths.stderr}"
-    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
-    ret.return_value = RunFailed(message)
-    ret.working_dir = os.getcwd()
-    return ret
-
-
-def _recorded_failure(overrides: list[str], message: str) -> JobReturn:
-    """A run that failed and recorded it: said here, and handed back as a finished job without a
-    result, as the local launchers do (gen.cli.run_job), so that the sweep's summary lists every
-    failure.  A FAILED JobReturn would make Hydra's sweeper stop at the first and skip the summary."""
-    print(f"error: {message}", file=sys.stderr)
-    return _finished(overrides)
-
-
-def _finished(overrides: list[str]) -> JobReturn:
-    """A finished job whose result is on disk (its metrics.json), not in the return value."""
+        result = outcome.of_record(run_dir, found.metrics)
+    elif found.status == record.FAILED:
+        recorded = outcome.of_record(run_dir, found.metrics).reason
+        result = outcome.failed(run_dir, f"{job_line} failed: {recorded}; log: {job.paths.stderr}")
+    else:
+        left = found.reason or f"no {record.METRICS_FILE}"
+        result = outcome.failed(run_dir, f"{job_line} ended before its run recorded anything ({left}); "
+                                         f"log: {job.paths.stderr}")
     ret = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
-    ret.return_value = None
+    ret.return_value = result
     ret.working_dir = os.getcwd()
     return ret
 
