@@ -237,7 +237,7 @@ def test_a_sweep_folder_name_is_a_plain_folder_name_and_unique():
 
 
 COUNT_COMPOSES = """
-import json, os, runpy, sys
+import atexit, json, os, runpy, sys
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
 compose, composed = ConfigLoaderImpl.load_sweep_config, []
@@ -246,14 +246,15 @@ def counted(self, master_config, sweep_overrides):
     composed.append([o for o in sweep_overrides if o.startswith("seed=")])
     return compose(self, master_config, sweep_overrides)
 
-ConfigLoaderImpl.load_sweep_config = counted
-sys.argv = sys.argv[1:]
-sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as `python launch.py` has it
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-finally:
+def write():
     with open("composed.json", "w") as f:
         json.dump(composed, f)
+
+ConfigLoaderImpl.load_sweep_config = counted
+atexit.register(write)  # launch.py ends with os._exit once the atexit handlers ran (gen.cli.exit_without_teardown)
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as `python launch.py` has it
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
