@@ -61,9 +61,6 @@ class Lockstep:
         self.stacked = _StackedParameters([list(t.model.parameters()) for t in trainers])
         self.optimizer = build_optimizer(run_cfg.optimizer, self.stacked)
         _load_stacked_state(self.optimizer, [t.optimizer for t in trainers], [not t.finished() for t in trainers])
-        for group in self.optimizer.param_groups:  # one kernel per update over all tensors (torch leaves CPU on loops)
-            if "foreach" in group and group["foreach"] is None:
-                group["foreach"] = True
         self.device = lead.data.x_train.device
         self.running = [True] * len(trainers)  # which members still train (a host list: no device sync per step)
         self.scaled: torch.Tensor | None = None  # members whose step is rescaled after the shared one...
@@ -72,6 +69,7 @@ class Lockstep:
         # label corruptions change y alone: x and y are each kept once when every member shares them
         self.x_train, self.x_offsets = _concat_members([t.data.x_train for t in trainers])
         self.y_train, self.y_offsets = _concat_members([t.data.y_train for t in trainers])
+        self.batch_buffers: tuple[torch.Tensor, torch.Tensor] | None = None
         chain = stacked.chain_of(lead.model)
         self.gradients = self._stacked_gradients(stacked.StackedChain(lead.model, chain)) if chain is not None \
             else self._vmapped_gradients(lead.model)
@@ -82,15 +80,14 @@ class Lockstep:
         """A chain of Linear layers (gen.training.stacked): batched products, one backward for all members
         (the gradient of the sum of the members' losses is each member's own gradient)."""
         params = list(self.stacked.parameters_list)
-        loss_of = self.objective.loss
+        losses_and_grad = self.objective.member_losses_and_grad
 
         def gradients(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-            for p in params:
-                p.grad = None
-            outputs = chain(params, xb)
-            losses = loss_of(outputs.flatten(0, 1), yb.flatten(0, 1), reduction="none").view(len(xb), -1).mean(1)
-            losses.sum().backward()
-            return losses.detach()
+            outputs, tape = chain.forward(params, xb)
+            losses, grad = losses_and_grad(outputs, yb)
+            for p, g in zip(params, chain.backward(params, tape, grad)):
+                p.grad = g
+            return losses
         return gradients
 
     def _vmapped_gradients(self, model: nn.Module):
@@ -123,13 +120,15 @@ class Lockstep:
                 trainer.batch_index = 0
         idle = torch.arange(n, device=self.device)  # frozen members' batches: computed, never applied
         perms = torch.stack([t.epoch_perm if self.running[k] else idle for k, t in enumerate(self.trainers)])
+        x_order, y_order = perms + self.x_offsets, perms + self.y_offsets  # rows of x_train and y_train
         bs, lead = running[0].batch_size, running[0]
         first, steps, losses = lead.batch_index * bs, 0, []
+        x_batch, y_batch = self._batch_buffers(bs)
         start = time.perf_counter()
         try:
             for i in range(first, n, bs):
-                index = perms[:, i:i + bs]
-                xb, yb = _take(self.x_train, index + self.x_offsets), _take(self.y_train, index + self.y_offsets)
+                xb = _take(self.x_train, x_order[:, i:i + bs], x_batch)
+                yb = _take(self.y_train, y_order[:, i:i + bs], y_batch)
                 losses.append(self.gradients(xb, yb))
                 self._update()
                 steps += 1
@@ -149,6 +148,14 @@ class Lockstep:
         sums = torch.stack(losses).sum(0) if losses else torch.zeros(len(self.trainers), device=self.device)
         finite = torch.isfinite(sums).tolist()
         return [finite[self.trainers.index(t)] for t in running]
+
+    def _batch_buffers(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memory for one step's inputs and targets of every member (gathered into by :func:`_take`)."""
+        rows = len(self.trainers) * batch_size
+        if self.batch_buffers is None or len(self.batch_buffers[0]) != rows:
+            self.batch_buffers = tuple(torch.empty(rows, *t.shape[1:], dtype=t.dtype, device=t.device)
+                                       for t in (self.x_train, self.y_train))
+        return self.batch_buffers
 
     def _set_running(self, running: list[Trainer]) -> None:
         """Freeze the members that stopped; scale each running member's step by its own learning rate
@@ -252,10 +259,12 @@ def _concat_members(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
     return torch.cat(tensors), torch.arange(size, device=first.device)[:, None] * len(first)
 
 
-def _take(samples: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``samples[index]`` as ``[K, B, ...]``; index_select is an order of magnitude faster on CPU
-    than advanced indexing with two index tensors."""
-    return samples.index_select(0, index.flatten()).view(*index.shape, *samples.shape[1:])
+def _take(samples: torch.Tensor, index: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
+    """``samples[index]`` as ``[K, B, ...]``, written into ``buffer`` (memory for K batches of
+    ``samples``, kept from step to step: no fresh pages per step); index_select is an order of
+    magnitude faster on CPU than advanced indexing with two index tensors."""
+    out = torch.index_select(samples, 0, index.flatten(), out=buffer[:index.numel()])
+    return out.view(*index.shape, *samples.shape[1:])
 
 
 def check_supported(trainers: list[Trainer], run_cfg) -> None:

@@ -41,43 +41,65 @@ def chain_of(model: nn.Module) -> list[nn.Module] | None:
 
 
 class StackedChain:
-    """The forward pass of K members of one chain (:func:`chain_of`) on ``[K, B, ...]`` inputs, with
-    each member's weights the ``k``-th slice of a stacked tensor."""
+    """K members of one chain (:func:`chain_of`) on ``[K, B, ...]`` inputs, each member's weights the
+    ``k``-th slice of a stacked tensor: :meth:`forward` keeps what :meth:`backward` needs, and
+    :meth:`backward` returns the gradient of every stacked weight, without autograd."""
 
     def __init__(self, model: nn.Module, layers: list[nn.Module]):
         index = {id(p): i for i, p in enumerate(model.parameters())}
+        self.size = len(index)
         # per layer: the positions of its weight and bias in model.parameters() (the stacked list's order)
         self.steps = [(layer, index[id(layer.weight)], index[id(layer.bias)] if layer.bias is not None else None)
                       if isinstance(layer, nn.Linear) else (layer, None, None) for layer in layers]
+        # the backward stops at the first Linear: the gradient of the data is never needed
+        self.first = next((i for i, (_, weight, _) in enumerate(self.steps) if weight is not None), len(self.steps))
 
-    def __call__(self, params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def forward(self, params: list[torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """The outputs ``[K, B, out]``, and the tape :meth:`backward` reads (each layer's saved tensors)."""
+        tape = []
         for layer, weight, bias in self.steps:
             if weight is not None:
-                x = StackedLinear.apply(x, params[weight], params[bias] if bias is not None else None)
+                tape.append(x)
+                w = params[weight].transpose(1, 2)
+                x = torch.bmm(x, w) if bias is None else torch.baddbmm(params[bias].unsqueeze(1), x, w)
             elif isinstance(layer, nn.Flatten):
+                tape.append(x.shape)
                 x = x.flatten(2)
-            else:
-                x = layer(x)
-        return x
+            elif type(layer) is nn.ReLU:
+                x = torch.relu(x)
+                tape.append(x)  # ReLU's gradient reads its output, as autograd's does
+            elif type(layer) is nn.Identity:
+                tape.append(None)
+            else:  # any other activation: autograd through this one module
+                with torch.enable_grad():
+                    given = x.detach().requires_grad_()
+                    out = layer(given.clone())  # an in-place module must not write to the leaf
+                tape.append((given, out))
+                x = out.detach()
+        return x, tape
 
-
-class StackedLinear(torch.autograd.Function):
-    """``x @ W[k].T + b[k]`` for each member k: ``x`` [K, B, in], ``W`` [K, out, in], ``b`` [K, out] or None.
-    The backward computes ``nn.Linear``'s gradients per member, the weight's as ``g.T @ x`` so that it
-    has the weight's own layout (no transposing copy)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        if bias is None:
-            return torch.bmm(x, weight.transpose(1, 2))
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
-        grad_bias = grad.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return grad_x, grad_weight, grad_bias
+    @torch.no_grad()
+    def backward(self, params: list[torch.Tensor], tape: list, grad: torch.Tensor) -> list[torch.Tensor | None]:
+        """Each stacked weight's gradient (None for one the chain does not use) from ``grad``, the
+        gradient of the outputs: per member ``nn.Linear``'s gradients, the weight's as ``g.T @ x`` so
+        that it has the weight's own layout (no transposing copy)."""
+        grads: list[torch.Tensor | None] = [None] * self.size
+        for i in range(len(self.steps) - 1, self.first - 1, -1):
+            layer, weight, bias = self.steps[i]
+            saved = tape[i]
+            if weight is not None:
+                if bias is not None:
+                    grads[bias] = grad.sum(1)
+                grads[weight] = torch.bmm(grad.transpose(1, 2), saved)
+                if i > self.first:
+                    grad = torch.bmm(grad, params[weight])
+            elif isinstance(layer, nn.Flatten):
+                grad = grad.reshape(saved)
+            elif type(layer) is nn.ReLU:
+                grad = torch.ops.aten.threshold_backward(grad, saved, 0)
+            elif type(layer) is not nn.Identity:
+                given, out = saved
+                with torch.enable_grad():
+                    grad, = torch.autograd.grad(out, given, grad)
+        return grads
