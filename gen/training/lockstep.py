@@ -85,7 +85,7 @@ class Lockstep:
         def gradients(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             outputs, tape = chain.forward(params, xb)
             losses, grad = losses_and_grad(outputs, yb)
-            for p, g in zip(params, chain.backward(params, tape, grad)):
+            for p, g in zip(params, chain.backward(params, tape, grad, out=[p.grad for p in params])):
                 p.grad = g
             return losses
         return gradients

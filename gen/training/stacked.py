@@ -80,18 +80,20 @@ class StackedChain:
         return x, tape
 
     @torch.no_grad()
-    def backward(self, params: list[torch.Tensor], tape: list, grad: torch.Tensor) -> list[torch.Tensor | None]:
+    def backward(self, params: list[torch.Tensor], tape: list, grad: torch.Tensor,
+                 out: list[torch.Tensor | None] | None = None) -> list[torch.Tensor | None]:
         """Each stacked weight's gradient (None for one the chain does not use) from ``grad``, the
         gradient of the outputs: per member ``nn.Linear``'s gradients, the weight's as ``g.T @ x`` so
-        that it has the weight's own layout (no transposing copy)."""
-        grads: list[torch.Tensor | None] = [None] * self.size
+        that it has the weight's own layout (no transposing copy).  ``out``: tensors to write the
+        gradients into (the last step's), so that a step takes no fresh memory for them."""
+        grads = list(out) if out is not None else [None] * self.size
         for i in range(len(self.steps) - 1, self.first - 1, -1):
             layer, weight, bias = self.steps[i]
             saved = tape[i]
             if weight is not None:
                 if bias is not None:
-                    grads[bias] = grad.sum(1)
-                grads[weight] = torch.bmm(grad.transpose(1, 2), saved)
+                    grads[bias] = torch.sum(grad, 1, out=grads[bias])
+                grads[weight] = torch.bmm(grad.transpose(1, 2), saved, out=grads[weight])
                 if i > self.first:
                     grad = torch.bmm(grad, params[weight])
             elif isinstance(layer, nn.Flatten):
@@ -99,7 +101,7 @@ class StackedChain:
             elif type(layer) is nn.ReLU:
                 grad = torch.ops.aten.threshold_backward(grad, saved, 0)
             elif type(layer) is not nn.Identity:
-                given, out = saved
+                given, result = saved
                 with torch.enable_grad():
-                    grad, = torch.autograd.grad(out, given, grad)
+                    grad, = torch.autograd.grad(result, given, grad)
         return grads
