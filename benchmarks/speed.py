@@ -250,13 +250,17 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
                                                        f"trainer.device={device.type}"])) for seed in range(members)]
         alone = [build_ours(cfgs[0])[0]]
         alone += [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs[1:]]
-        members_together = [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs]
-        together = Lockstep(members_together, cfgs[0])
+        # two groups, one trained on the group's threads and one on a single thread: a group trains in one
+        # part per thread (gen.training.lockstep) and rebuilds its parts when the thread count changes
+        groups = {}
+        for threads in sorted({group_threads, 1} if device.type == "cpu" else {group_threads}):
+            members_together = [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs]
+            groups[threads] = (Lockstep(members_together, cfgs[0]), members_together)
         samples = members * len(alone[0].data.x_train)
         flop = 6 * sum(p.numel() for p in alone[0].model.parameters()) * samples
 
-        def lockstep_epoch(threads: int, together=together, members_together=members_together,
-                           samples=samples) -> float:  # bound now: the loop rebinds these names
+        def lockstep_epoch(threads: int, groups=groups, samples=samples) -> float:  # bound now: the loop
+            together, members_together = groups[threads]                            # rebinds these names
             with _threads(threads):
                 sync()
                 start = time.perf_counter()
