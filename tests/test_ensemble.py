@@ -175,3 +175,28 @@ def test_a_lockstep_group_stopped_mid_epoch_resumes_to_its_uninterrupted_result(
         assert column(resumed, "step") == column(expected, "step")
         for name, value in weights_expected.items():
             torch.testing.assert_close(weights_resumed[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_group_split_into_one_part_per_thread_ends_as_one_stack_does(optimizer, tmp_path, monkeypatch):
+    """On CPU a group trains in one part per thread (gen.training.lockstep), the parts side by side in
+    threads: with one thread (one stack of 4) and with three (parts of 2 and 2), its members end with
+    the same records and weights, bit for bit (they share the learning rate: nothing is rescaled)."""
+    variants = [BASE + OPTIMIZERS[optimizer] + [f"optimizer.lr={LEAD_LR[optimizer] / 3}", f"seed={seed}"]
+                + (["corruption=labels", "corruption.prob=0.5"] if seed == 2 else []) for seed in range(4)]
+    from gen.training import lockstep
+
+    split, parts = lockstep.Lockstep._split, []
+    monkeypatch.setattr(lockstep.Lockstep, "_split", lambda self, count: parts.append(split(self, count)) or parts[-1])
+    outcomes = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("GEN_CPU_THREADS", threads)
+        group = [member(v + ["trainer.ensemble=4"], tmp_path / threads / str(i)) for i, v in enumerate(variants)]
+        train_group(group)
+        outcomes[threads] = [outcome(m.run_dir) for m in group]
+    assert [[len(part.trainers) for part in split_into] for split_into in parts] == [[4], [2, 2]]
+    for (one, weights_one), (split, weights_split) in zip(outcomes["1"], outcomes["3"]):
+        assert split["history"] == [{**row, "seconds": split_row["seconds"]}
+                                    for row, split_row in zip(one["history"], split["history"])]
+        for name, value in weights_one.items():
+            torch.testing.assert_close(weights_split[name], value, rtol=0, atol=0)
