@@ -71,8 +71,6 @@ class Lockstep:
             set_cpu_threads(len(trainers))
         self.count = self._part_count()
         self.parts = self._split(self.count)
-        self.pool: ThreadPoolExecutor | None = None  # the threads of the parts after the first
-        self.pool_size = 0
 
     def _part_count(self) -> int:
         """Parts the group trains in: one per intra-op thread torch has now (up to one per member) on
@@ -120,26 +118,23 @@ class Lockstep:
 
     def _run(self, active: list, first: int, n: int, bs: int, pace: "_Pace", finite: dict) -> None:
         """The parts' epochs: the first on this thread (it asks for stop requests), the others each in a
-        thread of the pool; every part on one intra-op thread while they run side by side."""
+        thread of its own; every part on one intra-op thread while they run side by side."""
         (lead_part, lead_members), others = active[0], active[1:]
         if not others:
             finite.update(lead_part.run(lead_members, first, n, bs, pace, lead=True))
             return
-        if self.pool is None or self.pool_size != len(others):
-            if self.pool is not None:
-                self.pool.shutdown()
-            self.pool, self.pool_size = ThreadPoolExecutor(len(others), thread_name_prefix="lockstep"), len(others)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        try:
-            followers = [self.pool.submit(_on_one_thread, part.run, members, first, n, bs, pace, False)
-                         for part, members in others]
-            try:
-                finite.update(lead_part.run(lead_members, first, n, bs, pace, lead=True))
-            finally:
-                wait(followers)  # they stop where the lead did (pace.end), also when it failed
-            for follower in followers:
-                finite.update(follower.result())  # a part's error, raised here
+        try:  # threads for one epoch: none outlives the group's training
+            with ThreadPoolExecutor(len(others), thread_name_prefix="lockstep") as pool:
+                followers = [pool.submit(_on_one_thread, part.run, members, first, n, bs, pace, False)
+                             for part, members in others]
+                try:
+                    finite.update(lead_part.run(lead_members, first, n, bs, pace, lead=True))
+                finally:
+                    wait(followers)  # they stop where the lead did (pace.end), also when it failed
+                for follower in followers:
+                    finite.update(follower.result())  # a part's error, raised here
         finally:
             torch.set_num_threads(threads)
 
