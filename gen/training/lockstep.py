@@ -8,12 +8,18 @@ hand-written backward for a chain of Linear layers (``fc``, ``mlp``) and by ``to
 for any other model.  A small net on one CPU thread spends most of a step in per-operation
 overhead, which the stack shares K ways.  On CPU a group uses its threads (gen.training.loop.cpu_threads:
 up to one per member) by splitting its members into one part per thread, each part a stack of its
-own trained in its own thread on one intra-op thread, the parts kept at one step: a step's products
-at small widths (8 × 64×784×64 at H = 64) gain little from a second intra-op thread, whose
-wake-ups cost more than they save, while two parts of 4 ran an epoch in 0.22 s against 0.32 s for
-one part of 8 on one thread (fc H = 64, 10,000 images, load average 1.8, each part's thread busy
-0.20 s).  Results do not depend on the split but for a member whose learning rate differs from its
-part's first member's (below): its update is rescaled from that member's, to float rounding.
+own trained in its own thread on one intra-op thread, the parts kept at one step.  A step's products
+at small widths (8 × 64×784×64 at H = 64) gain little from a second intra-op thread: with two, an
+epoch's main thread still ran 0.28 s of the 0.32 s it ran alone, its helper another 0.2 s, so wall
+time hardly moved; two parts of 4 ran an epoch in 0.22 s against 0.32 s for one part of 8 on one
+thread, each part's thread busy 0.20 s (fc H = 64, 10,000 images, load average 1.8).  The speed
+benchmark (``--only ensemble``; 8 runs one after another on one thread each, against the group on
+two threads and on one): 2.46× and 2.26× at H = 64 (load average 1.4; H = 256 and 1024 in that run,
+as the load rose to 2.0 and 3.8: 0.77× and 1.01×); the same epochs timed alone, best wall time of 3
+(2 at H = 1024): 3.42× and 2.33× at H = 64 (load 1.8), 1.92× and 1.04× at H = 256 (load 2.3),
+1.87× and 1.02× at H = 1024 (load 2.0).  Results do not depend on the split but for a member whose learning
+rate differs from its part's first member's (below): its update is rescaled from that member's, to
+float rounding.
 
 Why the results equal training each run alone (to float tolerance; bit-identical in the tests'
 configs): every supported optimizer (:data:`ELEMENTWISE`) updates each weight from that weight's
