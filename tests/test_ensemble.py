@@ -200,3 +200,29 @@ def test_a_group_split_into_one_part_per_thread_ends_as_one_stack_does(optimizer
                                     for row, split_row in zip(one["history"], split["history"])]
         for name, value in weights_one.items():
             torch.testing.assert_close(weights_split[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("failing", ["lead", "follower"])
+def test_a_part_that_fails_stops_its_group_with_the_error_and_no_thread_waits_for_ever(failing, monkeypatch):
+    """The parts of a group run in threads (gen.training.lockstep): an error in the part that asks for
+    stop requests (the lead) or in one that follows it ends the epoch with that error."""
+    from gen.run import build_run
+    from gen.training import lockstep
+
+    monkeypatch.setenv("GEN_CPU_THREADS", "2")
+    overrides = ["dataset.train_size=200", "model.hidden_units=8", "trainer.max_epochs=1", "trainer.progress=false"]
+    trainers = [build_run(compose_config([*overrides, f"seed={s}"])).trainer for s in range(4)]
+    group = lockstep.Lockstep(trainers, compose_config(overrides))
+    assert len(group.parts) == 2
+    broken = group.parts[0 if failing == "lead" else 1]
+    steps = iter(range(10 ** 6))
+
+    def gradients_then_failure(xb, yb, working=broken.gradients):
+        if next(steps) == 1:
+            raise RuntimeError(f"{failing} failed")
+        return working(xb, yb)
+
+    broken.gradients = gradients_then_failure
+    with pytest.raises(RuntimeError, match=f"{failing} failed"):
+        group.train_epoch(trainers)

@@ -137,8 +137,9 @@ class Lockstep:
                              for part, members in others]
                 try:
                     finite.update(lead_part.run(lead_members, first, n, bs, pace, lead=True))
-                finally:
-                    wait(followers)  # they stop where the lead did (pace.end), also when it failed
+                finally:  # the others stop where the lead did, also when it failed
+                    pace.end()
+                    wait(followers)
                 for follower in followers:
                     finite.update(follower.result())  # a part's error, raised here
         finally:
@@ -173,7 +174,7 @@ class _Pace:
         return self.stop is not None
 
     def end(self) -> None:
-        """The lead part's epoch ended (or failed): the others stop where it did."""
+        """The lead part's epoch ended (or failed): the others stop where it did (at the latest)."""
         with self.condition:
             if self.stop is None:
                 self.stop = self.taken
@@ -254,19 +255,15 @@ class _Part:
         x_order, y_order = perms + self.x_offsets, perms + self.y_offsets  # rows of x_train and y_train
         x_batch, y_batch = self._batch_buffers(bs)
         losses = []
-        try:
-            for step, i in enumerate(range(first, n, bs)):
-                if not lead and not pace.may_take(step):
-                    break
-                xb = _take(self.x_train, x_order[:, i:i + bs], x_batch)
-                yb = _take(self.y_train, y_order[:, i:i + bs], y_batch)
-                losses.append(self.gradients(xb, yb))
-                self._update()
-                if lead and pace.lead_took():
-                    break
-        finally:
-            if lead:
-                pace.end()
+        for step, i in enumerate(range(first, n, bs)):
+            if not lead and not pace.may_take(step):
+                break
+            xb = _take(self.x_train, x_order[:, i:i + bs], x_batch)
+            yb = _take(self.y_train, y_order[:, i:i + bs], y_batch)
+            losses.append(self.gradients(xb, yb))
+            self._update()
+            if lead and pace.lead_took():
+                break
         sums = torch.stack(losses).sum(0) if losses else torch.zeros(len(self.trainers), device=self.device)
         finite = torch.isfinite(sums).tolist()
         return {id(t): finite[k] for k, t in enumerate(self.trainers) if self.running[k]}
