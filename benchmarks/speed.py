@@ -250,13 +250,17 @@ def bench_ensemble(root: Path, members: int, hiddens: list[int], train_size: int
                                                        f"trainer.device={device.type}"])) for seed in range(members)]
         alone = [build_ours(cfgs[0])[0]]
         alone += [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs[1:]]
-        members_together = [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs]
-        together = Lockstep(members_together, cfgs[0])
+        # two groups, one trained on the group's threads and one on a single thread: a group trains in one
+        # part per thread (gen.training.lockstep) and rebuilds its parts when the thread count changes
+        groups = {}
+        for threads in sorted({group_threads, 1} if device.type == "cpu" else {group_threads}):
+            members_together = [build_ours(cfg, data=alone[0].data)[0] for cfg in cfgs]
+            groups[threads] = (Lockstep(members_together, cfgs[0]), members_together)
         samples = members * len(alone[0].data.x_train)
         flop = 6 * sum(p.numel() for p in alone[0].model.parameters()) * samples
 
-        def lockstep_epoch(threads: int, together=together, members_together=members_together,
-                           samples=samples) -> float:  # bound now: the loop rebinds these names
+        def lockstep_epoch(threads: int, groups=groups, samples=samples) -> float:  # bound now: the loop
+            together, members_together = groups[threads]                            # rebinds these names
             with _threads(threads):
                 sync()
                 start = time.perf_counter()
@@ -524,6 +528,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="10,000 images, 5 jobs, 1,000 runs: a smoke test")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     parser.add_argument("--repeats", type=int, default=3, help="epochs of ours and bare per width (best kept)")
+    parser.add_argument("--ensemble-hiddens", default="64,256,1024", help="the ensemble section's widths H")
     parser.add_argument("--measure-sets", default="default,all")
     parser.add_argument("--measure-budget", type=int, default=300, help="seconds before a measure set is cut off")
     parser.add_argument("--out", type=Path, help="the JSON file (default benchmarks/results/<host>-<date>.json)")
@@ -579,8 +584,8 @@ def run_sections(sections, args, results, root, workdir, jobs, runs) -> None:
     if "ensemble" in sections:
         print(f"trainer.ensemble={ENSEMBLE_MEMBERS}: one epoch of {ENSEMBLE_MEMBERS} runs on 10,000 images, CPU:",
               flush=True)
-        results["ensemble"] = bench_ensemble(root, ENSEMBLE_MEMBERS, [64, 256, 1024], 10_000, args.repeats,
-                                             torch.device("cpu"))
+        hiddens = [int(h) for h in args.ensemble_hiddens.split(",")]
+        results["ensemble"] = bench_ensemble(root, ENSEMBLE_MEMBERS, hiddens, 10_000, args.repeats, torch.device("cpu"))
     if "measures" in sections:
         print("measure sets on a trained fc H=1024:", flush=True)
         results["measures"] = bench_measures(root, args.measure_sets.split(","), 1024, args.measure_budget)

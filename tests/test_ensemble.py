@@ -175,3 +175,54 @@ def test_a_lockstep_group_stopped_mid_epoch_resumes_to_its_uninterrupted_result(
         assert column(resumed, "step") == column(expected, "step")
         for name, value in weights_expected.items():
             torch.testing.assert_close(weights_resumed[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_group_split_into_one_part_per_thread_ends_as_one_stack_does(optimizer, tmp_path, monkeypatch):
+    """On CPU a group trains in one part per thread (gen.training.lockstep), the parts side by side in
+    threads: with one thread (one stack of 4) and with three (parts of 2 and 2), its members end with
+    the same records and weights, bit for bit (they share the learning rate: nothing is rescaled)."""
+    variants = [BASE + OPTIMIZERS[optimizer] + [f"optimizer.lr={LEAD_LR[optimizer] / 3}", f"seed={seed}"]
+                + (["corruption=labels", "corruption.prob=0.5"] if seed == 2 else []) for seed in range(4)]
+    from gen.training import lockstep
+
+    split, parts = lockstep.Lockstep._split, []
+    monkeypatch.setattr(lockstep.Lockstep, "_split", lambda self, count: parts.append(split(self, count)) or parts[-1])
+    outcomes = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("GEN_CPU_THREADS", threads)
+        group = [member(v + ["trainer.ensemble=4"], tmp_path / threads / str(i)) for i, v in enumerate(variants)]
+        train_group(group)
+        outcomes[threads] = [outcome(m.run_dir) for m in group]
+    assert [[len(part.trainers) for part in split_into] for split_into in parts] == [[4], [2, 2]]
+    for (one, weights_one), (split, weights_split) in zip(outcomes["1"], outcomes["3"]):
+        assert split["history"] == [{**row, "seconds": split_row["seconds"]}
+                                    for row, split_row in zip(one["history"], split["history"])]
+        for name, value in weights_one.items():
+            torch.testing.assert_close(weights_split[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("failing", ["lead", "follower"])
+def test_a_part_that_fails_stops_its_group_with_the_error_and_no_thread_waits_for_ever(failing, monkeypatch):
+    """The parts of a group run in threads (gen.training.lockstep): an error in the part that asks for
+    stop requests (the lead) or in one that follows it ends the epoch with that error."""
+    from gen.run import build_run
+    from gen.training import lockstep
+
+    monkeypatch.setenv("GEN_CPU_THREADS", "2")
+    overrides = ["dataset.train_size=200", "model.hidden_units=8", "trainer.max_epochs=1", "trainer.progress=false"]
+    trainers = [build_run(compose_config([*overrides, f"seed={s}"])).trainer for s in range(4)]
+    group = lockstep.Lockstep(trainers, compose_config(overrides))
+    assert len(group.parts) == 2
+    broken = group.parts[0 if failing == "lead" else 1]
+    steps = iter(range(10 ** 6))
+
+    def gradients_then_failure(xb, yb, working=broken.gradients):
+        if next(steps) == 1:
+            raise RuntimeError(f"{failing} failed")
+        return working(xb, yb)
+
+    broken.gradients = gradients_then_failure
+    with pytest.raises(RuntimeError, match=f"{failing} failed"):
+        group.train_epoch(trainers)

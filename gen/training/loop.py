@@ -16,8 +16,8 @@ microseconds), the per-step losses are kept as tensors and summed once per epoch
 no device sync, no extra kernel), and the plain step skips SAM's closure.  On CPU, training uses
 :func:`cpu_threads` intra-op threads (one by default for a run alone): a small run's GEMMs barely
 profit from a second thread, and studies run many jobs side by side, so one thread per job is the
-throughput choice.  A lockstep group's stacked products are large enough to share, so it takes a
-thread per member up to the usable cores.
+throughput choice.  A lockstep group takes a thread per member up to the usable cores and trains
+one part of its members on each (gen.training.lockstep).
 """
 import contextlib
 import logging
@@ -350,7 +350,7 @@ def _report(bar: Progress, trainers: list[Trainer]) -> None:
 def cpu_threads(members: int = 1) -> int:
     """Intra-op threads for CPU training: ``$GEN_CPU_THREADS`` if set (0: leave as is); else 1 for a
     run alone, and for a lockstep group of ``members`` runs one per member up to the cores this
-    process may use (its stacked products are large enough to share; gen sets OpenMP's waiting
+    process may use (it trains one part of its members per thread, side by side; gen sets OpenMP's waiting
     threads to sleep, gen/__init__.py, so a second thread costs little when another process holds a core)."""
     value = os.environ.get(CPU_THREADS_ENV, "").strip()
     if not value:
