@@ -7,9 +7,10 @@ cuts the sweep into units (gen.sweeps.ensemble.units): a lockstep group of ``tra
 one unit, trained on one worker; every other run is a unit of its own.  Each unit goes to the next free
 worker.  A sweep of a single unit, or ``n_jobs=1``, runs in this process, as ``sequential`` does.
 
-Start-up: the workers are forked from a fork server, started as the launch begins: it imports gen's
-training code (torch and torch._dynamo: 3-5 s of CPU) once for all of them while this process composes
-the jobs' configs, and each worker lives for the whole sweep, training unit after unit.  Forking this
+Start-up: the workers are forked from a fork server (gen.sweeps.fork_server), started as the launch
+begins: it imports gen's training code (torch and torch._dynamo: 3-5 s of CPU) once for all of them while
+this process composes the jobs' configs, and each worker lives for the whole sweep, training unit after
+unit.  The server leaves without tearing down its modules once this process has exited.  Forking this
 process instead would put those imports after the composing (10 runs of 0.3 s each on 2 cores: 16.9 s
 against 12.0 s from the fork server, one interleaved run, load average 1.9), and on a GPU machine this
 process has asked CUDA for the GPU count, so a fork of it could not use CUDA.  A fresh interpreter per
@@ -36,9 +37,7 @@ from hydra_plugins.gen_launchers.sequential_launcher import SequentialLauncher
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
-# What the workers' parent imports once for all of them: gen's training code, and torch._dynamo, which every
-# torch optimizer imports when it is built (2-3 s, the most of a small run's first job)
-PRELOAD = ["gen.cli", "gen.run", "torch._dynamo", __name__]
+PRELOAD = ["gen.sweeps.fork_server", __name__]  # what the fork server imports once for all workers
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # gen.training.checkpoint's
 
 
