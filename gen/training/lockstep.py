@@ -14,14 +14,11 @@ epoch's main thread still ran 0.28 s of the 0.32 s it ran alone, its helper anot
 time hardly moved; two parts of 4 ran an epoch in 0.22 s against 0.32 s for one part of 8 on one
 thread, each part's thread busy 0.20 s (fc H = 64, 10,000 images, load average 1.8).  The speed
 benchmark (``--only ensemble``; 8 runs one after another on one thread each, against the group on
-two threads and on one): 2.46× and 2.26× at H = 64 (load average 1.4; H = 256 and 1024 in that run,
-as the load rose to 2.0 and 3.8: 0.77× and 1.01×); in another, at load 2.2–2.4 throughout, 2.25× and
-2.03×, 1.25× and 1.19×, 1.61× and 0.92× at H = 64, 256, 1024; the same epochs timed alone, best wall
-time of 3 (2 at H = 1024): 3.42× and 2.33× at H = 64 (load 1.8), 1.92× and 1.04× at H = 256 (load
-2.3), 1.87× and 1.02× at H = 1024 (load 2.0).  Two busy cores of two leave the second part's thread
-waiting, hence the spread.  Results do not depend on the split but for a member whose learning
-rate differs from its part's first member's (below): its update is rescaled from that member's, to
-float rounding.
+two threads and on one): 3.18×, 2.01×, 1.93× at H = 64, 256, 1024 on 2 quiet cores (the README's
+table, benchmarks/results/vm-20261203-lockstep-parts.json); with the other core busy the second part's
+thread waits, and the gain falls to the one-thread figures (vm-20261203-lockstep-loaded-*.json).
+Results do not depend on the split but for a member whose learning rate differs from its part's first
+member's (below): its update is rescaled from that member's, to float rounding.
 
 Why the results equal training each run alone (to float tolerance; bit-identical in the tests'
 configs): every supported optimizer (:data:`ELEMENTWISE`) updates each weight from that weight's
